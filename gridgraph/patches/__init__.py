@@ -1,0 +1,23 @@
+"""Node patches: extraction (uint8, foreground only) and batch-time transforms."""
+from .extract import extract_patches, section_patches
+from .transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Normalize,
+    RandomDihedral,
+    dihedral,
+    normalize,
+    random_dihedral,
+)
+
+__all__ = [
+    "extract_patches",
+    "section_patches",
+    "normalize",
+    "Normalize",
+    "dihedral",
+    "random_dihedral",
+    "RandomDihedral",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+]

@@ -1,0 +1,97 @@
+"""Cut a fixed window around every node of a section into a uint8 patch stack."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..io.image import ImageLike, as_array
+
+
+def _window(img: np.ndarray, x0: int, y0: int, w: int) -> np.ndarray:
+    """``(w, w, 3)`` crop with top-left ``(x0, y0)``, edge-padded where it leaves the image."""
+    h_img, w_img = img.shape[:2]
+    xa, ya = max(x0, 0), max(y0, 0)
+    xb, yb = min(x0 + w, w_img), min(y0 + w, h_img)
+    if xa >= xb or ya >= yb:  # entirely outside: replicate the nearest border pixel
+        cx, cy = min(max(x0, 0), w_img - 1), min(max(y0, 0), h_img - 1)
+        return np.broadcast_to(img[cy, cx], (w, w, 3))
+    crop = img[ya:yb, xa:xb]
+    pad = ((ya - y0, y0 + w - yb), (xa - x0, x0 + w - xb), (0, 0))
+    if any(p for pair in pad for p in pair):
+        crop = np.pad(crop, pad, mode="edge")
+    return crop
+
+
+def extract_patches(
+    image: ImageLike,
+    pixel_pos,
+    window_px: float,
+    patch_size: Optional[int] = None,
+    chunk_size: int = 256,
+) -> torch.Tensor:
+    """Patches centred on each node.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 array, :class:`~gridgraph.io.image.LazyImage` or image path.
+        pixel_pos: ``(N, 2)`` pixel ``(x, y)`` of the node centres.
+        window_px: side of the square window cut around each centre, in image pixels (rounded,
+            at least 1). Past the image border the edge pixels are repeated.
+        patch_size: side ``P`` of the returned patches; windows are resized to it (bilinear,
+            antialiased). Defaults to the window size.
+        chunk_size: windows resized at a time (bounds the float working memory).
+
+    Returns:
+        ``(N, 3, P, P)`` uint8 tensor. Only node windows are cut: no dense grid of background.
+    """
+    img = as_array(image)
+    pos = np.asarray(pixel_pos, dtype=np.float64).reshape(-1, 2)
+    if not np.all(np.isfinite(pos)):
+        raise ValueError("pixel_pos holds NaN or infinite coordinates")
+    w = max(int(round(float(window_px))), 1)
+    p = w if patch_size is None else int(patch_size)
+    if p < 1:
+        raise ValueError(f"patch_size must be positive, got {patch_size}")
+    out = torch.empty((len(pos), 3, p, p), dtype=torch.uint8)
+    corners = np.floor(pos - w / 2.0 + 0.5).astype(np.int64)
+    for start in range(0, len(pos), chunk_size):
+        idx = range(start, min(start + chunk_size, len(pos)))
+        crops = np.stack([_window(img, corners[i, 0], corners[i, 1], w) for i in idx])
+        chunk = torch.from_numpy(crops).permute(0, 3, 1, 2)
+        if p != w:
+            chunk = F.interpolate(
+                chunk.float(), size=(p, p), mode="bilinear", antialias=True, align_corners=False
+            )
+            chunk = chunk.round_().clamp_(0, 255).to(torch.uint8)
+        out[start : start + len(idx)] = chunk
+    return out
+
+
+def section_patches(
+    section,
+    patch_size: int,
+    window_px: Optional[float] = None,
+    window_um: Optional[float] = None,
+    window_spots: Optional[float] = None,
+) -> torch.Tensor:
+    """Patches of every node of a :class:`~gridgraph.io.Section`; give exactly one window size.
+
+    ``window_um`` converts micrometres with the section's known spot diameter (Visium: 55 um),
+    ``window_spots`` is a multiple of the spot diameter in pixels.
+    """
+    given = [v is not None for v in (window_px, window_um, window_spots)]
+    if sum(given) != 1:
+        raise ValueError("give exactly one of window_px, window_um, window_spots")
+    if window_um is not None:
+        if section.microns_per_px is None:
+            raise ValueError(
+                f"section {section.name}: window_um needs spot_diameter_px and spot_diameter_um"
+            )
+        window_px = window_um / section.microns_per_px
+    elif window_spots is not None:
+        if not section.spot_diameter_px:
+            raise ValueError(f"section {section.name}: window_spots needs spot_diameter_px")
+        window_px = window_spots * section.spot_diameter_px
+    return extract_patches(section.load_image(), section.pixel_pos.numpy(), window_px, patch_size)

@@ -1,0 +1,35 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GRIDGRAPH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def _require(sub: str) -> Path:
+    path = SHARED / sub
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} is absent (set GRIDGRAPH_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of ../shared/data; the test is skipped with the reason when it is absent."""
+    return _require("")
+
+
+@pytest.fixture(scope="session")
+def dlpfc_dir() -> Path:
+    return _require("dlpfc")
+
+
+@pytest.fixture(scope="session")
+def her2st_dir() -> Path:
+    return _require("her2st")
+
+
+@pytest.fixture(scope="session")
+def crchisto_dir() -> Path:
+    return _require("crchisto")
