@@ -1,0 +1,36 @@
+"""Tiny helpers shared by the benchmark scripts: timing and Markdown tables."""
+from __future__ import annotations
+
+import platform
+import time
+from typing import Callable, Sequence
+
+import torch
+
+
+def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Smallest wall time of ``repeat`` calls, in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def machine() -> str:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {gpu}"
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+
+from gridgraph.patches import (
+    Normalize,
+    RandomDihedral,
+    dihedral,
+    extract_patches,
+    normalize,
+    random_dihedral,
+    section_patches,
+)
+from gridgraph.synthetic import make_section
+
+
+def ramp_image(h=10, w=12):
+    return np.arange(h * w * 3, dtype=np.int64).reshape(h, w, 3).astype(np.uint8)
+
+
+def test_interior_window_is_exact_crop():
+    img = ramp_image()
+    p = extract_patches(img, [[5, 4]], window_px=4)
+    assert p.shape == (1, 3, 4, 4) and p.dtype == torch.uint8
+    expect = torch.from_numpy(img[2:6, 3:7]).permute(2, 0, 1)
+    assert torch.equal(p[0], expect)
+
+
+def test_border_windows_repeat_edge_pixels():
+    img = ramp_image()
+    p = extract_patches(img, [[0, 0]], window_px=4)[0]
+    crop = np.pad(img[0:2, 0:2], ((2, 0), (2, 0), (0, 0)), mode="edge")
+    assert torch.equal(p, torch.from_numpy(crop).permute(2, 0, 1))
+    far = extract_patches(img, [[100, -50]], window_px=3)[0]
+    assert (far == torch.from_numpy(img[0, 11]).view(3, 1, 1)).all()
+
+
+def test_resize_keeps_constant_colour_and_shape():
+    img = np.full((50, 60, 3), (10, 120, 250), dtype=np.uint8)
+    p = extract_patches(img, np.array([[30.0, 25.0], [2.0, 2.0]]), window_px=20, patch_size=8)
+    assert p.shape == (2, 3, 8, 8)
+    assert (p[:, 0] == 10).all() and (p[:, 1] == 120).all() and (p[:, 2] == 250).all()
+
+
+def test_section_patches_units():
+    s = make_section("cartesian", seed=0)
+    a = section_patches(s, patch_size=8, window_px=16)
+    b = section_patches(s, patch_size=8, window_spots=1.0)
+    c = section_patches(s, patch_size=8, window_um=100.0)
+    assert a.shape == (s.num_nodes, 3, 8, 8)
+    assert torch.equal(a, b) and torch.equal(a, c)
+    with pytest.raises(ValueError, match="exactly one"):
+        section_patches(s, 8)
+    with pytest.raises(ValueError, match="NaN"):
+        extract_patches(np.zeros((4, 4, 3), np.uint8), [[np.nan, 1]], 2)
+
+
+def test_normalize_values():
+    x = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
+    y = normalize(x)
+    torch.testing.assert_close(y[0, :, 0, 0], torch.tensor([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225]))
+    assert torch.equal(Normalize()(x), y) and "Normalize" in repr(Normalize())
+    with pytest.raises(ValueError, match="shape"):
+        normalize(torch.zeros(3, 2, 2, dtype=torch.uint8))
+
+
+def test_dihedral_group():
+    x = torch.arange(2 * 1 * 3 * 3).view(2, 1, 3, 3)
+    outs = {tuple(dihedral(x[:1], k, f).flatten().tolist()) for k in range(4) for f in (False, True)}
+    assert len(outs) == 8
+    assert torch.equal(dihedral(dihedral(x, 1, False), 3, False), x)
+    assert torch.equal(dihedral(x, 0, True), x.flip(-1))
+    gen = torch.Generator().manual_seed(0)
+    y = random_dihedral(x, gen)
+    assert y.shape == x.shape
+    for i in range(2):  # each output is some dihedral image of its own input
+        assert any(torch.equal(y[i], dihedral(x[i], k, f)) for k in range(4) for f in (False, True))
+    assert repr(RandomDihedral()) == "RandomDihedral()"
