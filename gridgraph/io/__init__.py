@@ -1,5 +1,29 @@
 """Readers and writers: Space Ranger, classic ST, spot tables, nuclei CSVs, AnnData, Loupe CSV."""
+from .anndata_io import read_anndata
 from .image import LazyImage, read_image, to_rgb_uint8
+from .nuclei import read_nuclei_csv
 from .section import Section, encode_labels
+from .spaceranger import read_barcode_labels, read_scalefactors, read_spaceranger
+from .spot_table import read_class_names, read_spot_table
+from .st_tsv import read_st_tsv
+from .writers import read_loupe_csv, read_predictions, write_loupe_csv, write_predictions
 
-__all__ = ["Section", "encode_labels", "LazyImage", "read_image", "to_rgb_uint8"]
+__all__ = [
+    "Section",
+    "encode_labels",
+    "LazyImage",
+    "read_image",
+    "to_rgb_uint8",
+    "read_spaceranger",
+    "read_scalefactors",
+    "read_barcode_labels",
+    "read_st_tsv",
+    "read_spot_table",
+    "read_class_names",
+    "read_nuclei_csv",
+    "read_anndata",
+    "write_loupe_csv",
+    "read_loupe_csv",
+    "write_predictions",
+    "read_predictions",
+]

@@ -1,0 +1,151 @@
+"""Writers (Loupe Browser CSV, prediction tables) and the matching readers.
+
+Every write is atomic: the file appears complete or not at all (temporary file + rename).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .atomic import atomic_write
+from .tables import PathLike, read_table
+
+
+def _delimiter(path: PathLike) -> str:
+    return "\t" if Path(path).suffix.lower() in (".tsv", ".tab", ".txt") else ","
+
+
+def _name(v) -> Optional[str]:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    s = str(v).strip()
+    return s or None
+
+
+def write_loupe_csv(
+    path: PathLike, barcodes: Sequence[str], names: Sequence, category: str = "Annotation"
+) -> Path:
+    """Write spot annotations as a Loupe Browser CSV: header ``Barcode,<category>``.
+
+    Args:
+        path: output file (parent folders are created).
+        barcodes: ``N`` spot barcodes.
+        names: ``N`` class names; ``None``/empty entries (unlabeled spots) are left out, which Loupe
+            reads as unassigned.
+        category: the annotation's name in Loupe (the second column's header).
+
+    Returns the path. Round trip: ``read_spaceranger(..., labels=path)`` gives the same labels.
+    """
+    barcodes = [str(b) for b in barcodes]
+    names = list(names)
+    if len(barcodes) != len(names):
+        raise ValueError(f"{path}: {len(barcodes)} barcodes but {len(names)} names")
+    if not str(category).strip() or str(category).strip().lower() == "barcode":
+        raise ValueError(f"{path}: category must be a non-empty name other than 'Barcode'")
+    with atomic_write(path, "w") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(["Barcode", category])
+        for b, n in zip(barcodes, names):
+            n = _name(n)
+            if n is not None:
+                out.writerow([b, n])
+    return Path(path)
+
+
+def read_loupe_csv(path: PathLike) -> dict:
+    """Read a Loupe Browser CSV (header ``Barcode,<Category>``) as ``{barcode: name}``.
+
+    Rows with an empty name are left out (unlabeled). Duplicated barcodes raise ``ValueError``.
+    """
+    table = read_table(path, header=True, delimiter=",", what="Loupe CSV")
+    if len(table.columns) != 2 or table.columns[0].lower() != "barcode":
+        raise ValueError(
+            f"{table.path}: expected a Loupe CSV with header 'Barcode,<Category>', got {table.columns}"
+        )
+    barcodes = table.unique_text(0)
+    return {b: n for b, n in zip(barcodes, table.text(1)) if n}
+
+
+def write_predictions(
+    path: PathLike,
+    ids: Sequence[str],
+    labels: Sequence,
+    probabilities=None,
+    classes: Optional[Sequence[str]] = None,
+    precision: int = 6,
+) -> Path:
+    """Write per-node predictions: columns ``id``, ``label`` and one probability column per class.
+
+    Args:
+        path: output file; tab-separated for ``.tsv``/``.txt``, comma-separated otherwise.
+        ids: ``N`` node ids (barcodes).
+        labels: ``N`` predicted labels, either int class indices (``-1`` = none, written empty)
+            or class names.
+        probabilities: optional ``(N, K)`` array/tensor; column ``k`` is headed ``classes[k]``.
+        classes: ``K`` class names (required for int labels or probabilities).
+        precision: significant digits of the probabilities.
+
+    Returns the path.
+    """
+    ids = [str(i) for i in ids]
+    labels = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+    if len(labels) != len(ids):
+        raise ValueError(f"{path}: {len(ids)} ids but {len(labels)} labels")
+    classes = None if classes is None else [str(c) for c in classes]
+    names = []
+    for v in labels:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            if classes is None:
+                raise ValueError(f"{path}: integer labels need classes=")
+            if not -1 <= v < len(classes):
+                raise ValueError(f"{path}: label {v} outside -1..{len(classes) - 1}")
+            names.append("" if v < 0 else classes[v])
+        else:
+            names.append(_name(v) or "")
+    probs = None
+    if probabilities is not None:
+        if classes is None:
+            raise ValueError(f"{path}: probabilities need classes=")
+        if hasattr(probabilities, "detach"):
+            probabilities = probabilities.detach().cpu().numpy()
+        probs = np.asarray(probabilities, dtype=np.float64)
+        if probs.shape != (len(ids), len(classes)):
+            raise ValueError(
+                f"{path}: probabilities have shape {probs.shape}; expected ({len(ids)}, {len(classes)})"
+            )
+        clash = {"id", "label"} & {c.lower() for c in classes}
+        if clash:
+            raise ValueError(f"{path}: class names {sorted(clash)} clash with the id/label columns")
+    with atomic_write(path, "w") as fh:
+        out = csv.writer(fh, delimiter=_delimiter(path), lineterminator="\n")
+        out.writerow(["id", "label"] + (classes if probs is not None else []))
+        for k, (i, n) in enumerate(zip(ids, names)):
+            row = [i, n]
+            if probs is not None:
+                row += [format(p, f".{precision}g") for p in probs[k]]
+            out.writerow(row)
+    return Path(path)
+
+
+def read_predictions(path: PathLike):
+    """Read a table written by :func:`write_predictions`.
+
+    Returns ``(ids, names, probabilities, classes)``: ``names`` holds ``None`` where no label was
+    written; ``probabilities`` is ``(N, K)`` float64 (``None`` and ``classes == []`` when the
+    table has no probability columns).
+    """
+    table = read_table(path, header=True, delimiter=_delimiter(path), what="predictions table")
+    if [c.lower() for c in table.columns[:2]] != ["id", "label"]:
+        raise ValueError(
+            f"{table.path}: expected columns 'id', 'label', then one per class; found {table.columns}"
+        )
+    ids = table.unique_text(0)
+    names = [n or None for n in table.text(1)]
+    classes = table.columns[2:]
+    probs = None
+    if classes:
+        probs = np.stack([table.numeric(k) for k in range(2, len(table.columns))], axis=1)
+    return ids, names, probs, classes

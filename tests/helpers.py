@@ -1,0 +1,51 @@
+"""Small builders shared by the training, pipeline and CLI tests."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from gridgraph.config import make_config
+
+
+def tiny_config(tmp_path: Path, **train) -> dict:
+    """A run that trains in about a second: tiny synthetic hex sections, 16 px patches."""
+    t = {"epochs_f": 1, "epochs_g": 2, "epochs_joint": 1, "batch_size": 32, "chunk_size": 16,
+         "progress": False, "lr": 3e-3, **train}
+    return make_config({
+        "output": str(tmp_path / "run"),
+        "data": {"reader": "synthetic", "options": {"layout": "hex", "shape": [8, 16], "n_classes": 3},
+                 "train": [0, 1, 2], "val": [3], "test": [4]},
+        "patches": {"patch_size": 16, "window_spots": 1.0},
+        "f": {"name": "gridnet_simple", "kwargs": {"stage_channels": [8, 8, 16, 16], "stem_channels": 8,
+                                                 "blocks": [1, 1, 1, 1]}},
+        "g": {"name": "gcn", "kwargs": {"hidden_channels": 8, "num_layers": 2}},
+        "train": t,
+    })
+
+
+def write_spaceranger(section, folder: Path, scale: float = 0.5) -> Path:
+    """Write a synthetic hex section as a Space Ranger 1.x ``spatial/`` folder.
+
+    Full-resolution pixels are the section's pixels / ``scale``; the lowres image is the section's
+    image, so ``tissue_lowres_scalef = scale``.
+    """
+    spatial = folder / "spatial"
+    spatial.mkdir(parents=True)
+    Image.fromarray(section.load_image()).save(spatial / "tissue_lowres_image.png")
+    full = section.pixel_pos.numpy() / scale
+    with open(spatial / "tissue_positions_list.csv", "w") as fh:
+        for b, r, c, (x, y) in zip(section.barcodes, section.array_row, section.array_col, full):
+            fh.write(f"{b},1,{r},{c},{y:.6f},{x:.6f}\n")
+        fh.write("AAAA-outside,0,0,1,0,0\n")
+    (spatial / "scalefactors_json.json").write_text(json.dumps({
+        "tissue_lowres_scalef": scale, "spot_diameter_fullres": section.spot_diameter_px / scale,
+        "fiducial_diameter_fullres": 1.0, "tissue_hires_scalef": scale,
+    }))
+    return folder
+
+
+def state_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
