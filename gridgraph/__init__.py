@@ -13,3 +13,21 @@ __all__ = [
     "radius_graph",
     "collate",
 ]
+
+from .baselines import resnet34_seg
+from .correctors import available_correctors, build_corrector, register_corrector
+from .encoders import build_encoder, densenet121, encode, gridnet_simple
+from .model import GridGraphNet, build_model
+
+__all__ += [
+    "GridGraphNet",
+    "build_model",
+    "build_encoder",
+    "build_corrector",
+    "register_corrector",
+    "available_correctors",
+    "encode",
+    "gridnet_simple",
+    "densenet121",
+    "resnet34_seg",
+]

@@ -8,7 +8,6 @@ import argparse
 import json
 import sys
 import warnings
-from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import ConfigError, load_config, make_config
@@ -142,7 +141,10 @@ COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_pred
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # argparse: --help (0) or a usage error (2, already printed)
+        return int(stop.code or 0)
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, ValueError, FileNotFoundError, KeyError) as err:

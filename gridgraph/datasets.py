@@ -6,7 +6,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 
 from .graph import SpotGraph, cartesian_graph, hex_graph, knn_graph, radius_graph

@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GRIDGRAPH_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -33,3 +34,12 @@ def her2st_dir() -> Path:
 @pytest.fixture(scope="session")
 def crchisto_dir() -> Path:
     return _require("crchisto")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Tests use tiny tensors: one intra-op thread avoids OpenMP spinning on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

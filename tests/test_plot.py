@@ -101,8 +101,8 @@ def test_matrix_figures(tmp_path, graphs):
     assert _png_size(tmp_path / "cm2.png") == (150, 100)
     g = graphs["cartesian"]
     out = tmp_path / "adj.png"
-    fig = plot.plot_class_adjacency(_labels(g.num_nodes), CLASSES, edge_index=g.edge_index,
-                                    figsize=(3, 2), dpi=50, path=out)
+    plot.plot_class_adjacency(_labels(g.num_nodes), CLASSES, edge_index=g.edge_index,
+                               figsize=(3, 2), dpi=50, path=out)
     assert _png_size(out) == (150, 100)
     plot.plot_class_adjacency(np.arange(9).reshape(3, 3), CLASSES, normalize=None,
                               path=tmp_path / "adj2.png", figsize=(3, 2), dpi=50)

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm

@@ -1,0 +1,26 @@
+"""Spatial correctors g: node features ``(N, C)`` + graph -> node logits ``(N, K)``.
+
+Build one by name with :func:`build_corrector` (``"conv2d"``, ``"hexconv"``, ``"gcn"``,
+``"gat"``, ``"sage"``) or use the classes directly. Dense correctors need a grid-layout
+:class:`~gridgraph.graph.SpotGraph`; GNN correctors take any ``edge_index``.
+"""
+from .conv2d import Conv2dCorrector, DenseCorrector, GridLayer
+from .gnn import GATCorrector, GCNCorrector, GNNCorrector, SAGECorrector
+from .hexconv import HexConv2d, HexConvCorrector
+from .registry import Corrector, available_correctors, build_corrector, register_corrector
+
+__all__ = [
+    "Corrector",
+    "DenseCorrector",
+    "GridLayer",
+    "Conv2dCorrector",
+    "HexConv2d",
+    "HexConvCorrector",
+    "GNNCorrector",
+    "GCNCorrector",
+    "GATCorrector",
+    "SAGECorrector",
+    "build_corrector",
+    "register_corrector",
+    "available_correctors",
+]

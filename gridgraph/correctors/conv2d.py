@@ -1,0 +1,147 @@
+"""The paper's Cartesian corrector and the dense-grid machinery shared with ``hexconv``.
+
+Dense correctors scatter node features into the ``(B, C, H, W)`` grid of a grid-layout
+:class:`~gridgraph.graph.SpotGraph` (:func:`~gridgraph.graph.dense.to_dense`; cells without a node
+are zero), convolve, and gather the node rows back (:func:`~gridgraph.graph.dense.from_dense`).
+Several sections batch as one dense stack (``collate`` pads every grid to the largest shape).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..graph.dense import from_dense, to_dense
+from ..graph.spot_graph import SpotGraph
+from .registry import Corrector, register_corrector
+
+__all__ = ["GridLayer", "DenseCorrector", "Conv2dCorrector"]
+
+
+class GridLayer(nn.Module):
+    """One convolution of a dense corrector, applied to node features.
+
+    ``(N, C_in)`` -> scatter into ``(B, C_in, H, W)`` with zeros at cells without a node ->
+    ``conv`` -> gather ``(N, C_out)`` -> optional batch-norm -> optional ReLU.
+
+    Gathering after every convolution and scattering before the next one zeroes the background
+    (and batch-padding) cells between layers: their values never leak into nodes, so a node's
+    output depends only on the nodes within the receptive field, and the result of a section is
+    the same alone or in a batch. Batch-norm therefore normalises over nodes only
+    (:class:`torch.nn.BatchNorm1d` on ``(N, C_out)``), never over empty cells.
+    """
+
+    def __init__(self, conv: nn.Module, out_channels: int, batch_norm: bool = False,
+                 relu: bool = False):
+        super().__init__()
+        self.conv = conv
+        self.norm = nn.BatchNorm1d(out_channels) if batch_norm else None
+        self.relu = relu
+
+    def forward(self, h: Tensor, graph: SpotGraph) -> Tensor:
+        h = from_dense(self.conv(to_dense(h, graph)), graph)
+        if self.norm is not None:
+            h = self.norm(h)
+        return F.relu(h) if self.relu else h
+
+    def extra_repr(self) -> str:
+        return f"relu={self.relu}"
+
+
+class DenseCorrector(Corrector):
+    """A stack of :class:`GridLayer` s on the dense grid of a grid-layout :class:`SpotGraph`.
+
+    Subclasses set ``layouts`` (accepted ``graph.layout`` values) and fill ``self.layers``.
+    """
+
+    layouts: Sequence[str] = ("cartesian", "hex")
+
+    def __init__(self, num_classes: int, in_channels: Optional[int] = None):
+        super().__init__(num_classes, in_channels)
+        self.layers = nn.ModuleList()
+
+    def check_graph(self, graph) -> None:
+        """Raise a clear error unless ``graph`` is a SpotGraph of an accepted layout."""
+        name = type(self).__name__
+        if not isinstance(graph, SpotGraph):
+            raise TypeError(
+                f"{name} needs a SpotGraph with a grid layout, got {type(graph).__name__}; "
+                "only the GNN correctors work on a bare edge_index"
+            )
+        if graph.layout not in self.layouts or graph.grid_index is None:
+            hint = (
+                "use a GNN corrector ('gcn', 'gat', 'sage')"
+                if graph.layout == "irregular"
+                else "use 'conv2d' or a GNN corrector"
+            )
+            raise ValueError(
+                f"{name} works on {' or '.join(repr(v) for v in self.layouts)} graphs, got a graph "
+                f"of layout {graph.layout!r}; {hint}"
+            )
+
+    def extra_repr(self) -> str:
+        hidden = getattr(self, "hidden_channels", None)
+        extra = "" if hidden is None else f", hidden_channels={hidden}"
+        if getattr(self, "batch_norm", False):
+            extra += ", batch_norm=True"
+        return super().extra_repr() + extra
+
+    def forward(self, x: Tensor, graph: SpotGraph) -> Tensor:
+        """``(N, in_channels)`` node features -> ``(N, num_classes)`` node logits."""
+        self.check_graph(graph)
+        self._check_features(x, graph.num_nodes)
+        for layer in self.layers:
+            x = layer(x, graph)
+        return x
+
+
+class Conv2dCorrector(DenseCorrector):
+    """The GridNet paper's corrector g on a Cartesian (or any grid-layout) graph.
+
+    Layers (default): Conv 3x3 -> ReLU -> Conv 5x5 -> ReLU -> Conv 5x5 -> ReLU -> Conv 3x3, all
+    with "same" padding; optional node-wise batch-norm before each ReLU. Background cells are
+    zeroed between layers (see :class:`GridLayer`).
+
+    Args:
+        num_classes: K, output channels.
+        in_channels: input node-feature width (default K).
+        hidden_channels: width of the hidden layers. Default ``None`` means K, as in the paper,
+            whose corrector keeps K channels throughout.
+        kernel_sizes: one odd kernel size per layer (default ``(3, 5, 5, 3)``).
+        batch_norm: add :class:`torch.nn.BatchNorm1d` over nodes after every hidden layer.
+        bias: convolution bias (default ``True``).
+
+    Accepts ``"cartesian"`` graphs and, as a plain square-kernel convolution on the HexagDLy grid,
+    ``"hex"`` graphs; irregular graphs raise :class:`ValueError`.
+
+    Shapes: ``x`` ``(N, in_channels)``, ``graph`` a SpotGraph (or a collated batch) -> ``(N, K)``.
+    """
+
+    layouts = ("cartesian", "hex")
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: Optional[int] = None,
+        hidden_channels: Optional[int] = None,
+        kernel_sizes: Sequence[int] = (3, 5, 5, 3),
+        batch_norm: bool = False,
+        bias: bool = True,
+    ):
+        super().__init__(num_classes, in_channels)
+        if len(kernel_sizes) == 0 or any(k % 2 == 0 or k < 1 for k in kernel_sizes):
+            raise ValueError(f"kernel_sizes must be odd positive integers, got {kernel_sizes}")
+        self.hidden_channels = int(num_classes if hidden_channels is None else hidden_channels)
+        self.batch_norm = bool(batch_norm)
+        n = len(kernel_sizes)
+        c_in = self.in_channels
+        for i, k in enumerate(kernel_sizes):
+            last = i == n - 1
+            c_out = self.num_classes if last else self.hidden_channels
+            conv = nn.Conv2d(c_in, c_out, int(k), padding=int(k) // 2, bias=bias)
+            self.layers.append(GridLayer(conv, c_out, batch_norm and not last, relu=not last))
+            c_in = c_out
+
+
+register_corrector("conv2d", Conv2dCorrector)

@@ -1,0 +1,44 @@
+"""Patch encoders f: ``(B, 3, P, P)`` float -> ``(B, K)`` logits, with an embedding.
+
+Every encoder here exposes ``embed(x) -> (B, embedding_dim)``, ``classifier`` (``embedding_dim``
+-> K) and the attributes ``embedding_dim`` and ``num_classes``, so a corrector can take f's
+features instead of its logits. Any other ``nn.Module`` with ``(B, 3, P, P) -> (B, K)`` works as f
+for logits or probabilities.
+"""
+from typing import Any, Callable, Dict
+
+from torch import nn
+
+from .densenet import DenseNetEncoder, densenet121, densenet_tiny, load_densenet_weights
+from .encode import encode, preserve_batchnorm_stats
+from .gridnet_simple import BasicBlock, GridNetSimple, gridnet_simple
+
+ENCODERS: Dict[str, Callable[..., nn.Module]] = {
+    "gridnet_simple": gridnet_simple,
+    "densenet121": densenet121,
+    "densenet_tiny": densenet_tiny,
+}
+
+
+def build_encoder(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
+    """Build the encoder registered as ``name`` (see ``ENCODERS``) with ``num_classes`` outputs."""
+    try:
+        builder = ENCODERS[name]
+    except KeyError:
+        raise ValueError(f"unknown encoder {name!r}; available: {sorted(ENCODERS)}") from None
+    return builder(num_classes, **kwargs)
+
+
+__all__ = [
+    "BasicBlock",
+    "DenseNetEncoder",
+    "ENCODERS",
+    "GridNetSimple",
+    "build_encoder",
+    "densenet121",
+    "densenet_tiny",
+    "encode",
+    "gridnet_simple",
+    "load_densenet_weights",
+    "preserve_batchnorm_stats",
+]

@@ -1,0 +1,176 @@
+"""GridGraphNet: a patch encoder f followed by a spatial corrector g on the section's graph."""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from .encoders import build_encoder, encode
+from .correctors import build_corrector
+from .graph.spot_graph import SpotGraph
+from .patches.transforms import normalize
+
+__all__ = ["GridGraphNet", "GridGraphOutput", "build_model", "G_INPUTS"]
+
+G_INPUTS = ("softmax", "logits", "features")
+
+
+class GridGraphOutput(NamedTuple):
+    """Both stages' node logits, each ``(N, K)``."""
+
+    f_logits: Tensor
+    g_logits: Tensor
+
+
+class GridGraphNet(nn.Module):
+    """GridNet generalised to graphs: ``g(h(f(patches)), graph)``.
+
+    f classifies each node's patch on its own; g corrects the node predictions from their
+    spatial neighbourhood. Only node patches go through f (one per node, in node order): grid
+    cells without a spot never reach it, and dense correctors fill them with zeros afterwards.
+
+    Args:
+        f: patch encoder, ``(B, 3, P, P)`` float -> ``(B, K)`` logits. For
+            ``g_input="features"`` its last step must be a submodule ``f.classifier`` mapping
+            the embedding ``(B, D)`` to the logits (gridgraph encoders and most torchvision
+            classifiers); the embedding is read at the classifier's input during f's own
+            forward pass, so hooks on f see every pass whatever ``g_input``.
+        g: corrector, ``(N, C)`` node features + :class:`~gridgraph.graph.SpotGraph` ->
+            ``(N, K)`` node logits (see :mod:`gridgraph.correctors`).
+        g_input: what g sees: ``"softmax"`` (default, f's class probabilities, as the paper),
+            ``"logits"`` (f's logits) or ``"features"`` (f's embedding, width D).
+        chunk_size: patches per pass of f (default 32; ``None`` for all at once).
+        checkpoint: checkpoint each chunk when training, so f's activation memory is O(chunk)
+            (default ``True``); see :func:`~gridgraph.encoders.encode`.
+        transform: per-chunk patch transform on f's device (default ImageNet normalisation).
+
+    Inputs of :meth:`forward`: ``patches`` ``(N, 3, P, P)`` uint8 (or float), one per node of
+    ``graph`` (a single section or a :func:`~gridgraph.graph.collate` d batch, patches
+    concatenated in the same order). Output: g's node logits ``(N, K)``.
+
+    The halves are also available alone: :meth:`f_outputs` (f's logits and g's input),
+    :meth:`g_outputs` (g on a given input, e.g. cached for two-stage training) and
+    :meth:`forward_f` (f's logits only).
+    """
+
+    def __init__(
+        self,
+        f: nn.Module,
+        g: nn.Module,
+        g_input: str = "softmax",
+        chunk_size: Optional[int] = 32,
+        checkpoint: bool = True,
+        transform: Optional[Callable[[Tensor], Tensor]] = normalize,
+    ):
+        super().__init__()
+        if g_input not in G_INPUTS:
+            raise ValueError(f"g_input must be one of {G_INPUTS}, got {g_input!r}")
+        if g_input == "features":
+            if not isinstance(getattr(f, "classifier", None), nn.Module):
+                raise ValueError(
+                    "g_input='features' needs an f whose last layer is the submodule "
+                    "f.classifier, e.g. gridnet_simple or densenet121"
+                )
+            width = getattr(f, "embedding_dim", getattr(f.classifier, "in_features", None))
+        else:
+            width = getattr(f, "num_classes", None)
+        g_in = getattr(g, "in_channels", None)
+        if width is not None and g_in is not None and int(width) != int(g_in):
+            raise ValueError(
+                f"g takes {g_in} input channels but f gives {width} with g_input={g_input!r}"
+            )
+        self.f = f
+        self.g = g
+        self.g_input = g_input
+        self.chunk_size = chunk_size
+        self.checkpoint = checkpoint
+        self.transform = transform
+
+    def _encode(self, fn, patches: Tensor, device=None):
+        return encode(fn, patches, self.chunk_size, self.checkpoint, self.transform, device)
+
+    def _logits_and_embedding(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """One pass of f on a chunk: its logits and the input of ``f.classifier``."""
+        seen = []
+        handle = self.f.classifier.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+        try:
+            logits = self.f(x)
+        finally:
+            handle.remove()
+        if not seen:
+            raise RuntimeError("f's forward did not call f.classifier")
+        return logits, torch.flatten(seen[-1], 1)
+
+    def forward_f(self, patches: Tensor) -> Tensor:
+        """f's logits alone, ``(N, 3, P, P)`` -> ``(N, K)`` (f-only evaluation or training)."""
+        return self._encode(self.f, patches)
+
+    def forward(
+        self, patches: Tensor, graph: SpotGraph, return_f: bool = False
+    ) -> Union[Tensor, GridGraphOutput]:
+        """g's node logits ``(N, K)``; with ``return_f`` a :class:`GridGraphOutput` of both."""
+        if patches.shape[0] != graph.num_nodes:
+            raise ValueError(
+                f"got {patches.shape[0]} patches for {graph.num_nodes} nodes: f takes exactly "
+                "one patch per node, in node order (no background cells)"
+            )
+        f_logits, x = self.f_outputs(patches)
+        g_logits = self.g(x, graph)
+        return GridGraphOutput(f_logits, g_logits) if return_f else g_logits
+
+    def f_outputs(self, patches: Tensor) -> Tuple[Tensor, Tensor]:
+        """f's logits ``(N, K)`` and g's input (``(N, K)`` or ``(N, D)`` per ``g_input``).
+
+        Chunked and checkpointed like :meth:`forward`.
+        """
+        if self.g_input == "features":
+            device = next(self.f.parameters()).device
+            return self._encode(self._logits_and_embedding, patches, device)
+        f_logits = self._encode(self.f, patches)
+        return f_logits, f_logits.softmax(-1) if self.g_input == "softmax" else f_logits
+
+    def g_outputs(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
+        """g's node logits from g's input (e.g. f's cached outputs in two-stage training)."""
+        return self.g(g_in, graph)
+
+    def freeze_f(self, frozen: bool = True) -> "GridGraphNet":
+        """Stop (or restart) training f: toggles ``requires_grad`` of f's parameters.
+
+        With f frozen, its passes keep no activations at all (two-stage training of g).
+        """
+        self.f.requires_grad_(not frozen)
+        return self
+
+    def extra_repr(self) -> str:
+        return (
+            f"g_input={self.g_input!r}, chunk_size={self.chunk_size}, "
+            f"checkpoint={self.checkpoint}"
+        )
+
+
+def build_model(
+    num_classes: int,
+    encoder: str = "gridnet_simple",
+    corrector: str = "conv2d",
+    g_input: str = "softmax",
+    encoder_kwargs: Optional[Dict[str, Any]] = None,
+    corrector_kwargs: Optional[Dict[str, Any]] = None,
+    **kwargs: Any,
+) -> GridGraphNet:
+    """Build a :class:`GridGraphNet` from names (for configs).
+
+    Args:
+        num_classes: K.
+        encoder: name in :data:`gridgraph.encoders.ENCODERS` (``"gridnet_simple"``,
+            ``"densenet121"``, ``"densenet_tiny"``).
+        corrector: name in :func:`~gridgraph.correctors.available_correctors`.
+        g_input: ``"softmax"``, ``"logits"`` or ``"features"``; g's ``in_channels`` is set to
+            match (K, or f's ``embedding_dim``).
+        encoder_kwargs, corrector_kwargs: extra arguments of the two builders.
+        **kwargs: :class:`GridGraphNet` options (``chunk_size``, ``checkpoint``, ``transform``).
+    """
+    f = build_encoder(encoder, num_classes, **(encoder_kwargs or {}))
+    in_channels = f.embedding_dim if g_input == "features" else num_classes
+    g = build_corrector(corrector, num_classes, in_channels=in_channels, **(corrector_kwargs or {}))
+    return GridGraphNet(f, g, g_input=g_input, **kwargs)
