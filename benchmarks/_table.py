@@ -34,3 +34,26 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     text = "\n".join(lines)
     print(text, flush=True)
     return text
+
+
+def run_worker(script: str, argv: Sequence[str]) -> dict:
+    """Run ``python script --worker argv...`` in a fresh process; its last stdout line is JSON.
+
+    A fresh process per measurement keeps one run's peak RSS from hiding another's.
+    """
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, script, "--worker", *argv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        return {"error": tail[0]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, MiB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -31,10 +31,12 @@ import argparse
 import json
 import math
 import os
-import resource
-import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _table import peak_rss_mib, run_worker  # noqa: E402
 
 MODES = {
     "chunked+ckpt": dict(chunk_size=32, checkpoint=True),
@@ -101,7 +103,7 @@ def worker(args) -> dict:
         step()
         if i > 0:
             times.append(time.perf_counter() - t0)
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak_rss = peak_rss_mib()
     times.sort()
     return {
         "spots": args.spots,
@@ -116,20 +118,16 @@ def worker(args) -> dict:
 
 
 def _run_one(args, spots: int, mode: str) -> dict:
-    cmd = [
-        sys.executable, os.path.abspath(__file__), "--worker",
+    argv = [
         "--spots", str(spots), "--mode", mode, "--device", args.device,
         "--layout", args.layout, "--patch", str(args.patch), "--chunk", str(args.chunk),
         "--classes", str(args.classes), "--encoder", args.encoder,
         "--repeats", str(args.repeats),
     ]
     if args.corrector:
-        cmd += ["--corrector", args.corrector]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-        return {"spots": spots, "mode": mode, "error": tail[0]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        argv += ["--corrector", args.corrector]
+    result = run_worker(os.path.abspath(__file__), argv)
+    return {"spots": spots, "mode": mode, **result}
 
 
 def main(argv=None) -> None:

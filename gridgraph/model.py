@@ -44,6 +44,8 @@ class GridGraphNet(nn.Module):
         checkpoint: checkpoint each chunk when training, so f's activation memory is O(chunk)
             (default ``True``); see :func:`~gridgraph.encoders.encode`.
         transform: per-chunk patch transform on f's device (default ImageNet normalisation).
+        eval_chunk_size: patches per pass of f when gradients are off (inference, caching f's
+            outputs): default 256, since then only one chunk's activations exist at a time.
 
     Inputs of :meth:`forward`: ``patches`` ``(N, 3, P, P)`` uint8 (or float), one per node of
     ``graph`` (a single section or a :func:`~gridgraph.graph.collate` d batch, patches
@@ -62,6 +64,7 @@ class GridGraphNet(nn.Module):
         chunk_size: Optional[int] = 32,
         checkpoint: bool = True,
         transform: Optional[Callable[[Tensor], Tensor]] = normalize,
+        eval_chunk_size: Optional[int] = 256,
     ):
         super().__init__()
         if g_input not in G_INPUTS:
@@ -86,9 +89,12 @@ class GridGraphNet(nn.Module):
         self.chunk_size = chunk_size
         self.checkpoint = checkpoint
         self.transform = transform
+        self.eval_chunk_size = eval_chunk_size
 
     def _encode(self, fn, patches: Tensor, device=None):
-        return encode(fn, patches, self.chunk_size, self.checkpoint, self.transform, device)
+        # Without gradients no activations are kept, so larger chunks only cost transient memory.
+        size = self.chunk_size if torch.is_grad_enabled() else self.eval_chunk_size
+        return encode(fn, patches, size, self.checkpoint, self.transform, device)
 
     def _logits_and_embedding(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """One pass of f on a chunk: its logits and the input of ``f.classifier``."""

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..graph.dense import from_dense, to_dense
+from ..graph.dense import foreground_mask, from_dense, to_dense
 from ..graph.spot_graph import SpotGraph
 from .registry import Corrector, register_corrector
 
@@ -43,6 +43,17 @@ class GridLayer(nn.Module):
         h = from_dense(self.conv(to_dense(h, graph)), graph)
         if self.norm is not None:
             h = self.norm(h)
+        return F.relu(h) if self.relu else h
+
+    def forward_dense(self, h: Tensor, mask: Tensor) -> Tensor:
+        """The same layer on a dense ``(B, C, H, W)`` grid, ``mask`` 1 at node cells.
+
+        Equal to :meth:`forward` without batch-norm, and cheaper: multiplying by the mask zeroes
+        the background instead of gathering and scattering the nodes around every convolution.
+        """
+        if self.norm is not None:
+            raise ValueError("forward_dense() has no batch-norm over nodes; use forward()")
+        h = self.conv(h) * mask
         return F.relu(h) if self.relu else h
 
     def extra_repr(self) -> str:
@@ -91,9 +102,14 @@ class DenseCorrector(Corrector):
         """``(N, in_channels)`` node features -> ``(N, num_classes)`` node logits."""
         self.check_graph(graph)
         self._check_features(x, graph.num_nodes)
+        if any(layer.norm is not None for layer in self.layers):
+            for layer in self.layers:
+                x = layer(x, graph)
+            return x
+        h, mask = to_dense(x, graph), foreground_mask(graph).to(x.device, x.dtype)
         for layer in self.layers:
-            x = layer(x, graph)
-        return x
+            h = layer.forward_dense(h, mask)
+        return from_dense(h, graph)
 
 
 class Conv2dCorrector(DenseCorrector):

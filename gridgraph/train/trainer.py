@@ -148,15 +148,18 @@ class Trainer:
     def _epoch_f(self, train, optimizer, gen) -> float:
         """One epoch of f alone over shuffled minibatches of labeled patches."""
         self.model.train()
-        index = [(i, j) for i, st in enumerate(train) for j in torch.nonzero(st.labels >= 0)[:, 0].tolist()]
-        order = torch.randperm(len(index), generator=gen).tolist()
+        labeled = [torch.nonzero(st.labels >= 0)[:, 0] for st in train]
+        sec = torch.cat([torch.full((len(n),), i) for i, n in enumerate(labeled)])
+        node = torch.cat(labeled)
+        order = torch.randperm(len(node), generator=gen)
         bs = self.t["batch_size"]
         total, count = 0.0, 0
-        batches = range(0, len(order), bs)
-        for start in tqdm(batches, desc="f", leave=False, disable=not self.t["progress"]):
-            picks = [index[k] for k in order[start : start + bs]]
-            x = torch.stack([train[i].patches[j] for i, j in picks])
-            y = torch.tensor([int(train[i].labels[j]) for i, j in picks], device=self.device)
+        for start in tqdm(range(0, len(order), bs), desc="f", leave=False, disable=not self.t["progress"]):
+            pick = order[start : start + bs]
+            s, n = sec[pick], node[pick]
+            parts = [(train[i].patches[n[s == i]], train[i].labels[n[s == i]]) for i in s.unique().tolist()]
+            x = torch.cat([p[0] for p in parts])
+            y = torch.cat([p[1] for p in parts]).to(self.device)
             if self.t["augment"]:
                 x = random_dihedral(x, gen)
             with self._autocast():
@@ -165,8 +168,8 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(picks)
-            count += len(picks)
+            total += loss.item() * len(pick)
+            count += len(pick)
         return total / max(count, 1)
 
     def _epoch_sections(self, train, optimizer, gen, forward) -> float:

@@ -1,0 +1,179 @@
+"""DLPFC (10x Visium, hexagonal): the GridNet paper's six folds, f alone vs f + g.
+
+Each fold of two sections is held out once as test. Of the ten other sections, the next fold
+(in the paper's order) is the validation set that picks the best epoch, and the remaining eight
+train. Hyperparameters are fixed in advance (the command line below); nothing is chosen on a
+test fold. f is trained once per fold (stage 1 of the two-stage regimen) and shared by every g,
+each trained on f's cached outputs (stage 2).
+
+    python benchmarks/dlpfc_cv.py                 # all six folds, hexconv and gcn
+    python benchmarks/dlpfc_cv.py --quick         # one fold (151673, 151674), < 15 min on 2 cores
+
+Writes ``results.md``, ``results.csv``, ``results.json`` and maps of one test section into
+``--out``. Reads ../shared/data/dlpfc (lowres images, about 6 px between spots).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _table import machine, print_table  # noqa: E402
+
+from gridgraph.config import make_config  # noqa: E402
+from gridgraph.datasets import load_splits  # noqa: E402
+from gridgraph.evaluate import DLPFC_FOLDS, compute_metrics, per_class_auroc  # noqa: E402
+from gridgraph.io.atomic import atomic_write  # noqa: E402
+from gridgraph.pipeline import model_from_config, predict_probs, section_figures  # noqa: E402
+from gridgraph.train import Trainer  # noqa: E402
+
+CLASSES = ["L1", "L2", "L3", "L4", "L5", "L6", "WM"]
+PAPER = {"f": {"accuracy": 0.544, "macro_auroc": 0.799}, "f+g": {"accuracy": 0.564, "macro_auroc": 0.796}}
+G_KWARGS = {
+    "hexconv": {"hidden_channels": 64, "num_layers": 12, "relu_every": 1},
+    "gcn": {"hidden_channels": 64, "num_layers": 12, "dropout": 0.1},
+    "sage": {"hidden_channels": 64, "num_layers": 12, "dropout": 0.1},
+}
+
+
+def parse(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "dlpfc"))
+    ap.add_argument("--out", default="runs/dlpfc_cv")
+    ap.add_argument("--quick", action="store_true", help="one fold only: (151673, 151674)")
+    ap.add_argument("--folds", type=int, nargs="+", help="test fold numbers 1..6 (default all)")
+    ap.add_argument("--correctors", nargs="+", default=["hexconv", "gcn"])
+    ap.add_argument("--epochs-f", type=int, default=10)
+    ap.add_argument("--epochs-g", type=int, default=60)
+    ap.add_argument("--window-px", type=float, default=40.0, help="patch window at lowres (px)")
+    ap.add_argument("--patch-size", type=int, default=32)
+    ap.add_argument("--g-input", default="softmax", choices=["softmax", "logits", "features"])
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    return ap.parse_args(argv)
+
+
+def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int) -> dict:
+    folds = [list(f) for f in DLPFC_FOLDS]
+    val_fold = (test_fold + 1) % len(folds)
+    train = [s for i, f in enumerate(folds) if i not in (test_fold, val_fold) for s in f]
+    return make_config({
+        "seed": args.seed,
+        "output": str(out),
+        "data": {"reader": "spaceranger", "root": args.data,
+                 "options": {"labels": str(Path(args.data) / "barcode_level_layer_map.tsv")},
+                 "classes": CLASSES, "train": train, "val": folds[val_fold], "test": folds[test_fold]},
+        "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None},
+        "f": {"name": "gridnet_simple"},
+        "g": {"name": corrector, "kwargs": G_KWARGS.get(corrector, {})},
+        "model": {"g_input": args.g_input},
+        "train": {"regimen": "two_stage", "epochs_f": epochs_f, "epochs_g": args.epochs_g,
+                  "lr": args.lr, "accumulate": 2, "metric": "auroc", "progress": False},
+    })
+
+
+def scores(y, probs) -> dict:
+    m = compute_metrics(y, probs)
+    m["per_class_auroc"] = per_class_auroc(y, probs).tolist()
+    return m
+
+
+def run_fold(args, k: int, sections_cache: dict) -> list:
+    out = Path(args.out) / f"fold{k + 1}"
+    rows, f_state = [], None
+    for corrector in args.correctors:
+        cfg = fold_config(args, k, corrector, out / corrector, 0 if f_state is not None else args.epochs_f)
+        key = tuple(cfg["data"]["train"] + cfg["data"]["val"] + cfg["data"]["test"])
+        if key not in sections_cache:
+            sections_cache.clear()
+            sections_cache[key] = load_splits(cfg, classes=CLASSES)[0]
+        splits = sections_cache[key]
+        torch.manual_seed(args.seed)
+        model = model_from_config(cfg, len(CLASSES))
+        if f_state is not None:
+            model.f.load_state_dict(f_state)
+        t0 = time.perf_counter()
+        Trainer(model, cfg, CLASSES, out_dir=out / corrector,
+                log=lambda s: print(f"  fold {k + 1} {corrector}: {s}", flush=True)
+                ).fit(splits["train"], splits["val"], resume=False)
+        f_state = model.f.state_dict()
+        probs = predict_probs(model, splits["test"])
+        y = torch.cat([st.labels for st in splits["test"]])
+        res = {"fold": k + 1, "test": "+".join(cfg["data"]["test"]), "g": corrector,
+               "seconds": time.perf_counter() - t0,
+               "f": scores(y, torch.cat([p[0] for p in probs])),
+               "f+g": scores(y, torch.cat([p[1] for p in probs]))}
+        rows.append(res)
+        print(f"fold {k + 1} ({res['test']}) g={corrector}: acc f {res['f']['accuracy']:.3f} "
+              f"f+g {res['f+g']['accuracy']:.3f}; macro AUROC f {res['f']['macro_auroc']:.3f} "
+              f"f+g {res['f+g']['macro_auroc']:.3f}", flush=True)
+        if k == args.figure_fold:
+            section_figures(splits["test"][0], probs[0], CLASSES, Path(args.out), prefix=f"{corrector}_")
+    return rows
+
+
+def pooled(rows, g, head, key):
+    vals = [r[head][key] for r in rows if r["g"] == g]
+    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+
+
+def report(args, rows) -> str:
+    out = Path(args.out)
+    table = []
+    for r in rows:
+        table.append([r["fold"], r["test"], r["g"], r["f"]["accuracy"], r["f+g"]["accuracy"],
+                      r["f"]["macro_auroc"], r["f+g"]["macro_auroc"], r["seconds"] / 60])
+    header = ["fold", "test sections", "g", "acc f", "acc f+g", "AUROC f", "AUROC f+g", "min"]
+    text = [f"DLPFC, {len(set(r['fold'] for r in rows))} fold(s), lowres images, "
+            f"window {args.window_px:g} px -> {args.patch_size} px, on {machine()}\n",
+            print_table(header, table), ""]
+    summary = []
+    for g in args.correctors:
+        fa, fg = pooled(rows, g, "f", "accuracy"), pooled(rows, g, "f+g", "accuracy")
+        ua, ug = pooled(rows, g, "f", "macro_auroc"), pooled(rows, g, "f+g", "macro_auroc")
+        summary.append([f"gridgraph f / f+g ({g})", f"{fa[0]:.3f} ± {fa[1]:.3f}", f"{fg[0]:.3f} ± {fg[1]:.3f}",
+                        f"{ua[0]:.3f} ± {ua[1]:.3f}", f"{ug[0]:.3f} ± {ug[1]:.3f}"])
+    summary.append(["GridNet paper, Table 3 (full resolution)", PAPER["f"]["accuracy"], PAPER["f+g"]["accuracy"],
+                    PAPER["f"]["macro_auroc"], PAPER["f+g"]["macro_auroc"]])
+    text += ["Mean ± SD over folds:\n",
+             print_table(["model", "acc f", "acc f+g", "macro AUROC f", "macro AUROC f+g"], summary), ""]
+    per_class = [[g] + [f"{np.nanmean([r['f+g']['per_class_auroc'][i] for r in rows if r['g'] == g]):.3f}"
+                        for i in range(len(CLASSES))] for g in args.correctors]
+    text += ["Per-class AUROC of f+g (mean over folds):\n", print_table(["g"] + CLASSES, per_class)]
+    md = "\n".join(text) + "\n"
+    with atomic_write(out / "results.md") as fh:
+        fh.write(md)
+    with atomic_write(out / "results.csv") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(table)
+    with atomic_write(out / "results.json") as fh:
+        json.dump(rows, fh, indent=1)
+    return md
+
+
+def main(argv=None) -> None:
+    args = parse(argv)
+    if not (Path(args.data) / "barcode_level_layer_map.tsv").is_file():
+        print(f"skipped: DLPFC data not found at {args.data}")
+        return
+    folds = [4] if args.quick else [k - 1 for k in (args.folds or range(1, 7))]
+    args.figure_fold = folds[0]
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    rows, cache = [], {}
+    for k in folds:
+        rows += run_fold(args, k, cache)
+        report(args, rows)
+    print("\n" + report(args, rows))
+
+
+if __name__ == "__main__":
+    main()
