@@ -6,6 +6,7 @@ on ``train/`` (70 images), the best epoch selected on ``validation/`` (10 images
 metrics are reported beside the original paper's (softmax CNN + neighbouring ensemble).
 
     python benchmarks/crchisto.py                              # train, then report on validation/
+        # (g corrects f's log-probabilities; --g-input / --no-g-residual for the other variants)
     python benchmarks/crchisto.py --evaluate runs/crchisto/best.pt --folder DIR
         # any folder of imgN.png + imgN_nuclei.csv, with a saved checkpoint
 
@@ -48,6 +49,9 @@ def parse(argv=None):
     ap.add_argument("--window-px", type=float, default=32.0)
     ap.add_argument("--patch-size", type=int, default=32)
     ap.add_argument("--k", type=int, default=8, help="neighbours of the kNN graph")
+    ap.add_argument("--g-input", default="softmax", choices=["softmax", "logits", "features"])
+    ap.add_argument("--no-g-residual", dest="g_residual", action="store_false",
+                    help="g predicts logits outright instead of correcting f's")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)
@@ -62,7 +66,7 @@ def config(args, root: str, train, val) -> dict:
         "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None},
         "f": {"name": "gridnet_simple"},
         "g": {"name": "gcn", "kwargs": {"hidden_channels": 64, "num_layers": 4, "dropout": 0.1}},
-        "model": {"g_input": "features"},
+        "model": {"g_input": args.g_input, "g_residual": args.g_residual},
         "train": {"regimen": "two_stage", "epochs_f": args.epochs_f, "epochs_g": args.epochs_g,
                   "lr": args.lr, "accumulate": 8, "batch_size": 64, "progress": False},
     })

@@ -56,6 +56,8 @@ def parse(argv=None):
     ap.add_argument("--window-px", type=float, default=40.0, help="patch window at lowres (px)")
     ap.add_argument("--patch-size", type=int, default=32)
     ap.add_argument("--g-input", default="softmax", choices=["softmax", "logits", "features"])
+    ap.add_argument("--no-g-residual", dest="g_residual", action="store_false",
+                    help="g predicts logits outright instead of correcting f's")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)
@@ -74,7 +76,7 @@ def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int) 
         "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None},
         "f": {"name": "gridnet_simple"},
         "g": {"name": corrector, "kwargs": G_KWARGS.get(corrector, {})},
-        "model": {"g_input": args.g_input},
+        "model": {"g_input": args.g_input, "g_residual": args.g_residual},
         "train": {"regimen": "two_stage", "epochs_f": epochs_f, "epochs_g": args.epochs_g,
                   "lr": args.lr, "accumulate": 2, "metric": "auroc", "progress": False},
     })

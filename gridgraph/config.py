@@ -30,7 +30,7 @@ DEFAULTS: dict = {
     "patches": {"patch_size": 32, "window_spots": 1.0, "window_px": None, "window_um": None},
     "f": {"name": "gridnet_simple", "kwargs": {}},
     "g": {"name": "gcn", "kwargs": {}},
-    "model": {"g_input": "softmax"},
+    "model": {"g_input": "softmax", "g_residual": False},
     "train": {
         "regimen": "two_stage",  # two_stage | at_once | fine_tune
         "epochs_f": 5,
@@ -110,6 +110,8 @@ def check_config(cfg: dict, source: str = "config") -> dict:
         raise ConfigError(f"{source}: train.metric must be one of {METRICS}, got {t['metric']!r}")
     if cfg["model"]["g_input"] not in G_INPUTS:
         raise ConfigError(f"{source}: model.g_input must be one of {G_INPUTS}")
+    if not isinstance(cfg["model"]["g_residual"], bool):
+        raise ConfigError(f"{source}: model.g_residual must be true or false")
     for key in ("epochs_f", "epochs_g", "epochs_joint", "batch_size", "chunk_size", "accumulate"):
         v = t[key]
         if not isinstance(v, int) or isinstance(v, bool) or v < (1 if key != "epochs_f" else 0):

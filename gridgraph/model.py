@@ -46,6 +46,9 @@ class GridGraphNet(nn.Module):
         transform: per-chunk patch transform on f's device (default ImageNet normalisation).
         eval_chunk_size: patches per pass of f when gradients are off (inference, caching f's
             outputs): default 256, since then only one chunk's activations exist at a time.
+        g_residual: g predicts a correction added to f's log-probabilities (``False``, the
+            paper's g, predicts the logits outright). The correction is computed from g's input
+            alone, so it works with cached f outputs.
 
     Inputs of :meth:`forward`: ``patches`` ``(N, 3, P, P)`` uint8 (or float), one per node of
     ``graph`` (a single section or a :func:`~gridgraph.graph.collate` d batch, patches
@@ -65,6 +68,7 @@ class GridGraphNet(nn.Module):
         checkpoint: bool = True,
         transform: Optional[Callable[[Tensor], Tensor]] = normalize,
         eval_chunk_size: Optional[int] = 256,
+        g_residual: bool = False,
     ):
         super().__init__()
         if g_input not in G_INPUTS:
@@ -90,6 +94,7 @@ class GridGraphNet(nn.Module):
         self.checkpoint = checkpoint
         self.transform = transform
         self.eval_chunk_size = eval_chunk_size
+        self.g_residual = bool(g_residual)
 
     def _encode(self, fn, patches: Tensor, device=None):
         # Without gradients no activations are kept, so larger chunks only cost transient memory.
@@ -122,7 +127,7 @@ class GridGraphNet(nn.Module):
                 "one patch per node, in node order (no background cells)"
             )
         f_logits, x = self.f_outputs(patches)
-        g_logits = self.g(x, graph)
+        g_logits = self.g_outputs(x, graph)
         return GridGraphOutput(f_logits, g_logits) if return_f else g_logits
 
     def f_outputs(self, patches: Tensor) -> Tuple[Tensor, Tensor]:
@@ -138,7 +143,14 @@ class GridGraphNet(nn.Module):
 
     def g_outputs(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
         """g's node logits from g's input (e.g. f's cached outputs in two-stage training)."""
-        return self.g(g_in, graph)
+        out = self.g(g_in, graph)
+        if not self.g_residual:
+            return out
+        if self.g_input == "softmax":
+            return out + torch.log(g_in.clamp_min(1e-8))
+        if self.g_input == "logits":
+            return out + g_in
+        return out + self.f.classifier(g_in)
 
     def freeze_f(self, frozen: bool = True) -> "GridGraphNet":
         """Stop (or restart) training f: toggles ``requires_grad`` of f's parameters.

@@ -26,6 +26,7 @@ def model_from_config(cfg: dict, num_classes: int) -> GridGraphNet:
         encoder=cfg["f"]["name"],
         corrector=cfg["g"]["name"],
         g_input=cfg["model"]["g_input"],
+        g_residual=cfg["model"].get("g_residual", False),
         encoder_kwargs=dict(cfg["f"]["kwargs"]),
         corrector_kwargs=dict(cfg["g"]["kwargs"]),
         chunk_size=cfg["train"]["chunk_size"],
@@ -105,6 +106,15 @@ def run_training(cfg: dict, resume: bool = True, log: Callable[[str], None] = pr
     for split in ("train", "val", "test"):
         n = sum(st.num_nodes for st in splits[split])
         log(f"{split}: {len(splits[split])} sections, {n} nodes")
+    first = splits["train"][0]
+    if first.section is not None:
+        log(first.section.summary())
+        if figures:
+            from .plot import plot_label_map
+
+            image = first.section.load_image() if first.section.image is not None else None
+            plot_label_map(first.graph, first.labels.numpy(), classes, image=image,
+                           title=f"{first.name}: labels", path=out / "train_labels.png")
     model = model_from_config(cfg, len(classes))
     trainer = Trainer(model, cfg, classes, out_dir=out, log=log)
     trainer.fit(splits["train"], splits["val"], resume=resume)

@@ -39,9 +39,9 @@ def one_line_error(capsys, code, *fragments):
 def test_train_writes_checkpoints_metrics_and_figures(trained):
     run = trained / "run"
     for name in ("best.pt", "last.pt", "metrics.jsonl", "test_metrics.json", "config.yaml",
-                 "confusion_test.png"):
+                 "confusion_test.png", "train_labels.png"):
         assert (run / name).is_file(), name
-    assert len(list(run.glob("*_labels.png"))) == 1
+    assert len(list(run.glob("*_labels.png"))) == 2  # a training section and a test section
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert set(metrics["test"]) == {"f", "f+g"}
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

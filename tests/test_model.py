@@ -202,3 +202,27 @@ def test_build_model_features():
     model = build_model(K, corrector="gcn", g_input="features", corrector_kwargs={"num_layers": 2})
     assert model.g.in_channels == model.f.embedding_dim == 128
     assert "g_input='features'" in repr(model)
+
+
+def test_g_residual_adds_f_log_probabilities_for_every_input_kind():
+    import torch.nn.functional as F
+
+    from gridgraph import build_model
+    from gridgraph.graph import knn_graph
+
+    torch.manual_seed(0)
+    graph = knn_graph(torch.rand(6, 2).numpy(), k=2)
+    patches = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+    for g_input in ("softmax", "logits", "features"):
+        kw = dict(encoder="gridnet_simple", corrector="gcn", g_input=g_input,
+                  encoder_kwargs={"stage_channels": (4, 4, 4, 4), "stem_channels": 4})
+        torch.manual_seed(1)
+        plain = build_model(3, **kw).eval()
+        torch.manual_seed(1)
+        res = build_model(3, g_residual=True, **kw).eval()
+        with torch.no_grad():
+            a, b = plain(patches, graph, return_f=True), res(patches, graph, return_f=True)
+        torch.testing.assert_close(a.f_logits, b.f_logits)
+        # softmax of (g + log softmax f) equals softmax of (g + f logits): shift invariance.
+        torch.testing.assert_close(F.softmax(b.g_logits, -1), F.softmax(a.g_logits + a.f_logits, -1),
+                                   rtol=1e-4, atol=1e-5)

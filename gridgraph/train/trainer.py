@@ -119,7 +119,8 @@ class Trainer:
         if train and self.t["augment"]:
             patches = random_dihedral(patches, gen)
         with self._autocast():
-            return self.model.f_outputs(patches)
+            f_logits, g_in = self.model.f_outputs(patches)
+        return f_logits.float(), g_in.float()  # g runs in full precision
 
     @torch.no_grad()
     def predict(self, sections: Sequence[SectionTensors], use_g: bool = True) -> list:
