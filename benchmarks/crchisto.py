@@ -50,8 +50,8 @@ def parse(argv=None):
     ap.add_argument("--patch-size", type=int, default=32)
     ap.add_argument("--k", type=int, default=8, help="neighbours of the kNN graph")
     ap.add_argument("--g-input", default="softmax", choices=["softmax", "logits", "features"])
-    ap.add_argument("--no-g-residual", dest="g_residual", action="store_false",
-                    help="g predicts logits outright instead of correcting f's")
+    ap.add_argument("--g-residual", action=argparse.BooleanOptionalAction, default=True,
+                    help="g corrects f's log-probabilities (default) or predicts logits outright")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)

@@ -55,9 +55,10 @@ def parse(argv=None):
     ap.add_argument("--epochs-g", type=int, default=60)
     ap.add_argument("--window-px", type=float, default=40.0, help="patch window at lowres (px)")
     ap.add_argument("--patch-size", type=int, default=32)
+    ap.add_argument("--standardize", action="store_true", help="per-section colour standardisation")
     ap.add_argument("--g-input", default="softmax", choices=["softmax", "logits", "features"])
-    ap.add_argument("--no-g-residual", dest="g_residual", action="store_false",
-                    help="g predicts logits outright instead of correcting f's")
+    ap.add_argument("--g-residual", action=argparse.BooleanOptionalAction, default=True,
+                    help="g corrects f's log-probabilities (default) or predicts logits outright")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)
@@ -73,7 +74,8 @@ def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int) 
         "data": {"reader": "spaceranger", "root": args.data,
                  "options": {"labels": str(Path(args.data) / "barcode_level_layer_map.tsv")},
                  "classes": CLASSES, "train": train, "val": folds[val_fold], "test": folds[test_fold]},
-        "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None},
+        "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None,
+                    "standardize": args.standardize},
         "f": {"name": "gridnet_simple"},
         "g": {"name": corrector, "kwargs": G_KWARGS.get(corrector, {})},
         "model": {"g_input": args.g_input, "g_residual": args.g_residual},

@@ -27,7 +27,13 @@ DEFAULTS: dict = {
         "test": [5],
     },
     "graph": {"builder": None},  # None keeps the reader's graph; else hex|cartesian|knn|radius
-    "patches": {"patch_size": 32, "window_spots": 1.0, "window_px": None, "window_um": None},
+    "patches": {
+        "patch_size": 32,
+        "window_spots": 1.0,
+        "window_px": None,
+        "window_um": None,
+        "standardize": False,  # per-section colour standardisation (stain differences)
+    },
     "f": {"name": "gridnet_simple", "kwargs": {}},
     "g": {"name": "gcn", "kwargs": {}},
     "model": {"g_input": "softmax", "g_residual": False},

@@ -12,7 +12,7 @@ from .graph import SpotGraph, cartesian_graph, hex_graph, knn_graph, radius_grap
 from .io import Section, read_nuclei_csv, read_spaceranger, read_spot_table, read_st_tsv
 from .io.image import LazyImage
 from .io.tables import natural_sorted
-from .patches import section_patches
+from .patches import section_patches, standardize_stain
 
 # reader: (file suffix of the table, file suffix of the image) for readers whose ids are stems
 _STEM_READERS = {
@@ -152,6 +152,8 @@ def prepare(section: Section, patch_cfg: dict, keep_section: bool = True) -> Sec
         window_um=patch_cfg.get("window_um"),
         window_spots=patch_cfg.get("window_spots"),
     )
+    if patch_cfg.get("standardize"):
+        patches = standardize_stain(patches)
     if isinstance(section.image, LazyImage):
         section.image.release()
     return SectionTensors(

@@ -76,3 +76,18 @@ def test_dihedral_group():
     for i in range(2):  # each output is some dihedral image of its own input
         assert any(torch.equal(y[i], dihedral(x[i], k, f)) for k in range(4) for f in (False, True))
     assert repr(RandomDihedral()) == "RandomDihedral()"
+
+
+def test_standardize_stain_hits_targets_and_removes_a_colour_shift():
+    from gridgraph.patches import standardize_stain
+
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(50, 3, 8, 8, generator=gen) * 60 + 80).to(torch.uint8)
+    y = standardize_stain(x, mean=(120, 100, 140), std=(20, 20, 20))
+    assert y.dtype == torch.uint8 and y.shape == x.shape
+    torch.testing.assert_close(y.float().mean(dim=(0, 2, 3)), torch.tensor([120.0, 100.0, 140.0]), atol=0.6, rtol=0)
+    torch.testing.assert_close(y.float().std(dim=(0, 2, 3)), torch.tensor([20.0, 20.0, 20.0]), atol=0.6, rtol=0)
+    shifted = (x.int() + torch.tensor([30, -20, 10]).view(1, 3, 1, 1)).clamp(0, 255).to(torch.uint8)
+    assert (standardize_stain(shifted).int() - standardize_stain(x).int()).abs().max() <= 1
+    flat = torch.full((2, 3, 4, 4), 7, dtype=torch.uint8)
+    assert (standardize_stain(flat, mean=(9, 9, 9)) == 9).all()

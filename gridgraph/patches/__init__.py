@@ -8,6 +8,7 @@ from .transforms import (
     dihedral,
     normalize,
     random_dihedral,
+    standardize_stain,
 )
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "dihedral",
     "random_dihedral",
     "RandomDihedral",
+    "standardize_stain",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
 ]

@@ -75,3 +75,23 @@ class RandomDihedral:
 
     def __repr__(self) -> str:
         return "RandomDihedral()"
+
+
+def standardize_stain(
+    patches: Tensor, mean: Sequence[float] = (160.0, 110.0, 160.0), std: Sequence[float] = (40.0, 40.0, 30.0)
+) -> Tensor:
+    """Map one section's uint8 patches so each channel has the given mean and SD over the section.
+
+    A per-section linear colour map: it removes stain and scanner differences between sections
+    (and donors) that f would otherwise learn as if they were tissue classes. ``(N, 3, P, P)``
+    uint8 -> same shape uint8 (clipped). A constant channel is only shifted.
+    """
+    if patches.dim() != 4 or patches.shape[1] != 3:
+        raise ValueError(f"patches must have shape (N, 3, P, P), got {tuple(patches.shape)}")
+    x = patches.float()
+    m = x.mean(dim=(0, 2, 3), keepdim=True)
+    s = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    target_m = torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    target_s = torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    scale = torch.where(s > 1e-3, target_s / s, torch.ones_like(s))
+    return ((x - m) * scale + target_m).round_().clamp_(0, 255).to(torch.uint8)
