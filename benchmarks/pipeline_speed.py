@@ -12,6 +12,7 @@
    normalised in memory. Target: pipeline overhead <= 10%.
 
     python benchmarks/pipeline_speed.py [--section 151673] [--patch-size 32]
+        [--stage2-encoders gridnet_simple densenet121]
 
 Reads ../shared/data/dlpfc; without it, a synthetic section of Visium size stands in (said so).
 """
@@ -53,11 +54,11 @@ def load_sections(names, args):
     return splits["train"], classes, data["reader"]
 
 
-def build(num_classes: int, chunk: int):
+def build(num_classes: int, chunk: int, encoder: str = "gridnet_simple"):
     from gridgraph import build_model
 
     torch.manual_seed(0)
-    return build_model(num_classes, encoder="gridnet_simple", corrector="hexconv", chunk_size=chunk,
+    return build_model(num_classes, encoder=encoder, corrector="hexconv", chunk_size=chunk,
                        checkpoint=True)
 
 
@@ -100,10 +101,10 @@ def step_worker(args) -> dict:
             "peak_rss": peak_rss_mib()}
 
 
-def stage2_epoch(args, sections, classes) -> list:
+def stage2_epoch(args, sections, classes, encoder: str) -> list:
     from gridgraph.train import masked_cross_entropy
 
-    model = build(len(classes), args.chunk)
+    model = build(len(classes), args.chunk, encoder)
     model.freeze_f()
     opt = torch.optim.Adam(model.g.parameters(), lr=1e-3)
     with torch.no_grad():
@@ -123,9 +124,10 @@ def stage2_epoch(args, sections, classes) -> list:
         return time.perf_counter() - t0
 
     cached = min(epoch(False) for _ in range(3))
-    recomputed = min(epoch(True) for _ in range(2))
+    recomputed = min(epoch(True) for _ in range(1 if encoder == "densenet121" else 2))
     n = sum(st.num_nodes for st in sections)
-    return [["stage-2 epoch, 4 sections", n, "f recomputed", recomputed, "f cached", cached, recomputed / cached]]
+    return [[f"stage-2 epoch, 4 sections, f = {encoder}", n, "f recomputed", recomputed, "f cached",
+             cached, recomputed / cached]]
 
 
 def inference(args, st, classes) -> list:
@@ -164,6 +166,8 @@ def main(argv=None) -> None:
     ap.add_argument("--window-px", type=float, default=40.0)
     ap.add_argument("--chunk", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--stage2-encoders", nargs="+", default=["gridnet_simple"],
+                    help="f of the stage-2 measurement (e.g. also densenet121, the paper's f)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -176,7 +180,7 @@ def main(argv=None) -> None:
               "--window-px", str(args.window_px), "--chunk", str(args.chunk), "--repeats", str(args.repeats)]
     fg = run_worker(__file__, common + ["--mode", "foreground"])
     dense = run_worker(__file__, common + ["--mode", "dense"])
-    sections, classes, reader = load_sections(TRAIN4 if args.section not in TRAIN4 else TRAIN4, args)
+    sections, classes, reader = load_sections(TRAIN4, args)
     one, _, _ = load_sections([args.section], args)
     source = "DLPFC" if reader == "spaceranger" else "synthetic Visium-size sections (DLPFC absent)"
     print(f"\nPipeline speed on {machine()}; {source}; gridnet_simple + hexconv, "
@@ -187,13 +191,15 @@ def main(argv=None) -> None:
             raise SystemExit(f"worker failed: {r['error']}")
     rows.append([f"training step, section {args.section}", f"{fg['nodes_through_f']} vs {dense['nodes_through_f']}",
                  "dense grid (all cells)", dense["time"], "foreground only", fg["time"], fg["time"] / dense["time"]])
-    rows += stage2_epoch(args, sections, classes)
+    for encoder in args.stage2_encoders:
+        rows += stage2_epoch(args, sections, classes, encoder)
     rows += inference(args, one[0], classes)
     print_table(["measurement", "nodes", "baseline", "baseline s", "gridgraph", "gridgraph s", "ratio"], rows)
     print(f"\npeak RSS of the training step: foreground {fg['peak_rss']:.0f} MiB, "
           f"dense grid {dense['peak_rss']:.0f} MiB")
+    speedups = ", ".join(f"{r[-1]:.0f}x" for r in rows[1:-1])
     print(f"training-step time ratio {rows[0][-1]:.2f} (target <= 0.75); stage-2 speed-up "
-          f"{rows[1][-1]:.0f}x (target >= 50x); inference overhead {100 * (rows[2][-1] - 1):+.1f}% "
+          f"{speedups} (target >= 50x); inference overhead {100 * (rows[-1][-1] - 1):+.1f}% "
           "(target <= 10%)")
 
 
