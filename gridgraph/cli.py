@@ -117,20 +117,27 @@ def _cmd_predict(args) -> int:
     from .pipeline import load_model, predict_section
 
     model, ckpt = load_model(args.checkpoint)
+    data = ckpt["config"]["data"]
+
+    def trained_options(reader: str, keys) -> dict:
+        """The reader options the model was trained with (graph rule, k, ...), same reader only."""
+        opts = data.get("options") or {}
+        return {k: opts[k] for k in keys if k in opts} if data["reader"] == reader else {}
+
     if args.spaceranger:
         section = read_spaceranger(args.spaceranger)
     elif args.synthetic is not None:
         from .synthetic import make_section
 
-        opts = ckpt["config"]["data"].get("options", {}) if ckpt["config"]["data"]["reader"] == "synthetic" else {}
-        section = make_section(seed=args.synthetic, **opts)
+        section = make_section(seed=args.synthetic, **trained_options("synthetic", data.get("options") or {}))
     else:
         if not args.image:
             raise ValueError("--nuclei and --spot-table need --image")
         if args.nuclei:
-            section = read_nuclei_csv(args.nuclei, args.image)
+            section = read_nuclei_csv(args.nuclei, args.image, **trained_options("nuclei", ("graph", "k", "r")))
         else:
-            section = read_spot_table(args.spot_table, image=args.image)
+            section = read_spot_table(args.spot_table, image=args.image,
+                                      **trained_options("spot_table", ("connectivity",)))
     paths = predict_section(model, ckpt, section, args.out, figures=not args.no_figure)
     print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
     return 0
