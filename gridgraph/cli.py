@@ -154,9 +154,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(stop.code or 0)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, ValueError, FileNotFoundError, KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"gridgraph: error: {message}", file=sys.stderr)
+    except (ConfigError, ValueError, OSError, RuntimeError, KeyError, TypeError) as err:
+        message = f"missing key {err.args[0]!r}" if isinstance(err, KeyError) and err.args else str(err)
+        print(f"gridgraph: error: {' '.join(message.split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gridgraph: interrupted (rerun the same command to resume from last.pt)", file=sys.stderr)

@@ -69,16 +69,29 @@ class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
 
 
+def _merge_open(base: dict, update: Mapping) -> dict:
+    """Merge into a free-form section (builder kwargs): nested mappings merge, values replace."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge_open(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 def _merge(base: dict, update: Mapping, where: tuple, source: str) -> dict:
+    if where in OPEN_KEYS:
+        return _merge_open(base, update)
     out = copy.deepcopy(base)
     for key, value in update.items():
         path = where + (key,)
-        if where in OPEN_KEYS or where[:1] == ("graph",):
-            out[key] = copy.deepcopy(value)
+        if path in OPEN_KEYS and not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: {'.'.join(path)} must be a mapping, got {value!r}")
         elif key not in base:
             known = ", ".join(sorted(base))
             raise ConfigError(f"{source}: unknown key {'.'.join(path)!r} (known here: {known})")
-        elif isinstance(base[key], dict) and path not in OPEN_KEYS:
+        elif isinstance(base[key], dict):
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{source}: {'.'.join(path)} must be a mapping, got {value!r}")
             out[key] = _merge(base[key], value, path, source)
@@ -131,6 +144,24 @@ def check_config(cfg: dict, source: str = "config") -> dict:
                 pass
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
             raise ConfigError(f"{source}: train.{key} must be a non-negative number, got {v!r}")
+    for key in ("amp", "augment", "checkpoint", "progress"):
+        if not isinstance(t[key], bool):
+            raise ConfigError(f"{source}: train.{key} must be true or false, got {t[key]!r}")
+    if t["init_from"] is not None and t["regimen"] != "fine_tune":
+        raise ConfigError(f"{source}: train.init_from is only used by regimen fine_tune")
+    try:
+        import torch
+
+        if t["device"] != "auto":
+            torch.device(t["device"])
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"{source}: train.device must be auto, cpu, cuda or cuda:N ({err})") from None
+    builder = cfg["graph"].get("builder")
+    if builder not in (None, "hex", "cartesian", "knn", "radius"):
+        raise ConfigError(f"{source}: graph.builder must be null, hex, cartesian, knn or radius, got {builder!r}")
+    if builder is None and len(cfg["graph"]) > 1:
+        extra = sorted(k for k in cfg["graph"] if k != "builder")
+        raise ConfigError(f"{source}: graph.{extra[0]} is set but graph.builder is null (the reader's graph is kept)")
     if not isinstance(cfg["seed"], int):
         raise ConfigError(f"{source}: seed must be an integer, got {cfg['seed']!r}")
     for name in ("f", "g"):

@@ -11,7 +11,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .config import dump_config
+from .config import ConfigError, dump_config
 from .datasets import SectionTensors, load_splits, prepare, rebuild_graph, unify_classes
 from .evaluate import accuracy, compute_metrics, confusion_matrix, ensemble, format_comparison, mean_std
 from .io.atomic import atomic_write
@@ -19,25 +19,34 @@ from .model import GridGraphNet, build_model
 from .train import Trainer, load_checkpoint
 
 
-def model_from_config(cfg: dict, num_classes: int) -> GridGraphNet:
-    """The :class:`GridGraphNet` a config describes (``f``, ``g``, ``model``, ``train.chunk_size``)."""
-    return build_model(
-        num_classes,
-        encoder=cfg["f"]["name"],
-        corrector=cfg["g"]["name"],
-        g_input=cfg["model"]["g_input"],
-        g_residual=cfg["model"].get("g_residual", False),
-        encoder_kwargs=dict(cfg["f"]["kwargs"]),
-        corrector_kwargs=dict(cfg["g"]["kwargs"]),
-        chunk_size=cfg["train"]["chunk_size"],
-        checkpoint=cfg["train"]["checkpoint"],
-    )
+def model_from_config(cfg: dict, num_classes: int, pretrained: bool = True) -> GridGraphNet:
+    """The :class:`GridGraphNet` a config describes (``f``, ``g``, ``model``, ``train.chunk_size``).
+
+    ``pretrained=False`` skips f's ``weights`` argument (the weights come from a checkpoint).
+    """
+    f_kwargs = dict(cfg["f"]["kwargs"])
+    if not pretrained:
+        f_kwargs.pop("weights", None)
+    try:
+        return build_model(
+            num_classes,
+            encoder=cfg["f"]["name"],
+            corrector=cfg["g"]["name"],
+            g_input=cfg["model"]["g_input"],
+            g_residual=cfg["model"].get("g_residual", False),
+            encoder_kwargs=f_kwargs,
+            corrector_kwargs=dict(cfg["g"]["kwargs"]),
+            chunk_size=cfg["train"]["chunk_size"],
+            checkpoint=cfg["train"]["checkpoint"],
+        )
+    except TypeError as err:  # a misspelt keyword in f.kwargs or g.kwargs
+        raise ConfigError(f"f.kwargs / g.kwargs: {err}") from None
 
 
 def load_model(path, map_location="cpu") -> tuple[GridGraphNet, dict]:
     """Rebuild a model from a checkpoint file alone; returns ``(model, checkpoint)``."""
     ckpt = load_checkpoint(path, map_location=map_location)
-    model = model_from_config(ckpt["config"], len(ckpt["classes"]))
+    model = model_from_config(ckpt["config"], len(ckpt["classes"]), pretrained=False)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as err:

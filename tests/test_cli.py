@@ -100,6 +100,7 @@ def test_bad_config_values_exit_2(tmp_path, capsys):
     one_line_error(capsys, main(["train", str(path), "--set", "train.regimen=sideways"]), "train.regimen")
     one_line_error(capsys, main(["train", str(path), "--set", "trian.lr=1"]), "unknown key", "trian")
     one_line_error(capsys, main(["train", str(path), "--set", "lr"]), "key.sub=value")
+    one_line_error(capsys, main(["train", str(path), "--set", "g.kwargs.hiden=3"]), "g.kwargs", "hiden")
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: [unclosed")
     one_line_error(capsys, main(["train", str(bad)]), "bad.yaml", "YAML")

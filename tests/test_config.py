@@ -57,3 +57,23 @@ def test_load_config_errors(tmp_path):
     p.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="top level"):
         load_config(p)
+
+
+def test_overrides_merge_into_free_form_sections():
+    cfg = make_config({"graph": {"builder": "knn", "k": 6},
+                       "g": {"name": "gcn", "kwargs": {"hidden_channels": 64, "num_layers": 4}}},
+                      ["graph.k=8", "g.kwargs.num_layers=2"])
+    assert cfg["graph"] == {"builder": "knn", "k": 8}
+    assert cfg["g"]["kwargs"] == {"hidden_channels": 64, "num_layers": 2}
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.amp=bf16", "train.amp"),
+    ("train.device=gpu", "train.device"),
+    ("graph.buider=knn", "graph.buider"),
+    ("train.init_from=x.pt", "train.init_from"),
+    ("graph.builder=delaunay", "graph.builder"),
+])
+def test_more_bad_overrides(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        make_config({}, [override])

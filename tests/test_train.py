@@ -151,3 +151,33 @@ def test_fit_needs_sections(tmp_path, data):
     tr = make_trainer(tmp_path, data, out=False)
     with pytest.raises(ValueError, match="at least one"):
         tr.fit([], data[0]["val"])
+
+
+def test_dense_corrector_on_knn_graph_fails_before_training_f(tmp_path, data):
+    from gridgraph.graph import knn_graph
+
+    cfg = tiny_config(tmp_path)
+    cfg["g"] = {"name": "conv2d", "kwargs": {}}
+    tr = Trainer(model_from_config(cfg, 3), cfg, data[1], out_dir=None, log=lambda s: None)
+    sections = [copy.copy(st) for st in data[0]["train"]]
+    sections[0].graph = knn_graph(sections[0].graph.pos.numpy(), k=4)
+    with pytest.raises(ValueError, match="irregular"):
+        tr.fit(sections, data[0]["val"])
+    assert tr.f_calls == 0 and tr.history == []
+
+
+def test_undefined_validation_metric_is_an_error(tmp_path, data):
+    tr = make_trainer(tmp_path, data, out=False, metric="auroc")
+    val = [copy.copy(data[0]["val"][0])]
+    val[0].labels = torch.where(val[0].labels >= 0, 0, -1)  # one class only: AUROC undefined
+    with pytest.raises(ValueError, match="undefined"):
+        tr.fit(data[0]["train"], val)
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(tmp_path, data):
+    make_trainer(tmp_path, data, epochs_f=1, epochs_g=1).fit(data[0]["train"], data[0]["val"])
+    cfg = tiny_config(tmp_path, epochs_f=1, epochs_g=1)
+    cfg["g"]["kwargs"]["hidden_channels"] = 16
+    tr = Trainer(model_from_config(cfg, 3), cfg, data[1], out_dir=tmp_path / "run", log=lambda s: None)
+    with pytest.raises(ValueError, match="last.pt.*hidden_channels"):
+        tr.fit(data[0]["train"], data[0]["val"])

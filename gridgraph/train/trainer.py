@@ -17,6 +17,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -28,7 +30,7 @@ from tqdm.auto import tqdm
 from ..datasets import SectionTensors
 from ..evaluate.metrics import compute_metrics
 from ..io.atomic import atomic_write
-from ..patches import normalize, random_dihedral
+from ..patches import random_dihedral
 from .checkpoint import load_checkpoint, save_checkpoint
 from .optim import joint_optimizer, make_adam
 
@@ -39,6 +41,8 @@ STAGES = {
 }
 EPOCH_KEYS = {"f": "epochs_f", "g": "epochs_g", "joint": "epochs_joint"}
 METRIC_KEYS = {"accuracy": "accuracy", "auroc": "macro_auroc"}
+MODEL_SECTIONS = ("f", "g", "model", "patches", "graph")
+RESUME_SECTIONS = MODEL_SECTIONS + ("data", "seed")
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -82,14 +86,10 @@ class Trainer:
         self.g_optimizer_state: Optional[dict] = None
         self.f_calls = 0  # f forward passes over chunks or batches, for tests and benchmarks
         self.steps_taken = 0  # optimizer steps of the section-level stages
-        self._count_f_calls()
 
     # ----------------------------------------------------------------- plumbing
-    def _count_f_calls(self) -> None:
-        def hook(*_):
-            self.f_calls += 1
-
-        self.model.f.register_forward_hook(hook)
+    def _count_f_call(self, *_) -> None:
+        self.f_calls += 1
 
     def _seed(self, stage_idx: int, epoch: int) -> torch.Generator:
         seed = int(self.cfg["seed"]) * 1_000_003 + stage_idx * 10_007 + epoch
@@ -164,7 +164,9 @@ class Trainer:
             if self.t["augment"]:
                 x = random_dihedral(x, gen)
             with self._autocast():
-                logits = self.model.f(normalize(x.to(self.device)))
+                x = x.to(self.device)
+                transform = self.model.transform
+                logits = self.model.f(transform(x) if transform is not None else x.float())
             loss = masked_cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -207,12 +209,14 @@ class Trainer:
         """g's input for every section, computed once with f frozen (memory or ``cache_dir``)."""
         self.model.eval()
         cache_dir = self.t.get("cache_dir")
+        if cache_dir:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            cache_dir = self._cache_tmp = tempfile.mkdtemp(prefix="f-outputs-", dir=cache_dir)
         out = []
         for st in tqdm(sections, desc="cache f", leave=False, disable=not self.t["progress"]):
             g_in = self._f_outputs(st, train=False)[1].float()
             if cache_dir:
                 path = Path(cache_dir) / f"{len(out):05d}.pt"
-                path.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(g_in.cpu(), path)
                 out.append(path)
             else:
@@ -243,9 +247,9 @@ class Trainer:
     def _save(self, stage_idx: int, epoch: int, optimizer) -> None:
         if self.out_dir is None:
             return
-        save_checkpoint(self.out_dir / "last.pt", self._state(stage_idx, epoch, optimizer))
         if self.best is not None and self.best["stage_index"] == stage_idx and self.best["epoch"] == epoch:
             self.save_best(self.out_dir / "best.pt")
+        save_checkpoint(self.out_dir / "last.pt", self._state(stage_idx, epoch, optimizer))
 
     def save_best(self, path) -> Path:
         """Write the best model (weights, config, classes, validation metrics) to ``path``."""
@@ -261,10 +265,12 @@ class Trainer:
     def _load_resume(self) -> Optional[dict]:
         if self.out_dir is None or not (self.out_dir / "last.pt").is_file():
             return None
-        ckpt = load_checkpoint(self.out_dir / "last.pt", map_location=self.device)
+        path = self.out_dir / "last.pt"
+        ckpt = load_checkpoint(path, map_location=self.device)
         if ckpt.get("stages") != self.stages():
-            raise ValueError(f"{self.out_dir / 'last.pt'}: written for stages {ckpt.get('stages')}, "
-                             f"this run has {self.stages()}; use another output folder")
+            raise ValueError(f"{path}: written for stages {ckpt.get('stages')}, this run has "
+                             f"{self.stages()}; use another output folder or --no-resume")
+        self._check_compatible(ckpt, path, sections=RESUME_SECTIONS)
         self.model.load_state_dict(ckpt["model"])
         self.history = list(ckpt["history"])
         self.best, self.best_f = ckpt["best"], ckpt["best_f"]
@@ -274,11 +280,22 @@ class Trainer:
     def _init_from(self) -> None:
         """fine_tune from a two-stage checkpoint: its weights and its g optimizer state."""
         ckpt = load_checkpoint(self.t["init_from"], map_location=self.device)
+        self._check_compatible(ckpt, self.t["init_from"], sections=MODEL_SECTIONS)
         self.model.load_state_dict(ckpt["model"])
         self.g_optimizer_state = ckpt.get("g_optimizer")
         if self.g_optimizer_state is None:
             raise ValueError(f"{self.t['init_from']}: has no g optimizer state (field 'g_optimizer'); "
                              "fine_tune needs a last.pt written by a two_stage run")
+
+    def _check_compatible(self, ckpt: dict, path, sections: Sequence[str]) -> None:
+        """Refuse a checkpoint whose classes or model-defining config differ from this run's."""
+        if list(ckpt["classes"]) != self.classes:
+            raise ValueError(f"{path}: written for classes {ckpt['classes']}, this run has {self.classes}")
+        for name in sections:
+            old, new = ckpt["config"].get(name), self.cfg.get(name)
+            if old != new:
+                raise ValueError(f"{path}: written with {name}={old}, this run has {name}={new}; "
+                                 "use another output folder or --no-resume")
 
     # ----------------------------------------------------------------- main loop
     def _optimizer(self, stage: str):
@@ -297,15 +314,15 @@ class Trainer:
         self._write_log(row)
         shown = f"val {key} f={val[f'f_{key}']:.3f}" + ("" if stage == "f" else f" f+g={val[key]:.3f}")
         self.log(f"[{stage} {epoch + 1}/{self.t[EPOCH_KEYS[stage]]}] loss {loss:.4f}  {shown}")
-        better = lambda best: best is None or (not math.isnan(score) and score > best["metric"])  # noqa: E731
-        entry = {"metric": score, "stage": stage, "stage_index": stage_idx, "epoch": epoch,
-                 "metrics": val, "state": copy.deepcopy(self.model.state_dict())}
+        if math.isnan(score):
+            raise ValueError(f"validation {key} is undefined (NaN): the validation sections need "
+                             "labeled nodes, and for AUROC more than one class")
+        entry = {"metric": score, "stage": stage, "stage_index": stage_idx, "epoch": epoch, "metrics": val}
         if stage == "f":
-            if better(self.best_f):
-                entry["state"] = copy.deepcopy(self.model.f.state_dict())
-                self.best_f = entry
-        elif better(self.best):
-            self.best = entry
+            if self.best_f is None or score > self.best_f["metric"]:
+                self.best_f = {**entry, "state": copy.deepcopy(self.model.f.state_dict())}
+        elif self.best is None or score > self.best["metric"]:
+            self.best = {**entry, "state": copy.deepcopy(self.model.state_dict())}
 
     def _stage_loss(self, stage, train, cache, gen):
         """A closure ``(k, section) -> node logits`` for the section-level stages."""
@@ -323,6 +340,26 @@ class Trainer:
         """
         if not train or not val:
             raise ValueError("fit() needs at least one training and one validation section")
+        check = getattr(self.model.g, "check_graph", None)
+        for st in list(train) + list(val) if check is not None else []:
+            check(st.graph)  # a corrector that cannot take these graphs fails before stage f
+        hook = self.model.f.register_forward_hook(self._count_f_call)
+        self._cache_tmp = None
+        try:
+            self._fit(train, val, resume)
+        finally:
+            hook.remove()
+            for p in self.model.parameters():
+                p.requires_grad_(True)
+            if self._cache_tmp:
+                shutil.rmtree(self._cache_tmp, ignore_errors=True)
+        if self.best is not None:
+            self.model.load_state_dict(self.best["state"])
+        if self.out_dir is not None:
+            self.save_best(self.out_dir / "best.pt")
+        return self
+
+    def _fit(self, train, val, resume: bool) -> None:
         stages = self.stages()
         ckpt = self._load_resume() if resume else None
         start_stage, start_epoch = 0, 0
@@ -362,11 +399,6 @@ class Trainer:
                 self._save(stage_idx, epoch, optimizer)
             if stage == "f" and self.best_f is not None:
                 self.model.f.load_state_dict(self.best_f["state"])
-        for p in self.model.parameters():
-            p.requires_grad_(True)
-        if self.best is not None:
-            self.model.load_state_dict(self.best["state"])
-        return self
 
     @torch.no_grad()
     def _val_f_cache(self, val) -> list:
