@@ -45,6 +45,7 @@ def _add_predict(sub) -> None:
     src.add_argument("--spot-table", metavar="TSV", help="per-spot table; needs --image")
     src.add_argument("--synthetic", metavar="SEED", type=int, help="a synthetic section")
     p.add_argument("--image", help="image of --nuclei / --spot-table")
+    p.add_argument("--fullres-image", help="with --spaceranger: the full-resolution image")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-figure", action="store_true")
 
@@ -100,6 +101,8 @@ def _cmd_evaluate(args) -> int:
     from .evaluate import format_comparison
     from .pipeline import evaluate_checkpoints, write_json
 
+    if args.overrides and not args.data:
+        raise ValueError("--set needs --data (the checkpoint's own settings are used as saved)")
     data = load_config(args.data, args.overrides)["data"] if args.data else None
     result = evaluate_checkpoints(args.checkpoints, data, split=args.split)
     for path, res in result["models"].items():
@@ -125,7 +128,10 @@ def _cmd_predict(args) -> int:
         return {k: opts[k] for k in keys if k in opts} if data["reader"] == reader else {}
 
     if args.spaceranger:
-        section = read_spaceranger(args.spaceranger)
+        opts = trained_options("spaceranger", ("image",))
+        if opts.get("image") not in ("auto", "hires", "lowres", "fullres"):
+            opts = {}  # an image path of the training data is no use for another section
+        section = read_spaceranger(args.spaceranger, fullres_image=args.fullres_image, **opts)
     elif args.synthetic is not None:
         from .synthetic import make_section
 

@@ -116,6 +116,8 @@ def test_not_a_checkpoint_and_usage_errors(tmp_path, capsys):
     assert main(["frobnicate"]) == 2
     assert "invalid choice" in capsys.readouterr().err
     assert main(["predict", "x.pt", "--out", "o"]) == 2  # no input source
+    capsys.readouterr()
+    one_line_error(capsys, main(["evaluate", str(junk), "--set", "data.test=[1]"]), "--set needs --data")
 
 
 def test_demo_quick_smoke(tmp_path, capsys):
