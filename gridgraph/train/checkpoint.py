@@ -26,7 +26,7 @@ def load_checkpoint(path: Union[str, os.PathLike], map_location="cpu") -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for foreign or truncated files
         raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
