@@ -25,11 +25,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _table import machine, print_table  # noqa: E402
+from _common import add_training_args, machine, print_table, scores  # noqa: E402
 
 from gridgraph.config import make_config  # noqa: E402
 from gridgraph.datasets import load_splits  # noqa: E402
-from gridgraph.evaluate import compute_metrics, per_class_auroc  # noqa: E402
 from gridgraph.io.atomic import atomic_write  # noqa: E402
 from gridgraph.pipeline import load_model, model_from_config, predict_probs, section_figures  # noqa: E402
 from gridgraph.train import Trainer  # noqa: E402
@@ -44,16 +43,8 @@ def parse(argv=None):
     ap.add_argument("--out", default="runs/crchisto")
     ap.add_argument("--evaluate", metavar="CHECKPOINT", help="evaluate a saved model instead of training")
     ap.add_argument("--folder", help="with --evaluate: folder of imgN.png + imgN_nuclei.csv")
-    ap.add_argument("--epochs-f", type=int, default=15)
-    ap.add_argument("--epochs-g", type=int, default=80)
-    ap.add_argument("--window-px", type=float, default=32.0)
-    ap.add_argument("--patch-size", type=int, default=32)
     ap.add_argument("--k", type=int, default=8, help="neighbours of the kNN graph")
-    ap.add_argument("--g-input", default="softmax", choices=["softmax", "logits", "features"])
-    ap.add_argument("--g-residual", action=argparse.BooleanOptionalAction, default=True,
-                    help="g corrects f's log-probabilities (default) or predicts logits outright")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
+    add_training_args(ap, epochs_f=15, epochs_g=80, window_px=32.0)
     return ap.parse_args(argv)
 
 
@@ -71,11 +62,6 @@ def config(args, root: str, train, val) -> dict:
                   "lr": args.lr, "accumulate": 8, "batch_size": 64, "progress": False},
     })
 
-
-def scores(y, probs) -> dict:
-    m = compute_metrics(y, probs)
-    m["per_class_auroc"] = per_class_auroc(y, probs).tolist()
-    return m
 
 
 def report(args, res: dict, where: str) -> str:

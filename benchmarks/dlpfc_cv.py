@@ -26,11 +26,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _table import machine, print_table  # noqa: E402
+from _common import add_training_args, machine, print_table, scores  # noqa: E402
 
 from gridgraph.config import make_config  # noqa: E402
 from gridgraph.datasets import load_splits  # noqa: E402
-from gridgraph.evaluate import DLPFC_FOLDS, compute_metrics, per_class_auroc  # noqa: E402
+from gridgraph.evaluate import DLPFC_FOLDS  # noqa: E402
 from gridgraph.io.atomic import atomic_write  # noqa: E402
 from gridgraph.pipeline import model_from_config, predict_probs, section_figures  # noqa: E402
 from gridgraph.train import Trainer  # noqa: E402
@@ -51,16 +51,8 @@ def parse(argv=None):
     ap.add_argument("--quick", action="store_true", help="one fold only: (151673, 151674)")
     ap.add_argument("--folds", type=int, nargs="+", help="test fold numbers 1..6 (default all)")
     ap.add_argument("--correctors", nargs="+", default=["hexconv", "gcn"])
-    ap.add_argument("--epochs-f", type=int, default=10)
-    ap.add_argument("--epochs-g", type=int, default=60)
-    ap.add_argument("--window-px", type=float, default=40.0, help="patch window at lowres (px)")
-    ap.add_argument("--patch-size", type=int, default=32)
     ap.add_argument("--standardize", action="store_true", help="per-section colour standardisation")
-    ap.add_argument("--g-input", default="softmax", choices=["softmax", "logits", "features"])
-    ap.add_argument("--g-residual", action=argparse.BooleanOptionalAction, default=True,
-                    help="g corrects f's log-probabilities (default) or predicts logits outright")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
+    add_training_args(ap, epochs_f=10, epochs_g=60, window_px=40.0)
     return ap.parse_args(argv)
 
 
@@ -83,11 +75,6 @@ def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int) 
                   "lr": args.lr, "accumulate": 2, "metric": "auroc", "progress": False},
     })
 
-
-def scores(y, probs) -> dict:
-    m = compute_metrics(y, probs)
-    m["per_class_auroc"] = per_class_auroc(y, probs).tolist()
-    return m
 
 
 def run_fold(args, k: int, sections_cache: dict) -> list:

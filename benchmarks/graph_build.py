@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _table import best_of, machine, print_table  # noqa: E402
+from _common import best_of, machine, print_table  # noqa: E402
 
 from gridgraph.graph import cartesian_graph, hex_graph, knn_graph, radius_graph  # noqa: E402
 

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _table import peak_rss_mib, run_worker  # noqa: E402
+from _common import peak_rss_mib, run_worker  # noqa: E402
 
 MODES = {
     "chunked+ckpt": dict(chunk_size=32, checkpoint=True),

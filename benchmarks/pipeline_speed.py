@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _table import machine, peak_rss_mib, print_table, run_worker  # noqa: E402
+from _common import machine, peak_rss_mib, print_table, run_worker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DLPFC = ROOT.parent / "shared" / "data" / "dlpfc"

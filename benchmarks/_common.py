@@ -1,4 +1,4 @@
-"""Tiny helpers shared by the benchmark scripts: timing and Markdown tables."""
+"""Helpers shared by the benchmark scripts: timing, tables, subprocess workers, training flags."""
 from __future__ import annotations
 
 import platform
@@ -57,3 +57,27 @@ def peak_rss_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def add_training_args(ap, epochs_f: int, epochs_g: int, window_px: float) -> None:
+    """The f/g training flags the real-data benchmarks share."""
+    import argparse
+
+    ap.add_argument("--epochs-f", type=int, default=epochs_f)
+    ap.add_argument("--epochs-g", type=int, default=epochs_g)
+    ap.add_argument("--window-px", type=float, default=window_px, help="patch window (px)")
+    ap.add_argument("--patch-size", type=int, default=32)
+    ap.add_argument("--g-input", default="softmax", choices=["softmax", "logits", "features"])
+    ap.add_argument("--g-residual", action=argparse.BooleanOptionalAction, default=True,
+                    help="g corrects f's log-probabilities (default) or predicts logits outright")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+
+
+def scores(y, probs) -> dict:
+    """Headline metrics plus per-class AUROC (a list, JSON-ready)."""
+    from gridgraph.evaluate import compute_metrics, per_class_auroc
+
+    m = compute_metrics(y, probs)
+    m["per_class_auroc"] = per_class_auroc(y, probs).tolist()
+    return m
