@@ -127,14 +127,14 @@ def run_training(cfg: dict, resume: bool = True, log: Callable[[str], None] = pr
     model = model_from_config(cfg, len(classes))
     trainer = Trainer(model, cfg, classes, out_dir=out, log=log)
     trainer.fit(splits["train"], splits["val"], resume=resume)
-    result = {"classes": classes, "val": evaluate_sections(
-        [st.labels for st in splits["val"]], predict_probs(model, splits["val"]))}
-    shown = splits["test"] or splits["val"]
-    probs = predict_probs(model, shown)
-    if splits["test"]:
-        result["test"] = evaluate_sections([st.labels for st in shown], probs)
+    result, probs = {"classes": classes}, {}
+    for split in ("val", "test"):
+        if splits[split]:
+            probs[split] = predict_probs(model, splits[split])
+            result[split] = evaluate_sections([st.labels for st in splits[split]], probs[split])
     write_json(out / "test_metrics.json", result)
     which = "test" if splits["test"] else "val"
+    shown, probs = splits[which], probs[which]
     log(f"\n{which} split, best model:\n" + format_comparison(result[which]))
     if figures:
         section_figures(shown[0], probs[0], classes, out)

@@ -123,26 +123,32 @@ class Trainer:
         return f_logits.float(), g_in.float()  # g runs in full precision
 
     @torch.no_grad()
-    def predict(self, sections: Sequence[SectionTensors], use_g: bool = True) -> list:
-        """Per section ``(f_probs, g_probs or None)`` as CPU float tensors ``(N, K)``."""
+    def f_cache(self, sections: Sequence[SectionTensors]) -> list:
+        """Per section f's probabilities ``(N, K)`` (CPU) and g's input, f in eval mode."""
         self.model.eval()
         out = []
         for st in sections:
             f_logits, g_in = self._f_outputs(st, train=False)
-            f_prob = f_logits.float().softmax(-1).cpu()
-            g_prob = None
-            if use_g:
-                g_prob = self.model.g_outputs(g_in, st.graph.to(self.device)).float().softmax(-1).cpu()
-            out.append((f_prob, g_prob))
+            out.append((f_logits.softmax(-1).cpu(), g_in))
         return out
 
-    def validate(self, sections: Sequence[SectionTensors], use_g: bool = True) -> dict:
-        """Metrics of f alone (``f_*``) and, with ``use_g``, of f + g over all sections pooled."""
-        preds = self.predict(sections, use_g)
+    @torch.no_grad()
+    def validate(self, sections: Sequence[SectionTensors], use_g: bool = True,
+                 f_cache: Optional[list] = None) -> dict:
+        """Metrics of f alone (``f_*``) and, with ``use_g``, of f + g over all sections pooled.
+
+        ``f_cache`` (from :meth:`f_cache`) reuses f's outputs while f is frozen (stage g).
+        """
+        cache = f_cache if f_cache is not None else self.f_cache(sections)
+        self.model.eval()
         y = torch.cat([st.labels for st in sections])
-        res = {f"f_{k}": v for k, v in compute_metrics(y, torch.cat([p[0] for p in preds])).items()}
+        res = {f"f_{k}": v for k, v in compute_metrics(y, torch.cat([c[0] for c in cache])).items()}
         if use_g:
-            res.update(compute_metrics(y, torch.cat([p[1] for p in preds])))
+            g_prob = torch.cat([
+                self.model.g_outputs(g_in, st.graph.to(self.device)).softmax(-1).cpu()
+                for (_, g_in), st in zip(cache, sections)
+            ])
+            res.update(compute_metrics(y, g_prob))
         return res
 
     # ----------------------------------------------------------------- epochs
@@ -324,7 +330,7 @@ class Trainer:
         elif self.best is None or score > self.best["metric"]:
             self.best = {**entry, "state": copy.deepcopy(self.model.state_dict())}
 
-    def _stage_loss(self, stage, train, cache, gen):
+    def _stage_loss(self, stage, cache, gen):
         """A closure ``(k, section) -> node logits`` for the section-level stages."""
         if stage == "g":
             return lambda k, st: self.model.g_outputs(self._cached(cache[k]), st.graph.to(self.device))
@@ -383,7 +389,7 @@ class Trainer:
             cache = val_cache = None
             if stage == "g" and first < epochs:
                 cache = self.cache_f_outputs(train)
-                val_cache = self._val_f_cache(val)
+                val_cache = self.f_cache(val)
             for epoch in range(first, epochs):
                 gen = self._seed(stage_idx, epoch)
                 t0 = time.perf_counter()
@@ -391,35 +397,11 @@ class Trainer:
                     loss = self._epoch_f(train, optimizer, gen)
                     val_metrics = self.validate(val, use_g=False)
                 else:
-                    loss = self._epoch_sections(train, optimizer, gen, self._stage_loss(stage, train, cache, gen))
-                    val_metrics = self._validate_cached(val, val_cache) if stage == "g" else self.validate(val)
+                    loss = self._epoch_sections(train, optimizer, gen, self._stage_loss(stage, cache, gen))
+                    val_metrics = self.validate(val, f_cache=val_cache)
                 if stage == "g":
                     self.g_optimizer_state = optimizer.state_dict()
                 self._record(stage_idx, stage, epoch, loss, val_metrics, time.perf_counter() - t0)
                 self._save(stage_idx, epoch, optimizer)
             if stage == "f" and self.best_f is not None:
                 self.model.f.load_state_dict(self.best_f["state"])
-
-    @torch.no_grad()
-    def _val_f_cache(self, val) -> list:
-        """f's probabilities and g's input on the validation sections, with f frozen."""
-        self.model.eval()
-        out = []
-        for st in val:
-            f_logits, g_in = self._f_outputs(st, train=False)
-            out.append((f_logits.float().softmax(-1).cpu(), g_in))
-        return out
-
-    @torch.no_grad()
-    def _validate_cached(self, val, val_cache) -> dict:
-        """Validation during stage g, reusing f's outputs on the validation sections."""
-        self.model.eval()
-        y = torch.cat([st.labels for st in val])
-        f_prob = torch.cat([c[0] for c in val_cache])
-        g_prob = torch.cat([
-            self.model.g_outputs(c[1], st.graph.to(self.device)).float().softmax(-1).cpu()
-            for c, st in zip(val_cache, val)
-        ])
-        res = {f"f_{k}": v for k, v in compute_metrics(y, f_prob).items()}
-        res.update(compute_metrics(y, g_prob))
-        return res
