@@ -6,7 +6,7 @@ train. Hyperparameters are fixed in advance (the command line below); nothing is
 test fold. f is trained once per fold (stage 1 of the two-stage regimen) and shared by every g,
 each trained on f's cached outputs (stage 2).
 
-    python benchmarks/dlpfc_cv.py                 # all six folds, hexconv and gcn
+    python benchmarks/dlpfc_cv.py                 # all six folds, g = unet, hexconv and gcn
     python benchmarks/dlpfc_cv.py --quick         # one fold (151673, 151674), < 15 min on 2 cores
 
 Writes ``results.md``, ``results.csv``, ``results.json`` and maps of one test section into
@@ -38,6 +38,7 @@ from gridgraph.train import Trainer  # noqa: E402
 CLASSES = ["L1", "L2", "L3", "L4", "L5", "L6", "WM"]
 PAPER = {"f": {"accuracy": 0.544, "macro_auroc": 0.799}, "f+g": {"accuracy": 0.564, "macro_auroc": 0.796}}
 G_KWARGS = {
+    "unet": {"base_channels": 16, "depth": 3, "dropout": 0.2},
     "hexconv": {"hidden_channels": 64, "num_layers": 12, "relu_every": 1},
     "gcn": {"hidden_channels": 64, "num_layers": 12, "dropout": 0.1},
     "sage": {"hidden_channels": 64, "num_layers": 12, "dropout": 0.1},
@@ -50,8 +51,13 @@ def parse(argv=None):
     ap.add_argument("--out", default="runs/dlpfc_cv")
     ap.add_argument("--quick", action="store_true", help="one fold only: (151673, 151674)")
     ap.add_argument("--folds", type=int, nargs="+", help="test fold numbers 1..6 (default all)")
-    ap.add_argument("--correctors", nargs="+", default=["hexconv", "gcn"])
+    ap.add_argument("--correctors", nargs="+", default=["unet", "hexconv", "gcn"])
+    ap.add_argument("--augment-sections", action=argparse.BooleanOptionalAction, default=False,
+                    help="train g on randomly rotated / mirrored whole sections (hex lattice symmetries); "
+                         "off by default: it lowered validation AUROC (sections share an orientation)")
     ap.add_argument("--standardize", action="store_true", help="per-section colour standardisation")
+    ap.add_argument("--g-seeds", type=int, default=3,
+                    help="g's trained per corrector (seeds seed..seed+n-1); f+g averages their softmax")
     add_training_args(ap, epochs_f=10, epochs_g=60, window_px=40.0)
     return ap.parse_args(argv)
 
@@ -72,34 +78,47 @@ def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int) 
         "g": {"name": corrector, "kwargs": G_KWARGS.get(corrector, {})},
         "model": {"g_input": args.g_input, "g_residual": args.g_residual},
         "train": {"regimen": "two_stage", "epochs_f": epochs_f, "epochs_g": args.epochs_g,
-                  "lr": args.lr, "accumulate": 2, "metric": "auroc", "progress": False},
+                  "lr": args.lr, "accumulate": 2, "metric": "auroc", "progress": False,
+                  "augment_sections": args.augment_sections},
     })
 
 
 
+def train_one(args, k, corrector, seed, out, f_state, sections_cache):
+    """Train one model of the fold (f only when ``f_state`` is None); returns it and the splits."""
+    cfg = fold_config(args, k, corrector, out, 0 if f_state is not None else args.epochs_f)
+    cfg["seed"] = seed
+    key = tuple(cfg["data"]["train"] + cfg["data"]["val"] + cfg["data"]["test"])
+    if key not in sections_cache:
+        sections_cache.clear()
+        sections_cache[key] = load_splits(cfg, classes=CLASSES)[0]
+    splits = sections_cache[key]
+    torch.manual_seed(seed)
+    model = model_from_config(cfg, len(CLASSES))
+    if f_state is not None:
+        model.f.load_state_dict(f_state)
+    Trainer(model, cfg, CLASSES, out_dir=out,
+            log=lambda line: print(f"  fold {k + 1} {corrector} seed {seed}: {line}", flush=True)
+            ).fit(splits["train"], splits["val"], resume=False)
+    return model, splits
+
+
 def run_fold(args, k: int, sections_cache: dict) -> list:
+    """f once (with the first g), then ``--g-seeds`` g's per corrector; f+g is their mean softmax."""
     out = Path(args.out) / f"fold{k + 1}"
     rows, f_state = [], None
     for corrector in args.correctors:
-        cfg = fold_config(args, k, corrector, out / corrector, 0 if f_state is not None else args.epochs_f)
-        key = tuple(cfg["data"]["train"] + cfg["data"]["val"] + cfg["data"]["test"])
-        if key not in sections_cache:
-            sections_cache.clear()
-            sections_cache[key] = load_splits(cfg, classes=CLASSES)[0]
-        splits = sections_cache[key]
-        torch.manual_seed(args.seed)
-        model = model_from_config(cfg, len(CLASSES))
-        if f_state is not None:
-            model.f.load_state_dict(f_state)
         t0 = time.perf_counter()
-        Trainer(model, cfg, CLASSES, out_dir=out / corrector,
-                log=lambda s: print(f"  fold {k + 1} {corrector}: {s}", flush=True)
-                ).fit(splits["train"], splits["val"], resume=False)
-        f_state = model.f.state_dict()
-        probs = predict_probs(model, splits["test"])
+        members = []
+        for s in range(args.g_seeds):
+            folder = out / corrector / (f"seed{s}" if args.g_seeds > 1 else "")
+            model, splits = train_one(args, k, corrector, args.seed + s, folder, f_state, sections_cache)
+            f_state = model.f.state_dict()
+            members.append(predict_probs(model, splits["test"]))
+        probs = [(parts[0][0], torch.stack([p[1] for p in parts]).mean(0)) for parts in zip(*members)]
         y = torch.cat([st.labels for st in splits["test"]])
-        res = {"fold": k + 1, "test": "+".join(cfg["data"]["test"]), "g": corrector,
-               "seconds": time.perf_counter() - t0,
+        res = {"fold": k + 1, "test": "+".join(st.name for st in splits["test"]), "g": corrector,
+               "seconds": time.perf_counter() - t0, "g_seeds": args.g_seeds,
                "f": scores(y, torch.cat([p[0] for p in probs])),
                "f+g": scores(y, torch.cat([p[1] for p in probs]))}
         rows.append(res)
@@ -124,7 +143,8 @@ def report(args, rows) -> str:
                       r["f"]["macro_auroc"], r["f+g"]["macro_auroc"], r["seconds"] / 60])
     header = ["fold", "test sections", "g", "acc f", "acc f+g", "AUROC f", "AUROC f+g", "min"]
     text = [f"DLPFC, {len(set(r['fold'] for r in rows))} fold(s), lowres images, "
-            f"window {args.window_px:g} px -> {args.patch_size} px, on {machine()}\n",
+            f"window {args.window_px:g} px -> {args.patch_size} px, f+g = mean of {args.g_seeds} g seed(s), "
+            f"on {machine()}\n",
             print_table(header, table), ""]
     summary = []
     for g in args.correctors:

@@ -49,7 +49,8 @@ DEFAULTS: dict = {
         "chunk_size": 32,
         "checkpoint": True,
         "accumulate": 1,
-        "augment": True,
+        "augment": True,  # random dihedral transforms of f's patches
+        "augment_sections": False,  # stages g/joint: random lattice symmetries of whole sections
         "metric": "accuracy",  # accuracy | auroc
         "device": "auto",
         "amp": False,
@@ -144,7 +145,7 @@ def check_config(cfg: dict, source: str = "config") -> dict:
                 pass
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
             raise ConfigError(f"{source}: train.{key} must be a non-negative number, got {v!r}")
-    for key in ("amp", "augment", "checkpoint", "progress"):
+    for key in ("amp", "augment", "augment_sections", "checkpoint", "progress"):
         if not isinstance(t[key], bool):
             raise ConfigError(f"{source}: train.{key} must be true or false, got {t[key]!r}")
     if t["init_from"] is not None and t["regimen"] != "fine_tune":

@@ -31,6 +31,7 @@ def test_parse_override_yaml_values():
     ({"train": {"epochs_g": 0}}, "train.epochs_g"),
     ({"train": {"lr": "fast"}}, "train.lr"),
     ({"train": {"metric": "f1"}}, "train.metric"),
+    ({"train": {"augment_sections": "yes"}}, "train.augment_sections"),
     ({"model": {"g_input": "pixels"}}, "model.g_input"),
     ({"patches": {"window_px": 3, "window_spots": 2}}, "exactly one"),
     ({"data": {"val": []}}, "data.val"),

@@ -9,15 +9,27 @@ from gridgraph.correctors import registry
 from gridgraph.correctors import (
     Conv2dCorrector,
     Corrector,
+    DenseCorrector,
     GATCorrector,
     GCNCorrector,
+    HexConv2d,
     HexConvCorrector,
     SAGECorrector,
+    UNetCorrector,
     available_correctors,
     build_corrector,
     register_corrector,
 )
-from gridgraph.graph import cartesian_graph, collate, from_dense, hex_graph, knn_graph, to_dense
+from gridgraph.graph import (
+    cartesian_graph,
+    collate,
+    foreground_mask,
+    from_dense,
+    hex_graph,
+    hex_grid_to_visium,
+    knn_graph,
+    to_dense,
+)
 
 
 K = 3
@@ -55,7 +67,7 @@ def _neighbours(graph, node):
 
 
 def test_registry():
-    assert {"conv2d", "hexconv", "gcn", "gat", "sage"} <= set(available_correctors())
+    assert {"conv2d", "hexconv", "gcn", "gat", "sage", "unet"} <= set(available_correctors())
     g = build_corrector("gcn", 4, in_channels=9, hidden_channels=8, num_layers=2)
     assert isinstance(g, GCNCorrector) and g.in_channels == 9 and g.num_classes == 4
     assert build_corrector("conv2d", 4).in_channels == 4
@@ -106,6 +118,7 @@ def test_conv2d_one_layer_touches_3x3_block():
 def test_conv2d_background_cells_do_not_leak():
     # Nodes at (0, 0) and (0, 2); the cell between them is empty. Two 3x3 layers would carry
     # (0, 0) to (0, 2) through the empty cell if it were not zeroed between layers.
+    torch.manual_seed(0)  # (an unseeded ReLU could be dead at node 0 and hide the check)
     graph = cartesian_graph(np.array([0, 0]), np.array([0, 2]))
     g = Conv2dCorrector(K, kernel_sizes=(3, 3))
     x = torch.randn(2, K)
@@ -289,3 +302,129 @@ def test_wrong_layouts_raise_clear_errors():
         Conv2dCorrector(K, in_channels=4)(x, cart)
     with pytest.raises(ValueError, match="rows"):
         GCNCorrector(K)(x[:5], cart)
+
+
+def test_unet_receptive_field_spans_the_section():
+    torch.manual_seed(0)
+    graph = _hex_disc(12, centre=(14, 30))
+    x = torch.randn(graph.num_nodes, K)
+    far = int(torch.argmax(graph.pos[:, 0]))  # the rightmost spot
+    import networkx as nx
+
+    hops = nx.single_source_shortest_path_length(graph.to_networkx(), far)
+    assert max(hops.values()) > 20
+    assert len(_changed(build_corrector("hexconv", K), x, graph, far)) == sum(d <= 5 for d in hops.values())
+
+    def without_norm(depth):  # GroupNorm couples all cells; drop it to see the convolutions' reach
+        g = UNetCorrector(K, base_channels=8, depth=depth)
+        for block in list(g.down) + list(g.merge):
+            for i, layer in enumerate(block):
+                if isinstance(layer, torch.nn.GroupNorm):
+                    block[i] = torch.nn.Identity()
+        return g
+
+    def reached(g):  # float64 and a large step: deep unnormalised signals are small, not zero
+        g = g.double().eval()
+        x64 = x.double()
+        with torch.no_grad():
+            moved = x64.clone()
+            moved[far] += 1e3
+            diff = (g(moved, graph) - g(x64, graph)).abs().amax(1)
+        return torch.nonzero(diff > 1e-12).flatten().tolist()
+
+    cell = graph.grid_index
+    reach = (cell - cell[far]).abs().amax(1)  # Chebyshev distance on the dense grid
+    assert max(reach[reached(without_norm(0))].tolist()) == 2  # two 3x3 convolutions
+    assert len(reached(without_norm(3))) == graph.num_nodes  # 25 hops away and more
+
+
+@pytest.mark.parametrize("shape", [(13, 17), (64, 78), (8, 8)])
+def test_unet_any_grid_shape_and_gradients(shape):
+    torch.manual_seed(0)
+    rows, cols = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    keep = (rows + cols) % 3 != 0
+    graph = cartesian_graph(rows[keep], cols[keep], grid_shape=shape)
+    g = build_corrector("unet", K, in_channels=5, base_channels=4, depth=2, dropout=0.1)
+    x = torch.randn(graph.num_nodes, 5, requires_grad=True)
+    out = g(x, graph)
+    assert out.shape == (graph.num_nodes, K)
+    out.square().sum().backward()
+    assert x.grad.abs().sum() > 0 and all(p.grad is not None for p in g.parameters())
+
+
+def test_unet_mask_channel_and_options():
+    g = UNetCorrector(K, in_channels=5, base_channels=4, depth=1)
+    assert g.down[0][0].in_channels == 6
+    assert UNetCorrector(K, in_channels=5, mask_channel=False).down[0][0].in_channels == 5
+    assert "base_channels=4, depth=1, mask_channel=True" in repr(g)
+    # with the mask channel, two sections whose features are all zero differ by their shape
+    small, big = _hex_disc(3), _hex_disc(6)
+    g.eval()
+    with torch.no_grad():
+        a = g(torch.zeros(small.num_nodes, 5), small)
+        b = g(torch.zeros(big.num_nodes, 5), big)
+    assert not torch.allclose(a[0], b[0])
+    with pytest.raises(ValueError, match="depth"):
+        UNetCorrector(K, depth=-1)
+    with pytest.raises(ValueError, match="dropout"):
+        UNetCorrector(K, dropout=1.0)
+    with pytest.raises(ValueError, match="irregular"):
+        g(torch.zeros(9, 5), knn_graph(torch.rand(9, 2), k=3))
+
+
+def test_unet_same_alone_or_in_a_batch_of_one_slide_shape():
+    torch.manual_seed(0)
+    a = _hex_disc(4, centre=(6, 12))
+    b = _hex_disc(5, centre=(7, 14))
+    a = hex_graph(*hex_grid_to_visium(a.grid_index.numpy()), grid_shape=(16, 16))
+    b = hex_graph(*hex_grid_to_visium(b.grid_index.numpy()), grid_shape=(16, 16))
+    g = UNetCorrector(K, base_channels=4, depth=2).eval()
+    xa, xb = torch.randn(a.num_nodes, K), torch.randn(b.num_nodes, K)
+    with torch.no_grad():
+        torch.testing.assert_close(g(torch.cat([xa, xb]), collate([a, b])), torch.cat([g(xa, a), g(xb, b)]))
+
+
+@pytest.mark.parametrize("shape", [(7, 8), (7, 9), (64, 78)])
+def test_fused_hexconv_equals_hexagdly_forward_and_backward(shape):
+    torch.manual_seed(0)
+    conv = HexConv2d(5, 4)
+    torch.nn.init.normal_(conv.bias)
+    assert conv.fused
+    x = torch.randn(2, 5, *shape, requires_grad=True)
+    fused = conv(x)
+    fused.square().sum().backward()
+    grads = [x.grad.clone()] + [p.grad.clone() for p in conv.parameters()]
+    x.grad = None
+    conv.zero_grad()
+    conv.fused = False
+    plain = conv(x)
+    plain.square().sum().backward()
+    torch.testing.assert_close(fused, plain)
+    for a, b in zip(grads, [x.grad] + [p.grad for p in conv.parameters()]):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)  # weight gradients sum in another order
+    assert not HexConv2d(5, 4, kernel_size=2).fused  # larger kernels use HexagDLy's own path
+
+
+@pytest.mark.parametrize("name", ["conv2d", "hexconv"])
+def test_dense_correctors_crop_the_grid_to_the_nodes_exactly(name):
+    torch.manual_seed(0)
+    small = _hex_disc(4, centre=(6, 12))
+    row, col = hex_grid_to_visium(small.grid_index.numpy())
+    framed = hex_graph(row + 9, col + 11, grid_shape=(64, 78))  # odd shift: column parity flips
+    cropped = DenseCorrector.crop_to_nodes(framed)
+    assert cropped.grid_shape[0] < 64 and cropped.grid_shape[1] < 78
+    assert int(cropped.grid_index[:, 1].min()) in (0, 1)  # crops start at an even column
+    g = build_corrector(name, K, num_layers=3) if name == "hexconv" else build_corrector(name, K)
+    x = torch.randn(framed.num_nodes, K)
+    with torch.no_grad():
+        full = layer_free_forward(g, x, framed)
+        torch.testing.assert_close(g(x, framed), full)
+    assert DenseCorrector.crop_to_nodes(cropped) is cropped
+
+
+def layer_free_forward(g, x, graph):
+    """The corrector's layers on the uncropped dense grid (the reference for cropping)."""
+    h, mask = to_dense(x, graph), foreground_mask(graph)
+    for layer in g.layers:
+        h = layer.forward_dense(h, mask)
+    return from_dense(h, graph)

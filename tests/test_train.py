@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
+from gridgraph.correctors import build_corrector
 from gridgraph.datasets import load_splits
 from gridgraph.pipeline import model_from_config
 from gridgraph.train import Trainer, joint_optimizer, load_checkpoint, masked_cross_entropy
@@ -181,3 +182,33 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path, data):
     tr = Trainer(model_from_config(cfg, 3), cfg, data[1], out_dir=tmp_path / "run", log=lambda s: None)
     with pytest.raises(ValueError, match="last.pt.*hidden_channels"):
         tr.fit(data[0]["train"], data[0]["val"])
+
+
+def test_augment_sections_shows_g_rotated_sections(tmp_path, data, monkeypatch):
+    """g sees each training section under a seeded random lattice symmetry."""
+    seen = []
+
+    def make(aug, folder):
+        tr = make_trainer(tmp_path / folder, data, out=False, augment_sections=aug, epochs_f=1, epochs_g=3,
+                          regimen="two_stage")
+        tr.model.g = build_corrector("unet", len(data[1]), base_channels=4, depth=1)
+        original = tr.model.g.forward
+
+        def spy(x, graph):
+            seen.append((folder, graph.grid_shape, graph.grid_index.clone()))
+            return original(x, graph)
+
+        monkeypatch.setattr(tr.model.g, "forward", spy)
+        return tr
+
+    runs = {}
+    for aug, folder in [(True, "a"), (True, "b"), (False, "c")]:
+        tr = make(aug, folder)
+        tr.fit(data[0]["train"], data[0]["val"], resume=False)
+        runs[folder] = tr.model.g.state_dict()
+    train_shapes = {g.graph.grid_shape for g in data[0]["train"]}
+    by_run = {f: [(s, i) for r, s, i in seen if r == f] for f in "abc"}
+    assert {s for s, _ in by_run["c"]} == train_shapes | {g.graph.grid_shape for g in data[0]["val"]}
+    assert {s for s, _ in by_run["a"]} - train_shapes  # rotated sections have other grid shapes
+    assert all(torch.equal(x[1], y[1]) for x, y in zip(by_run["a"], by_run["b"]))  # seeded
+    assert state_equal(runs["a"], runs["b"]) and not state_equal(runs["a"], runs["c"])

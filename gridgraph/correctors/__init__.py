@@ -1,13 +1,14 @@
 """Spatial correctors g: node features ``(N, C)`` + graph -> node logits ``(N, K)``.
 
 Build one by name with :func:`build_corrector` (``"conv2d"``, ``"hexconv"``, ``"gcn"``,
-``"gat"``, ``"sage"``) or use the classes directly. Dense correctors need a grid-layout
+``"gat"``, ``"sage"``, ``"unet"``) or use the classes directly. Dense correctors need a grid-layout
 :class:`~gridgraph.graph.SpotGraph`; GNN correctors take any ``edge_index``.
 """
 from .conv2d import Conv2dCorrector, DenseCorrector, GridLayer
 from .gnn import GATCorrector, GCNCorrector, GNNCorrector, SAGECorrector
 from .hexconv import HexConv2d, HexConvCorrector
 from .registry import Corrector, available_correctors, build_corrector, register_corrector
+from .unet import UNetCorrector
 
 __all__ = [
     "Corrector",
@@ -20,6 +21,7 @@ __all__ = [
     "GCNCorrector",
     "GATCorrector",
     "SAGECorrector",
+    "UNetCorrector",
     "build_corrector",
     "register_corrector",
     "available_correctors",

@@ -7,8 +7,10 @@ Several sections batch as one dense stack (``collate`` pads every grid to the la
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional, Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -98,10 +100,30 @@ class DenseCorrector(Corrector):
             extra += ", batch_norm=True"
         return super().extra_repr() + extra
 
+    @staticmethod
+    def crop_to_nodes(graph: SpotGraph) -> SpotGraph:
+        """The same graph on the smallest dense grid that holds its nodes.
+
+        Exact for :class:`GridLayer` stacks: cells outside the nodes' bounding box are background,
+        zero before and after every layer, as the convolutions' zero padding is. Hex grids start
+        at an even column, so every column keeps its parity and its hexagonal neighbourhood.
+        """
+        if graph.num_nodes == 0:
+            return graph
+        low = graph.grid_index.amin(0)
+        if graph.layout == "hex":
+            low = torch.stack([low[0], low[1] - low[1] % 2])
+        high = graph.grid_index.amax(0)
+        shape = tuple(int(v) for v in (high - low + 1))
+        if shape == tuple(graph.grid_shape):
+            return graph
+        return replace(graph, grid_index=graph.grid_index - low, grid_shape=shape)
+
     def forward(self, x: Tensor, graph: SpotGraph) -> Tensor:
         """``(N, in_channels)`` node features -> ``(N, num_classes)`` node logits."""
         self.check_graph(graph)
         self._check_features(x, graph.num_nodes)
+        graph = self.crop_to_nodes(graph)
         if any(layer.norm is not None for layer in self.layers):
             for layer in self.layers:
                 x = layer(x, graph)

@@ -12,6 +12,7 @@ from typing import Optional
 
 import hexagdly
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .conv2d import DenseCorrector, GridLayer
@@ -27,22 +28,39 @@ class HexConv2d(nn.Module):
     own bias parameter, so the bias is an ordinary registered parameter (HexagDLy passes its bias
     through a plain dict, which parameter swapping or functional calls would not see).
 
+    For ``kernel_size=1`` the forward pass is fused into two convolutions on the unpadded grid:
+    HexagDLy's ``kernel0`` ``(C_out, C_in, 3, 1)`` over the cell's own column, and its ``kernel1``
+    ``(C_out, C_in, 2, 2)`` over the two neighbouring columns (dilation 2), evaluated once for
+    every row; odd columns, shifted half a cell down, read that side sum one row lower. Same
+    weights and the same numbers as HexagDLy's forward (``fused=False``), with seven taps per
+    cell and no column reordering.
+
     Args:
         in_channels, out_channels: channel counts.
         kernel_size: hexagonal rings covered (1: the cell and its 6 neighbours).
         bias: learnable bias (default ``True``, initialised to zero).
+        fused: use the fused path when ``kernel_size=1`` (default ``True``).
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int = 1, bias: bool = True
+        self, in_channels: int, out_channels: int, kernel_size: int = 1, bias: bool = True,
+        fused: bool = True,
     ):
         super().__init__()
         self.hex = hexagdly.Conv2d(in_channels, out_channels, kernel_size=kernel_size, stride=1,
                                    bias=False)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.fused = bool(fused) and kernel_size == 1
+
+    def _fused(self, x: Tensor) -> Tensor:
+        own = F.conv2d(x, self.hex.kernel0, padding=(1, 0))
+        # side[:, :, i, c]: the left and right neighbours in rows i - 1 and i, for i in 0..H
+        side = F.conv2d(F.pad(x, (1, 1, 1, 1)), self.hex.kernel1, dilation=(1, 2))
+        even_column = torch.arange(x.shape[-1], device=x.device) % 2 == 0
+        return own + torch.where(even_column, side[..., :-1, :], side[..., 1:, :])
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.hex(x)
+        out = self._fused(x) if self.fused else self.hex(x)
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
 

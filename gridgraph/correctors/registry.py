@@ -68,7 +68,7 @@ def build_corrector(name: str, num_classes: int, in_channels: Optional[int] = No
 
     Args:
         name: one of :func:`available_correctors` (built in: ``"conv2d"``, ``"hexconv"``,
-            ``"gcn"``, ``"gat"``, ``"sage"``).
+            ``"gcn"``, ``"gat"``, ``"sage"``, ``"unet"``).
         num_classes: K, width of the output node logits.
         in_channels: width of the input node features (default K: f's logits or probabilities).
         **kwargs: the corrector's own options (e.g. ``hidden_channels``, ``batch_norm``).

@@ -3,6 +3,7 @@ from .builders import cartesian_graph, hex_graph, knn_graph, radius_graph, undir
 from .dense import foreground_mask, from_dense, to_dense
 from .hex_layout import VISIUM_GRID_SHAPE, hex_grid_to_visium, visium_to_hex_grid
 from .spot_graph import LAYOUTS, SpotGraph, collate
+from .symmetry import RandomLatticeSymmetry, lattice_symmetry, num_symmetries
 
 __all__ = [
     "SpotGraph",
@@ -19,4 +20,7 @@ __all__ = [
     "visium_to_hex_grid",
     "hex_grid_to_visium",
     "VISIUM_GRID_SHAPE",
+    "lattice_symmetry",
+    "RandomLatticeSymmetry",
+    "num_symmetries",
 ]

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from ..datasets import SectionTensors
 from ..evaluate.metrics import compute_metrics
+from ..graph.symmetry import RandomLatticeSymmetry
 from ..io.atomic import atomic_write
 from ..patches import random_dihedral
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -331,12 +332,18 @@ class Trainer:
             self.best = {**entry, "state": copy.deepcopy(self.model.state_dict())}
 
     def _stage_loss(self, stage, cache, gen):
-        """A closure ``(k, section) -> node logits`` for the section-level stages."""
-        if stage == "g":
-            return lambda k, st: self.model.g_outputs(self._cached(cache[k]), st.graph.to(self.device))
-        return lambda k, st: self.model.g_outputs(
-            self._f_outputs(st, True, gen)[1], st.graph.to(self.device)
-        )
+        """A closure ``(k, section) -> node logits`` for the section-level stages.
+
+        With ``augment_sections`` each training section is seen under a random lattice symmetry
+        (rotation / mirror of the whole section; nodes and labels keep their order).
+        """
+        symmetry = RandomLatticeSymmetry(gen) if self.t["augment_sections"] else (lambda g: g)
+
+        def forward(k, st):
+            g_in = self._cached(cache[k]) if stage == "g" else self._f_outputs(st, True, gen)[1]
+            return self.model.g_outputs(g_in, symmetry(st.graph).to(self.device))
+
+        return forward
 
     def fit(self, train: Sequence[SectionTensors], val: Sequence[SectionTensors], resume: bool = True):
         """Run every stage of the regimen; returns ``self`` with the best weights loaded.
