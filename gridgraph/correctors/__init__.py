@@ -4,7 +4,7 @@ Build one by name with :func:`build_corrector` (``"conv2d"``, ``"hexconv"``, ``"
 ``"gat"``, ``"sage"``, ``"unet"``) or use the classes directly. Dense correctors need a grid-layout
 :class:`~gridgraph.graph.SpotGraph`; GNN correctors take any ``edge_index``.
 """
-from .conv2d import Conv2dCorrector, DenseCorrector, GridLayer
+from .conv2d import Conv2dCorrector, DenseCorrector, GridCorrector, GridLayer
 from .gnn import GATCorrector, GCNCorrector, GNNCorrector, SAGECorrector
 from .hexconv import HexConv2d, HexConvCorrector
 from .registry import Corrector, available_correctors, build_corrector, register_corrector
@@ -12,6 +12,7 @@ from .unet import UNetCorrector
 
 __all__ = [
     "Corrector",
+    "GridCorrector",
     "DenseCorrector",
     "GridLayer",
     "Conv2dCorrector",

@@ -18,7 +18,7 @@ from ..graph.dense import foreground_mask, from_dense, to_dense
 from ..graph.spot_graph import SpotGraph
 from .registry import Corrector, register_corrector
 
-__all__ = ["GridLayer", "DenseCorrector", "Conv2dCorrector"]
+__all__ = ["GridLayer", "GridCorrector", "DenseCorrector", "Conv2dCorrector"]
 
 
 class GridLayer(nn.Module):
@@ -62,17 +62,13 @@ class GridLayer(nn.Module):
         return f"relu={self.relu}"
 
 
-class DenseCorrector(Corrector):
-    """A stack of :class:`GridLayer` s on the dense grid of a grid-layout :class:`SpotGraph`.
+class GridCorrector(Corrector):
+    """A corrector that works on the dense grid of a grid-layout :class:`SpotGraph`.
 
-    Subclasses set ``layouts`` (accepted ``graph.layout`` values) and fill ``self.layers``.
+    Subclasses set ``layouts`` (the accepted ``graph.layout`` values).
     """
 
     layouts: Sequence[str] = ("cartesian", "hex")
-
-    def __init__(self, num_classes: int, in_channels: Optional[int] = None):
-        super().__init__(num_classes, in_channels)
-        self.layers = nn.ModuleList()
 
     def check_graph(self, graph) -> None:
         """Raise a clear error unless ``graph`` is a SpotGraph of an accepted layout."""
@@ -92,6 +88,14 @@ class DenseCorrector(Corrector):
                 f"{name} works on {' or '.join(repr(v) for v in self.layouts)} graphs, got a graph "
                 f"of layout {graph.layout!r}; {hint}"
             )
+
+
+class DenseCorrector(GridCorrector):
+    """A stack of :class:`GridLayer` s on the dense grid; subclasses fill ``self.layers``."""
+
+    def __init__(self, num_classes: int, in_channels: Optional[int] = None):
+        super().__init__(num_classes, in_channels)
+        self.layers = nn.ModuleList()
 
     def extra_repr(self) -> str:
         hidden = getattr(self, "hidden_channels", None)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..graph.dense import foreground_mask, from_dense, to_dense
-from .conv2d import DenseCorrector
+from .conv2d import GridCorrector
 from .registry import register_corrector
 
 __all__ = ["UNetCorrector"]
@@ -30,7 +30,7 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-class UNetCorrector(DenseCorrector):
+class UNetCorrector(GridCorrector):
     """U-Net over the dense grid of a ``"cartesian"`` or ``"hex"`` graph.
 
     Per level: two 3x3 convolutions with GroupNorm and ReLU; 2x2 max-pooling down, a 2x2
