@@ -4,8 +4,9 @@ The paper's correctors see a few spots around each node (hexconv: 5 rings). Cort
 bands whose identity depends on where a spot lies between the pial surface and the white matter,
 tens of spots away. :class:`UNetCorrector` downsamples the dense grid of a grid-layout graph three
 times (by default), which lets a spot see about 40 cells in every direction (most of a Visium
-slide), and it is given the foreground mask as an extra channel, so the tissue edge is visible. Unlike :class:`~.conv2d.GridLayer` stacks,
-background cells carry features between layers: context flows across gaps in the tissue.
+slide), and it is given the foreground mask as an extra channel, so the tissue edge is visible.
+Unlike :class:`~.conv2d.GridLayer` stacks, background cells carry features between layers:
+context flows across gaps in the tissue.
 """
 from __future__ import annotations
 
@@ -53,8 +54,6 @@ class UNetCorrector(GridCorrector):
 
     Shapes: ``x`` ``(N, in_channels)``, ``graph`` a SpotGraph (or a collated batch) -> ``(N, K)``.
     """
-
-    layouts = ("cartesian", "hex")
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .hex_layout import hex_grid_to_visium, visium_to_hex_grid
 from .spot_graph import SpotGraph
 
 __all__ = ["num_symmetries", "lattice_symmetry", "RandomLatticeSymmetry"]
@@ -56,46 +57,39 @@ def _square_map(rc: np.ndarray, k: int, flip: bool) -> np.ndarray:
     return np.stack([r, c], axis=1)
 
 
-def _hex_grid_to_array(g: np.ndarray) -> np.ndarray:
-    return np.stack([g[:, 1], 2 * g[:, 0] + g[:, 1] % 2], axis=1)
-
-
-def _array_to_hex_grid(a: np.ndarray) -> np.ndarray:
-    return np.stack([a[:, 1] // 2, a[:, 0]], axis=1)
-
-
 def _full_grid(shape) -> np.ndarray:
     rows, cols = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
     return np.stack([rows.ravel(), cols.ravel()], axis=1)
 
 
 def _transform_grid(grid_index: np.ndarray, shape, layout: str, k: int, flip: bool):
-    """New ``(grid_index, grid_shape, lattice coordinates before, after)``."""
-    cells = _full_grid(shape)
+    """New ``(grid_index, grid_shape, lattice coordinates before, after)``.
+
+    Hex grids move in Visium array coordinates, where the hexagonal symmetries act.
+    """
     if layout == "hex":
-        before, cells_a = _hex_grid_to_array(grid_index), _hex_grid_to_array(cells)
-        after, cells_t = _hex_map(before, k, flip), _hex_map(cells_a, k, flip)
-        shift = -cells_t.min(axis=0)
-        if (shift[1] - shift[0]) % 2:  # keep array_col's parity equal to array_row's
-            shift[1] += 1
-        after, cells_t = after + shift, cells_t + shift
-        new_index, new_cells = _array_to_hex_grid(after), _array_to_hex_grid(cells_t)
+        to_lattice = lambda g: np.stack(hex_grid_to_visium(g), axis=1)  # noqa: E731
+        to_grid = lambda a: visium_to_hex_grid(a[:, 0], a[:, 1])  # noqa: E731
+        move = _hex_map
     else:
-        before = grid_index
-        after, cells_t = _square_map(before, k, flip), _square_map(cells, k, flip)
-        shift = -cells_t.min(axis=0)
-        new_index, new_cells = after + shift, cells_t + shift
-        after = new_index
-    new_shape = tuple(int(v) + 1 for v in new_cells.max(axis=0))
-    return new_index, new_shape, before, after
+        to_lattice = to_grid = lambda g: g  # noqa: E731
+        move = _square_map
+    before = to_lattice(grid_index)
+    after, cells = move(before, k, flip), move(to_lattice(_full_grid(shape)), k, flip)
+    shift = -cells.min(axis=0)
+    if layout == "hex" and (shift[1] - shift[0]) % 2:  # keep array_col's parity equal to array_row's
+        shift[1] += 1
+    after, cells = after + shift, cells + shift
+    new_shape = tuple(int(v) + 1 for v in to_grid(cells).max(axis=0))
+    return to_grid(after), new_shape, before, after
 
 
 def _transform_pos(pos: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
     """Map ``pos`` through the affine fit ``lattice -> pixels``, applied to the new lattice sites."""
     design = np.c_[before.astype(np.float64), np.ones(len(before))]
     coef, _, rank, _ = np.linalg.lstsq(design, pos, rcond=None)
-    if rank < 3:
-        return _rotate_points(pos, 0, False)
+    if rank < 3:  # fewer than three non-collinear sites: no unique affine map, pos stays
+        return pos
     return np.c_[after.astype(np.float64), np.ones(len(after))] @ coef
 
 
