@@ -55,7 +55,10 @@ def parse(argv=None):
     ap.add_argument("--augment-sections", action=argparse.BooleanOptionalAction, default=False,
                     help="train g on randomly rotated / mirrored whole sections (hex lattice symmetries); "
                          "off by default: it lowered validation AUROC (sections share an orientation)")
-    ap.add_argument("--standardize", action="store_true", help="per-section colour standardisation")
+    ap.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
+                    help="per-section colour standardisation of the patches (default on)")
+    ap.add_argument("--color-jitter", type=float, default=0.3,
+                    help="strength of random colour changes of f's training patches (0: off)")
     ap.add_argument("--g-seeds", type=int, default=3,
                     help="g's trained per corrector (seeds seed..seed+n-1); f+g averages their softmax")
     add_training_args(ap, epochs_f=10, epochs_g=60, window_px=40.0)
@@ -79,7 +82,7 @@ def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int) 
         "model": {"g_input": args.g_input, "g_residual": args.g_residual},
         "train": {"regimen": "two_stage", "epochs_f": epochs_f, "epochs_g": args.epochs_g,
                   "lr": args.lr, "accumulate": 2, "metric": "auroc", "progress": False,
-                  "augment_sections": args.augment_sections},
+                  "augment_sections": args.augment_sections, "color_jitter": args.color_jitter},
     })
 
 

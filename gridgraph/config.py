@@ -50,6 +50,7 @@ DEFAULTS: dict = {
         "checkpoint": True,
         "accumulate": 1,
         "augment": True,  # random dihedral transforms of f's patches
+        "color_jitter": 0.0,  # strength of random colour changes of f's training patches (0: off)
         "augment_sections": False,  # stages g/joint: random lattice symmetries of whole sections
         "metric": "accuracy",  # accuracy | auroc
         "device": "auto",
@@ -136,7 +137,7 @@ def check_config(cfg: dict, source: str = "config") -> dict:
         v = t[key]
         if not isinstance(v, int) or isinstance(v, bool) or v < (1 if key != "epochs_f" else 0):
             raise ConfigError(f"{source}: train.{key} must be a positive integer, got {v!r}")
-    for key in ("lr", "alpha", "weight_decay"):
+    for key in ("lr", "alpha", "weight_decay", "color_jitter"):
         v = t[key]
         if isinstance(v, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
             try:

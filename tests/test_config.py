@@ -32,6 +32,7 @@ def test_parse_override_yaml_values():
     ({"train": {"lr": "fast"}}, "train.lr"),
     ({"train": {"metric": "f1"}}, "train.metric"),
     ({"train": {"augment_sections": "yes"}}, "train.augment_sections"),
+    ({"train": {"color_jitter": -0.2}}, "train.color_jitter"),
     ({"model": {"g_input": "pixels"}}, "model.g_input"),
     ({"patches": {"window_px": 3, "window_spots": 2}}, "exactly one"),
     ({"data": {"val": []}}, "data.val"),

@@ -4,10 +4,13 @@ import torch
 
 from gridgraph.patches import (
     Normalize,
+    RandomColorJitter,
     RandomDihedral,
+    adjust_color,
     dihedral,
     extract_patches,
     normalize,
+    random_color_jitter,
     random_dihedral,
     section_patches,
 )
@@ -91,3 +94,47 @@ def test_standardize_stain_hits_targets_and_removes_a_colour_shift():
     assert (standardize_stain(shifted).int() - standardize_stain(x).int()).abs().max() <= 1
     flat = torch.full((2, 3, 4, 4), 7, dtype=torch.uint8)
     assert (standardize_stain(flat, mean=(9, 9, 9)) == 9).all()
+
+
+def test_adjust_color_exact_on_small_patches():
+    x = torch.tensor([[10, 20], [30, 40]], dtype=torch.uint8).view(1, 1, 2, 2).repeat(2, 3, 1, 1)
+    x[1, 0] += 30  # patch 1: red raised by 30, gray = channel mean = base + 10
+    ones, zeros = torch.ones(2), torch.zeros(2)
+    gains = torch.ones(2, 3)
+    assert torch.equal(adjust_color(x, zeros, ones, ones, gains), x)
+    # brightness +5, then gain 2 on green only
+    out = adjust_color(x, torch.full((2,), 5.0), ones, ones, torch.tensor([[1.0, 2.0, 1.0]] * 2))
+    assert out[0, 1].tolist() == [[30, 50], [70, 90]] and out[0, 0].tolist() == [[15, 25], [35, 45]]
+    # contrast 0.5 about the patch mean (25 for patch 0)
+    out = adjust_color(x, zeros, torch.full((2,), 0.5), ones, gains)
+    assert out[0, 0].tolist() == [[18, 22], [28, 32]]  # 17.5 and 27.5 round to even
+    # saturation 0 turns patch 1 gray: every channel becomes the per-pixel mean (base + 10)
+    out = adjust_color(x, zeros, ones, zeros, gains)
+    assert all(out[1, c].tolist() == [[20, 30], [40, 50]] for c in range(3))
+    assert adjust_color(x, torch.full((2,), 300.0), ones, ones, gains).max() == 255
+
+
+def test_adjust_color_rejects_float_or_wrong_shape():
+    ones = torch.ones(1)
+    with pytest.raises(ValueError, match="uint8"):
+        adjust_color(torch.zeros(1, 3, 2, 2), ones, ones, ones, torch.ones(1, 3))
+    with pytest.raises(ValueError, match=r"\(B, 3, P, P\)"):
+        adjust_color(torch.zeros(1, 1, 2, 2, dtype=torch.uint8), ones, ones, ones, torch.ones(1, 3))
+
+
+def test_random_color_jitter_seeded_bounded_and_off_at_zero():
+    x = torch.randint(0, 256, (16, 3, 6, 6), generator=torch.Generator().manual_seed(1)).to(torch.uint8)
+    assert random_color_jitter(x, 0.0) is x
+    a = random_color_jitter(x, 0.3, torch.Generator().manual_seed(5))
+    b = random_color_jitter(x, 0.3, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and a.dtype == torch.uint8 and a.shape == x.shape
+    shift = (a.float() - x.float()).mean(dim=(1, 2, 3))
+    assert shift.std() > 1.0  # each patch draws its own change
+    flat = torch.full((200, 3, 2, 2), 100, dtype=torch.uint8)  # only brightness and gains act on it
+    y = random_color_jitter(flat, 0.1, torch.Generator().manual_seed(0)).float()
+    assert y.min() >= (100 - 6) * 0.95 - 0.5 and y.max() <= (100 + 6) * 1.05 + 0.5
+    assert y.max() - y.min() > 10  # and they do act
+    jitter = RandomColorJitter(0.3, torch.Generator().manual_seed(5))
+    assert torch.equal(jitter(x), a) and repr(jitter) == "RandomColorJitter(strength=0.3)"
+    with pytest.raises(ValueError, match="strength"):
+        random_color_jitter(x, -0.1)

@@ -212,3 +212,20 @@ def test_augment_sections_shows_g_rotated_sections(tmp_path, data, monkeypatch):
     assert {s for s, _ in by_run["a"]} - train_shapes  # rotated sections have other grid shapes
     assert all(torch.equal(x[1], y[1]) for x, y in zip(by_run["a"], by_run["b"]))  # seeded
     assert state_equal(runs["a"], runs["b"]) and not state_equal(runs["a"], runs["c"])
+
+
+def test_color_jitter_changes_f_training_reproducibly(tmp_path, data, monkeypatch):
+    """f's training batches are colour-jittered when train.color_jitter > 0, with seeded draws."""
+    import gridgraph.train.trainer as trainer_module
+
+    strengths = []
+    real = trainer_module.random_color_jitter
+    monkeypatch.setattr(trainer_module, "random_color_jitter",
+                        lambda x, s, gen: strengths.append(s) or real(x, s, gen))
+    states = {}
+    for name, strength in [("a", 0.3), ("b", 0.3), ("c", 0.0)]:
+        tr = make_trainer(tmp_path / name, data, out=False, color_jitter=strength, epochs_f=1, epochs_g=1)
+        tr.fit(data[0]["train"], data[0]["val"], resume=False)
+        states[name] = tr.model.f.state_dict()
+    assert set(strengths) == {0.3, 0.0}
+    assert state_equal(states["a"], states["b"]) and not state_equal(states["a"], states["c"])

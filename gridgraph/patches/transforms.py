@@ -1,4 +1,4 @@
-"""Batch-time patch transforms: normalisation and dihedral augmentation."""
+"""Batch-time patch transforms: normalisation, dihedral and colour augmentation."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -75,6 +75,72 @@ class RandomDihedral:
 
     def __repr__(self) -> str:
         return "RandomDihedral()"
+
+
+def adjust_color(
+    patches: Tensor, brightness: Tensor, contrast: Tensor, saturation: Tensor, channel_gain: Tensor
+) -> Tensor:
+    """Per-patch colour changes of uint8 ``(B, 3, P, P)`` patches, in this order:
+
+    saturation (``gray + (x - gray) * saturation``, gray = channel mean per pixel), contrast about
+    the patch's mean (``(x - m) * contrast + m``), ``+ brightness`` (0..255 units), then
+    ``* channel_gain`` per channel. ``brightness``, ``contrast``, ``saturation``: ``(B,)``;
+    ``channel_gain``: ``(B, 3)``. Returns uint8 of the same shape, rounded and clipped to 0..255.
+    """
+    if patches.dim() != 4 or patches.shape[1] != 3 or patches.dtype != torch.uint8:
+        raise ValueError(f"patches must be uint8 with shape (B, 3, P, P), got {patches.dtype} "
+                         f"{tuple(patches.shape)}")
+    b = patches.shape[0]
+    x = patches.float()
+    gray = x.mean(dim=1, keepdim=True)
+    x = gray + (x - gray) * saturation.view(b, 1, 1, 1)
+    m = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - m) * contrast.view(b, 1, 1, 1) + m + brightness.view(b, 1, 1, 1)
+    x = x * channel_gain.view(b, 3, 1, 1)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def random_color_jitter(
+    patches: Tensor, strength: float = 0.3, generator: Optional[torch.Generator] = None
+) -> Tensor:
+    """Random :func:`adjust_color` per patch, every factor drawn uniformly around "no change".
+
+    With ``s = strength``: saturation and contrast in ``1 +- s``, brightness in ``+- 60 s``,
+    each channel's gain in ``1 +- s / 2``. Mimics stain and scanner differences between
+    sections. uint8 ``(B, 3, P, P)`` -> same shape; ``strength=0`` returns the patches unchanged.
+    """
+    if strength < 0:
+        raise ValueError(f"strength must be >= 0, got {strength}")
+    if strength == 0:
+        return patches
+    b = patches.shape[0]
+
+    def draw(*shape):
+        return (torch.rand(*shape, generator=generator) * 2 - 1).to(patches.device)
+
+    return adjust_color(patches, brightness=60 * strength * draw(b), contrast=1 + strength * draw(b),
+                        saturation=1 + strength * draw(b), channel_gain=1 + strength / 2 * draw(b, 3))
+
+
+class RandomColorJitter:
+    """Module form of :func:`random_color_jitter`, uint8 ``(B, 3, P, P)`` -> same shape.
+
+    Args:
+        strength: size of the random changes (default 0.3; 0 leaves patches unchanged).
+        generator: optional :class:`torch.Generator` for reproducible draws.
+    """
+
+    def __init__(self, strength: float = 0.3, generator: Optional[torch.Generator] = None):
+        if strength < 0:
+            raise ValueError(f"strength must be >= 0, got {strength}")
+        self.strength = float(strength)
+        self.generator = generator
+
+    def __call__(self, patches: Tensor) -> Tensor:
+        return random_color_jitter(patches, self.strength, self.generator)
+
+    def __repr__(self) -> str:
+        return f"RandomColorJitter(strength={self.strength})"
 
 
 def standardize_stain(

@@ -31,7 +31,7 @@ from ..datasets import SectionTensors
 from ..evaluate.metrics import compute_metrics
 from ..graph.symmetry import RandomLatticeSymmetry
 from ..io.atomic import atomic_write
-from ..patches import random_dihedral
+from ..patches import random_color_jitter, random_dihedral
 from .checkpoint import load_checkpoint, save_checkpoint
 from .optim import joint_optimizer, make_adam
 
@@ -115,10 +115,14 @@ class Trainer:
             fh.write("".join(json.dumps(r) + "\n" for r in self.history))
 
     # ----------------------------------------------------------------- forward passes
-    def _f_outputs(self, st: SectionTensors, train: bool, gen=None):
-        patches = st.patches
-        if train and self.t["augment"]:
+    def _augment(self, patches: torch.Tensor, gen) -> torch.Tensor:
+        """f's training patches: random dihedral turns and colour jitter, as configured."""
+        if self.t["augment"]:
             patches = random_dihedral(patches, gen)
+        return random_color_jitter(patches, float(self.t["color_jitter"]), gen)
+
+    def _f_outputs(self, st: SectionTensors, train: bool, gen=None):
+        patches = self._augment(st.patches, gen) if train else st.patches
         with self._autocast():
             f_logits, g_in = self.model.f_outputs(patches)
         return f_logits.float(), g_in.float()  # g runs in full precision
@@ -168,8 +172,7 @@ class Trainer:
             parts = [(train[i].patches[n[s == i]], train[i].labels[n[s == i]]) for i in s.unique().tolist()]
             x = torch.cat([p[0] for p in parts])
             y = torch.cat([p[1] for p in parts]).to(self.device)
-            if self.t["augment"]:
-                x = random_dihedral(x, gen)
+            x = self._augment(x, gen)
             with self._autocast():
                 x = x.to(self.device)
                 transform = self.model.transform
