@@ -146,7 +146,9 @@ def report(args, rows) -> str:
                       r["f"]["macro_auroc"], r["f+g"]["macro_auroc"], r["seconds"] / 60])
     header = ["fold", "test sections", "g", "acc f", "acc f+g", "AUROC f", "AUROC f+g", "min"]
     text = [f"DLPFC, {len(set(r['fold'] for r in rows))} fold(s), lowres images, "
-            f"window {args.window_px:g} px -> {args.patch_size} px, f+g = mean of {args.g_seeds} g seed(s), "
+            f"window {args.window_px:g} px -> {args.patch_size} px, "
+            f"colour standardised per section: {'yes' if args.standardize else 'no'}, "
+            f"f colour jitter {args.color_jitter:g}, f+g = mean of {args.g_seeds} g seed(s), "
             f"on {machine()}\n",
             print_table(header, table), ""]
     summary = []
