@@ -30,7 +30,8 @@ from _common import add_training_args, machine, print_table, scores  # noqa: E40
 from gridgraph.config import make_config  # noqa: E402
 from gridgraph.datasets import load_splits  # noqa: E402
 from gridgraph.io.atomic import atomic_write  # noqa: E402
-from gridgraph.pipeline import load_model, model_from_config, predict_probs, section_figures  # noqa: E402
+from gridgraph.inference import predict_probs  # noqa: E402
+from gridgraph.pipeline import load_model, model_from_config, section_figures  # noqa: E402
 from gridgraph.train import Trainer  # noqa: E402
 
 PAPER = {"weighted_f1": 0.784, "macro_auroc": 0.917}
@@ -52,8 +53,9 @@ def config(args, root: str, train, val) -> dict:
     return make_config({
         "seed": args.seed,
         "output": args.out,
-        "data": {"reader": "nuclei", "root": root, "options": {"graph": "knn", "k": args.k},
+        "data": {"reader": "nuclei", "root": root, "options": {},
                  "classes": CLASSES, "train": train, "val": val, "test": []},
+        "graph": {"builder": "knn", "k": args.k},
         "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None},
         "f": {"name": "gridnet_simple"},
         "g": {"name": "gcn", "kwargs": {"hidden_channels": 64, "num_layers": 4, "dropout": 0.1}},
@@ -95,8 +97,8 @@ def main(argv=None) -> None:
     if args.evaluate:
         model, ckpt = load_model(args.evaluate)
         folder = Path(args.folder or Path(args.data) / "validation")
-        cfg = dict(ckpt["config"])
-        cfg["data"] = {**cfg["data"], "root": str(folder), "test": ["*"]}
+        cfg = ckpt["config"]
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": str(folder), "test": ["*"]})})
         sections = load_splits(cfg, splits=("test",), classes=ckpt["classes"])[0]["test"]
         res = evaluate(model, sections)
         res.pop("probs")

@@ -30,9 +30,10 @@ from _common import add_training_args, machine, print_table, scores  # noqa: E40
 
 from gridgraph.config import make_config  # noqa: E402
 from gridgraph.datasets import load_splits  # noqa: E402
-from gridgraph.evaluate import DLPFC_FOLDS  # noqa: E402
+from gridgraph.evaluate import DLPFC_FOLDS, cv_splits_with_validation  # noqa: E402
 from gridgraph.io.atomic import atomic_write  # noqa: E402
-from gridgraph.pipeline import model_from_config, predict_probs, section_figures  # noqa: E402
+from gridgraph.inference import predict_probs  # noqa: E402
+from gridgraph.pipeline import model_from_config, section_figures  # noqa: E402
 from gridgraph.train import Trainer  # noqa: E402
 
 CLASSES = ["L1", "L2", "L3", "L4", "L5", "L6", "WM"]
@@ -65,16 +66,14 @@ def parse(argv=None):
     return ap.parse_args(argv)
 
 
-def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int) -> dict:
-    folds = [list(f) for f in DLPFC_FOLDS]
-    val_fold = (test_fold + 1) % len(folds)
-    train = [s for i, f in enumerate(folds) if i not in (test_fold, val_fold) for s in f]
+def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int, seed: int):
+    split = cv_splits_with_validation(DLPFC_FOLDS)[test_fold]
     return make_config({
-        "seed": args.seed,
+        "seed": seed,
         "output": str(out),
         "data": {"reader": "spaceranger", "root": args.data,
                  "options": {"labels": str(Path(args.data) / "barcode_level_layer_map.tsv")},
-                 "classes": CLASSES, "train": train, "val": folds[val_fold], "test": folds[test_fold]},
+                 "classes": CLASSES, "train": split.train, "val": split.val, "test": split.test},
         "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None,
                     "standardize": args.standardize},
         "f": {"name": "gridnet_simple"},
@@ -89,9 +88,8 @@ def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int) 
 
 def train_one(args, k, corrector, seed, out, f_state, sections_cache):
     """Train one model of the fold (f only when ``f_state`` is None); returns it and the splits."""
-    cfg = fold_config(args, k, corrector, out, 0 if f_state is not None else args.epochs_f)
-    cfg["seed"] = seed
-    key = tuple(cfg["data"]["train"] + cfg["data"]["val"] + cfg["data"]["test"])
+    cfg = fold_config(args, k, corrector, out, 0 if f_state is not None else args.epochs_f, seed)
+    key = tuple(cfg.data.train + cfg.data.val + cfg.data.test)
     if key not in sections_cache:
         sections_cache.clear()
         sections_cache[key] = load_splits(cfg, classes=CLASSES)[0]

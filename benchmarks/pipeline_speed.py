@@ -132,7 +132,7 @@ def stage2_epoch(args, sections, classes, encoder: str) -> list:
 
 def inference(args, st, classes) -> list:
     from gridgraph.patches import normalize
-    from gridgraph.pipeline import predict_probs
+    from gridgraph.inference import predict_probs
 
     model = build(len(classes), args.chunk).eval()
     pre = normalize(st.patches)

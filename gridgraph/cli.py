@@ -1,13 +1,16 @@
 """The ``gridgraph`` console script: train, evaluate, predict, demo.
 
-Every bad argument or file ends with one line ``gridgraph: error: ...`` and exit status 2.
+Bad arguments, configs and files end with one line ``gridgraph: error: ...`` and exit status 2;
+running out of memory and internal errors say so (exit 1); ``--debug`` shows the traceback.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import traceback
 import warnings
+from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import ConfigError, load_config, make_config
@@ -18,32 +21,46 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"gridgraph: error: {message}\n")
 
 
+def _add_set(p) -> None:
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. --set g.name=gcn train.lr=1e-4 (repeatable)")
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train f and g as a config file says")
     p.add_argument("config", help="YAML config file")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set g.name=gcn (repeatable)")
-    p.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
+    _add_set(p)
+    p.add_argument("--no-resume", action="store_true", help="do not continue the run in the output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in the output folder")
+    p.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
 
 
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="metrics of checkpoints (several: also their ensemble)")
     p.add_argument("checkpoints", nargs="+", help="checkpoint files (best.pt)")
     p.add_argument("--data", help="YAML config whose data section names the sections "
-                   "(default: the checkpoint's own)")
+                   "(default: each checkpoint's own)")
     p.add_argument("--split", default="test", help="split of the data section (default: test)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--out", help="write the metrics as JSON here")
+    _add_set(p)
+    p.add_argument("--out", help="write the metrics as JSON here (a new file unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+
+# predict's input flags: (reader name, file arguments it fills)
+PREDICT_INPUTS = {
+    "spaceranger": ("spaceranger", "Space Ranger spatial/ folder or its parent"),
+    "nuclei": ("nuclei", "nuclei CSV (x, y[, label]); needs --image"),
+    "spot_table": ("spot_table", "per-spot table; needs --image"),
+    "synthetic": ("synthetic", "seed of a synthetic section"),
+}
 
 
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="label a new section with a checkpoint")
     p.add_argument("checkpoint")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--spaceranger", metavar="DIR", help="Space Ranger spatial/ folder or its parent")
-    src.add_argument("--nuclei", metavar="CSV", help="nuclei CSV (x, y[, label]); needs --image")
-    src.add_argument("--spot-table", metavar="TSV", help="per-spot table; needs --image")
-    src.add_argument("--synthetic", metavar="SEED", type=int, help="a synthetic section")
+    for dest, (_, text) in PREDICT_INPUTS.items():
+        src.add_argument(f"--{dest.replace('_', '-')}", dest=dest, metavar="PATH", help=text)
     p.add_argument("--image", help="image of --nuclei / --spot-table")
     p.add_argument("--fullres-image", help="with --spaceranger: the full-resolution image")
     p.add_argument("--out", required=True, help="output folder")
@@ -54,11 +71,12 @@ def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="train on synthetic tissue and compare f with f+g")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--quick", action="store_true", help="a few epochs only (smoke test)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    _add_set(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gridgraph", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (_add_train, _add_evaluate, _add_predict, _add_demo):
         add(sub)
@@ -80,8 +98,8 @@ QUICK = ["train.epochs_f=1", "train.epochs_g=2", "data.train=[1]", "data.val=[2]
 def _cmd_train(args) -> int:
     from .pipeline import run_training
 
-    cfg = load_config(args.config, args.overrides)
-    run_training(cfg, resume=not args.no_resume)
+    cfg = load_config(args.config, args.overrides + (["train.progress=true"] if args.progress else []))
+    run_training(cfg, resume=not args.no_resume, overwrite=args.overwrite, config_file=args.config)
     return 0
 
 
@@ -90,7 +108,7 @@ def _cmd_demo(args) -> int:
 
     overrides = (QUICK if args.quick else []) + [f"output={args.out}"] + args.overrides
     cfg = make_config(DEMO_CONFIG, overrides, source="demo")
-    result = run_training(cfg, resume=False)
+    result = run_training(cfg, resume=False, overwrite=True)
     f_acc, fg_acc = result["test"]["f"]["accuracy"], result["test"]["f+g"]["accuracy"]
     print(f"\ndemo: test accuracy f alone {f_acc:.3f}, f+g {fg_acc:.3f} "
           f"({fg_acc - f_acc:+.3f}); figures and checkpoints in {args.out}")
@@ -103,7 +121,9 @@ def _cmd_evaluate(args) -> int:
 
     if args.overrides and not args.data:
         raise ValueError("--set needs --data (the checkpoint's own settings are used as saved)")
-    data = load_config(args.data, args.overrides)["data"] if args.data else None
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        raise ValueError(f"--out {args.out} exists; pass --overwrite to replace it")
+    data = load_config(args.data, args.overrides).data if args.data else None
     result = evaluate_checkpoints(args.checkpoints, data, split=args.split)
     for path, res in result["models"].items():
         print(f"{path}:\n{format_comparison(res)}\n")
@@ -115,41 +135,58 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _predict_input(args, ckpt: dict):
+    """The section named by predict's input flag, read with the registered reader and the
+    options the model was trained with (when it was trained with the same reader)."""
+    from .io.sources import READERS
+
+    dest = next(d for d in PREDICT_INPUTS if getattr(args, d) is not None)
+    reader = PREDICT_INPUTS[dest][0]
+    paths = {"path": getattr(args, dest)}
+    if dest in ("nuclei", "spot_table"):
+        if not args.image:
+            raise ValueError(f"--{dest.replace('_', '-')} needs --image")
+        paths["image"] = args.image
+    if args.fullres_image:
+        if dest != "spaceranger":
+            raise ValueError("--fullres-image goes with --spaceranger")
+        paths["fullres_image"] = args.fullres_image
+    data = ckpt["config"].data
+    options = data.options if data.reader == reader else {}
+    return READERS.get(reader).from_paths(paths, options)
+
+
 def _cmd_predict(args) -> int:
-    from .io import read_nuclei_csv, read_spaceranger, read_spot_table
     from .pipeline import load_model, predict_section
 
     model, ckpt = load_model(args.checkpoint)
-    data = ckpt["config"]["data"]
-
-    def trained_options(reader: str, keys) -> dict:
-        """The reader options the model was trained with (graph rule, k, ...), same reader only."""
-        opts = data.get("options") or {}
-        return {k: opts[k] for k in keys if k in opts} if data["reader"] == reader else {}
-
-    if args.spaceranger:
-        opts = trained_options("spaceranger", ("image",))
-        if opts.get("image") not in ("auto", "hires", "lowres", "fullres"):
-            opts = {}  # an image path of the training data is no use for another section
-        section = read_spaceranger(args.spaceranger, fullres_image=args.fullres_image, **opts)
-    elif args.synthetic is not None:
-        from .synthetic import make_section
-
-        section = make_section(seed=args.synthetic, **trained_options("synthetic", data.get("options") or {}))
-    else:
-        if not args.image:
-            raise ValueError("--nuclei and --spot-table need --image")
-        if args.nuclei:
-            section = read_nuclei_csv(args.nuclei, args.image, **trained_options("nuclei", ("graph", "k", "r")))
-        else:
-            section = read_spot_table(args.spot_table, image=args.image,
-                                      **trained_options("spot_table", ("connectivity",)))
+    section = _predict_input(args, ckpt)
     paths = predict_section(model, ckpt, section, args.out, figures=not args.no_figure)
     print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
     return 0
 
 
 COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict, "demo": _cmd_demo}
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def _report(err: BaseException) -> int:
+    """Print one line for ``err``; 2 for input the user can fix, 1 for the rest."""
+    import torch
+
+    if isinstance(err, (MemoryError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))):
+        print("gridgraph: out of memory: lower train.chunk_size / train.batch_size or the patch size "
+              f"({type(err).__name__}: {_one_line(err)[:300]})", file=sys.stderr)
+        return 1
+    if isinstance(err, (ValueError, OSError)):  # ConfigError is a ValueError
+        print(f"gridgraph: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    print(f"gridgraph: internal error ({type(err).__name__}: {_one_line(err)[:300]}); "
+          "rerun with --debug for the traceback and report it", file=sys.stderr)
+    return 1
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -160,13 +197,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(stop.code or 0)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, ValueError, OSError, RuntimeError, KeyError, TypeError) as err:
-        message = f"missing key {err.args[0]!r}" if isinstance(err, KeyError) and err.args else str(err)
-        print(f"gridgraph: error: {' '.join(message.split())}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("gridgraph: interrupted (rerun the same command to resume from last.pt)", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - every error becomes one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        return _report(err)
 
 
 if __name__ == "__main__":

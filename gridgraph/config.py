@@ -1,220 +1,341 @@
-"""Run configuration: a YAML file, defaults for every key, ``key.sub=value`` overrides, checks.
+"""Run configuration: one typed, frozen model per section, read from YAML and ``key=value`` lists.
 
-A config is a nested dict with these sections (see ``DEFAULTS`` and ``examples/*.yaml``):
-``data`` (reader, its arguments and the sections of each split), ``graph`` (optional rebuild of
-each section's graph), ``patches`` (window and size), ``f`` and ``g`` (builder name + kwargs),
-``model`` (what g reads from f), ``train`` (regimen, epochs, lr, alpha, ...), ``seed``, ``output``.
+A run has the sections ``data`` (reader, its options, the sections of each split), ``graph``
+(optional rebuild of each section's graph), ``patches`` (window and size), ``f`` and ``g``
+(builder name + kwargs), ``model`` (what g reads of f), ``train`` (regimen and its settings), plus
+``seed`` and ``output``. Every value is checked before anything runs or is written: ranges,
+types, names against the registries, and builder kwargs against the builders' signatures.
+Errors are :class:`ConfigError` s naming the key, the value and what was expected.
+
+From Python, build the sections directly::
+
+    RunConfig(data=DataConfig(reader="synthetic", train=[1, 2], val=[3]),
+              train=TrainConfig(epochs_f=3, epochs_g=30))
 """
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Union
+from typing import Annotated, Any, Iterable, Mapping, Optional, Union
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import ValidationError, model_validator
 
-DEFAULTS: dict = {
-    "seed": 0,
-    "output": "runs/gridgraph",
-    "data": {
-        "reader": "synthetic",  # synthetic | spaceranger | spot_table | nuclei | st_tsv
-        "root": None,  # folder the section ids are relative to
-        "options": {},  # reader keyword arguments (labels=..., layout=..., ...)
-        "classes": None,  # class order; default: natural-sorted union of the sections' classes
-        "train": [0, 1, 2, 3],
-        "val": [4],
-        "test": [5],
-    },
-    "graph": {"builder": None},  # None keeps the reader's graph; else hex|cartesian|knn|radius
-    "patches": {
-        "patch_size": 32,
-        "window_spots": 1.0,
-        "window_px": None,
-        "window_um": None,
-        "standardize": False,  # per-section colour standardisation (stain differences)
-    },
-    "f": {"name": "gridnet_simple", "kwargs": {}},
-    "g": {"name": "gcn", "kwargs": {}},
-    "model": {"g_input": "softmax", "g_residual": False},
-    "train": {
-        "regimen": "two_stage",  # two_stage | at_once | fine_tune
-        "epochs_f": 5,
-        "epochs_g": 20,
-        "epochs_joint": 5,
-        "lr": 1e-3,
-        "alpha": 0.1,
-        "weight_decay": 0.0,
-        "batch_size": 64,
-        "chunk_size": 32,
-        "checkpoint": True,
-        "accumulate": 1,
-        "augment": True,  # random dihedral transforms of f's patches
-        "color_jitter": 0.0,  # strength of random colour changes of f's training patches (0: off)
-        "augment_sections": False,  # stages g/joint: random lattice symmetries of whole sections
-        "metric": "accuracy",  # accuracy | auroc
-        "device": "auto",
-        "amp": False,
-        "init_from": None,  # fine_tune: a two-stage checkpoint to start from
-        "cache_dir": None,  # two_stage: keep f's outputs on disk instead of memory
-        "progress": True,
-    },
-}
+from .names import GInput, GraphRule, Metric, Regimen
+from .io.yaml_file import YamlError, load_yaml_text
 
-REGIMENS = ("two_stage", "at_once", "fine_tune")
-METRICS = ("accuracy", "auroc")
-G_INPUTS = ("softmax", "logits", "features")
-OPEN_KEYS = {("data", "options"), ("graph",), ("f", "kwargs"), ("g", "kwargs")}
+__all__ = [
+    "ConfigError", "RunConfig", "DataConfig", "GraphConfig", "PatchConfig", "ModuleConfig",
+    "ModelConfig", "TrainConfig", "make_config", "load_config", "parse_override", "dump_config",
+]
 
 
 class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
 
 
-def _merge_open(base: dict, update: Mapping) -> dict:
-    """Merge into a free-form section (builder kwargs): nested mappings merge, values replace."""
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge_open(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+def _number(value: Any) -> Any:
+    """Numbers as floats; numeric strings too (YAML 1.1 reads ``1e-4`` as a string); no bools."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError("expected a number") from None
+    return value
 
 
-def _merge(base: dict, update: Mapping, where: tuple, source: str) -> dict:
-    if where in OPEN_KEYS:
-        return _merge_open(base, update)
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        path = where + (key,)
-        if path in OPEN_KEYS and not isinstance(value, Mapping):
-            raise ConfigError(f"{source}: {'.'.join(path)} must be a mapping, got {value!r}")
-        elif key not in base:
-            known = ", ".join(sorted(base))
-            raise ConfigError(f"{source}: unknown key {'.'.join(path)!r} (known here: {known})")
-        elif isinstance(base[key], dict):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{source}: {'.'.join(path)} must be a mapping, got {value!r}")
-            out[key] = _merge(base[key], value, path, source)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+Number = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
+PositiveNumber = Annotated[Number, Field(gt=0)]
+SectionId = Union[StrictInt, StrictStr]
 
 
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class DataConfig(_Section):
+    """Which reader reads which sections: ``reader`` (a name in ``gridgraph.datasets.READERS``),
+    ``root`` (folder the ids are relative to), reader ``options``, an optional class order and
+    the ids of each split (``test`` may be empty)."""
+
+    reader: StrictStr = "synthetic"
+    root: Optional[StrictStr] = None
+    options: dict[str, Any] = {}
+    classes: Optional[list[StrictStr]] = None
+    train: list[SectionId] = Field(default=[0, 1, 2, 3], min_length=1)
+    val: list[SectionId] = Field(default=[4], min_length=1)
+    test: list[SectionId] = [5]
+
+
+class GraphConfig(_Section):
+    """``builder``: ``None`` keeps each reader's graph; else a rule of
+    :class:`~gridgraph.names.GraphRule` whose keyword arguments are the other keys
+    (``{builder: knn, k: 8}``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    builder: Optional[GraphRule] = None
+
+    @property
+    def kwargs(self) -> dict:
+        return dict(self.model_extra or {})
+
+
+class PatchConfig(_Section):
+    """``patch_size`` px side of f's input; the window cut around each node, in exactly one unit
+    (``window_spots`` spot diameters, default 1; ``window_px``; ``window_um``), resized to the
+    patch; ``standardize``: one linear colour map per section."""
+
+    patch_size: StrictInt = Field(default=32, gt=0, le=4096)
+    window_spots: Optional[PositiveNumber] = None
+    window_px: Optional[PositiveNumber] = None
+    window_um: Optional[PositiveNumber] = None
+    standardize: StrictBool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_window(cls, values: Any) -> Any:
+        if not isinstance(values, Mapping):
+            return values
+        given = [k for k in ("window_spots", "window_px", "window_um") if values.get(k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"set exactly one of window_spots, window_px, window_um (got {given})")
+        return values if given else {**values, "window_spots": 1.0}
+
+    def window(self) -> dict:
+        """The window keyword arguments of :func:`~gridgraph.patches.section_patches`."""
+        return {"window_spots": self.window_spots, "window_px": self.window_px,
+                "window_um": self.window_um}
+
+
+class ModuleConfig(_Section):
+    """A builder ``name`` in a registry and its keyword arguments."""
+
+    name: StrictStr
+    kwargs: dict[str, Any] = {}
+
+
+class ModelConfig(_Section):
+    """What g reads of f (``g_input``) and whether g corrects f's log-probabilities
+    (``g_residual``) instead of predicting the logits outright."""
+
+    g_input: GInput = GInput.SOFTMAX
+    g_residual: StrictBool = False
+
+
+class TrainConfig(_Section):
+    """Settings of :class:`~gridgraph.train.Trainer`; see the README's regimens."""
+
+    regimen: Regimen = Regimen.TWO_STAGE
+    epochs_f: StrictInt = Field(default=5, ge=0)
+    epochs_g: StrictInt = Field(default=20, ge=0)
+    epochs_joint: StrictInt = Field(default=5, ge=0)
+    lr: PositiveNumber = 1e-3
+    alpha: Annotated[Number, Field(ge=0, le=1)] = 0.1
+    weight_decay: Annotated[Number, Field(ge=0)] = 0.0
+    batch_size: StrictInt = Field(default=64, gt=0)
+    chunk_size: StrictInt = Field(default=32, gt=0)
+    checkpoint: StrictBool = True
+    accumulate: StrictInt = Field(default=1, gt=0)
+    augment: StrictBool = True
+    color_jitter: Annotated[Number, Field(ge=0)] = 0.0
+    augment_sections: StrictBool = False
+    metric: Metric = Metric.ACCURACY
+    device: StrictStr = "auto"
+    amp: StrictBool = False
+    init_from: Optional[StrictStr] = None
+    cache_dir: Optional[StrictStr] = None
+    progress: Optional[StrictBool] = None  # None: on when stderr is a terminal
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        if self.init_from is not None and self.regimen != Regimen.FINE_TUNE:
+            raise ValueError("init_from: is only used by regimen fine_tune")
+        if self.device != "auto":
+            import torch
+
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise ValueError(f"device: must be auto, cpu, cuda or cuda:N, got {self.device!r}") from None
+        return self
+
+
+class RunConfig(_Section):
+    """A whole run; every section has defaults (a small synthetic run)."""
+
+    seed: StrictInt = 0
+    output: StrictStr = "runs/gridgraph"
+    data: DataConfig = DataConfig()
+    graph: GraphConfig = GraphConfig()
+    patches: PatchConfig = PatchConfig()
+    f: ModuleConfig = ModuleConfig(name="gridnet_simple")
+    g: ModuleConfig = ModuleConfig(name="gcn")
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _names_and_kwargs(self) -> "RunConfig":
+        from .correctors import CORRECTORS
+        from .io.sources import READERS
+        from .encoders import ENCODERS
+        from .graph import GRAPH_BUILDERS
+
+        checks = [(ENCODERS, self.f.name, self.f.kwargs, "f"), (CORRECTORS, self.g.name, self.g.kwargs, "g"),
+                  (READERS, self.data.reader, self.data.options, "data.reader")]
+        if self.graph.builder is not None:
+            checks.append((GRAPH_BUILDERS, str(self.graph.builder), self.graph.kwargs, "graph.builder"))
+        elif self.graph.kwargs:
+            raise ValueError(f"graph.{sorted(self.graph.kwargs)[0]} is set but graph.builder is null "
+                             "(the reader's graph is kept)")
+        for registry, name, kwargs, where in checks:
+            if name not in registry:
+                raise ValueError(f"{where if '.' in where else where + '.name'}: unknown {registry.kind} "
+                                 f"{name!r}; known: {', '.join(registry.names())}")
+            section = where.split(".")[0]
+            registry.check_kwargs(name, kwargs, {"f": "f.kwargs", "g": "g.kwargs", "data": "data.options",
+                                                 "graph": "graph"}[section])
+        return self
+
+    def to_dict(self) -> dict:
+        """Plain YAML/JSON data (enums as strings), as stored in ``config.yaml`` and checkpoints."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: Mapping, source: str = "config") -> "RunConfig":
+        return make_config(data, source=source)
+
+
+# ----------------------------------------------------------------------------- errors
+def _describe(err: dict) -> str:
+    loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "constrained-"))]
+    key = ".".join(loc)
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {key!r}"
+    msg = err["msg"].removeprefix("Value error, ")
+    field, sep, rest = msg.partition(": ")
+    if key and sep and field.isidentifier():  # a section's validator naming one of its fields
+        return f"{key}.{field}: {rest}"
+    if err["type"].startswith(("model_", "dict_type")) and not key:
+        return msg
+    value = err.get("input")
+    shown = "" if isinstance(value, Mapping) or err["type"] == "missing" else f", got {value!r}"
+    return f"{key}: {msg}{shown}" if key else f"{msg}{shown}"
+
+
+def _validate(cls: type, data: Mapping, source: str):
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        raise ConfigError(f"{source}: {_describe(first)}") from None
+
+
+# ----------------------------------------------------------------------------- building
 def parse_override(text: str) -> tuple[list, Any]:
     """``"train.lr=1e-4"`` -> ``(["train", "lr"], 0.0001)``; the value is parsed as YAML."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, raw = text.split("=", 1)
-    if not key.strip():
+    if not key.strip() or any(not k for k in key.strip().split(".")):
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from err
+        value = load_yaml_text(raw, f"override {text!r}") if raw.strip() else None
+    except YamlError as err:
+        raise ConfigError(str(err)) from None
     return key.strip().split("."), value
 
 
-def _nest(keys: list, value: Any) -> dict:
+def _merge(base: Mapping, update: Mapping) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _apply_override(raw: dict, text: str) -> dict:
+    keys, value = parse_override(text)
+    if keys[0] == "patches" and len(keys) == 2 and keys[1].startswith("window_"):
+        patches = {k: v for k, v in dict(raw.get("patches") or {}).items() if not k.startswith("window_")}
+        raw = {**raw, "patches": patches}  # a window given on the command line replaces the file's
     for k in reversed(keys):
         value = {k: value}
-    return value
+    return _merge(raw, value)
 
 
-def check_config(cfg: dict, source: str = "config") -> dict:
-    """Raise :class:`ConfigError` naming the key for values of the wrong kind."""
-    t = cfg["train"]
-    if t["regimen"] not in REGIMENS:
-        raise ConfigError(f"{source}: train.regimen must be one of {REGIMENS}, got {t['regimen']!r}")
-    if t["metric"] not in METRICS:
-        raise ConfigError(f"{source}: train.metric must be one of {METRICS}, got {t['metric']!r}")
-    if cfg["model"]["g_input"] not in G_INPUTS:
-        raise ConfigError(f"{source}: model.g_input must be one of {G_INPUTS}")
-    if not isinstance(cfg["model"]["g_residual"], bool):
-        raise ConfigError(f"{source}: model.g_residual must be true or false")
-    for key in ("epochs_f", "epochs_g", "epochs_joint", "batch_size", "chunk_size", "accumulate"):
-        v = t[key]
-        if not isinstance(v, int) or isinstance(v, bool) or v < (1 if key != "epochs_f" else 0):
-            raise ConfigError(f"{source}: train.{key} must be a positive integer, got {v!r}")
-    for key in ("lr", "alpha", "weight_decay", "color_jitter"):
-        v = t[key]
-        if isinstance(v, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
-            try:
-                v = t[key] = float(v)
-            except ValueError:
-                pass
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-            raise ConfigError(f"{source}: train.{key} must be a non-negative number, got {v!r}")
-    for key in ("amp", "augment", "augment_sections", "checkpoint", "progress"):
-        if not isinstance(t[key], bool):
-            raise ConfigError(f"{source}: train.{key} must be true or false, got {t[key]!r}")
-    if t["init_from"] is not None and t["regimen"] != "fine_tune":
-        raise ConfigError(f"{source}: train.init_from is only used by regimen fine_tune")
-    try:
-        import torch
-
-        if t["device"] != "auto":
-            torch.device(t["device"])
-    except (RuntimeError, TypeError) as err:
-        raise ConfigError(f"{source}: train.device must be auto, cpu, cuda or cuda:N ({err})") from None
-    builder = cfg["graph"].get("builder")
-    if builder not in (None, "hex", "cartesian", "knn", "radius"):
-        raise ConfigError(f"{source}: graph.builder must be null, hex, cartesian, knn or radius, got {builder!r}")
-    if builder is None and len(cfg["graph"]) > 1:
-        extra = sorted(k for k in cfg["graph"] if k != "builder")
-        raise ConfigError(f"{source}: graph.{extra[0]} is set but graph.builder is null (the reader's graph is kept)")
-    if not isinstance(cfg["seed"], int):
-        raise ConfigError(f"{source}: seed must be an integer, got {cfg['seed']!r}")
-    for name in ("f", "g"):
-        if not isinstance(cfg[name]["name"], str):
-            raise ConfigError(f"{source}: {name}.name must be a string")
-        if not isinstance(cfg[name]["kwargs"], Mapping):
-            raise ConfigError(f"{source}: {name}.kwargs must be a mapping")
-    p = cfg["patches"]
-    if sum(p[k] is not None for k in ("window_px", "window_um", "window_spots")) != 1:
-        raise ConfigError(f"{source}: set exactly one of patches.window_px/window_um/window_spots")
-    for split in ("train", "val"):
-        if not cfg["data"][split]:
-            raise ConfigError(f"{source}: data.{split} lists no sections")
-    return cfg
-
-
-def make_config(update: Mapping | None = None, overrides: Iterable[str] = (), source="config") -> dict:
-    """Defaults, updated by a mapping, then by ``key=value`` overrides; checked."""
-    cfg = _merge(DEFAULTS, update or {}, (), source)
+def make_config(update: Union[Mapping, RunConfig, None] = None, overrides: Iterable[str] = (),
+                source: str = "config") -> RunConfig:
+    """Defaults, updated by a mapping (a YAML file's content), then by ``key=value`` overrides."""
+    raw = update.to_dict() if isinstance(update, RunConfig) else dict(update or {})
     for text in overrides:
-        keys, value = parse_override(text)
-        cfg = _merge(cfg, _nest(keys, value), (), f"override {text!r}")
-    # A window given by override replaces the default one.
-    p = cfg["patches"]
-    given = [k for k in ("window_px", "window_um") if p[k] is not None]
-    if given and p["window_spots"] == DEFAULTS["patches"]["window_spots"]:
-        explicit = (update or {}).get("patches", {}).get("window_spots") is not None or any(
-            o.startswith("patches.window_spots=") for o in overrides
-        )
-        if not explicit:
-            p["window_spots"] = None
-    return check_config(cfg, source)
+        raw = _apply_override(raw, text)
+    for name, default in (("f", RunConfig().f.name), ("g", RunConfig().g.name)):
+        if isinstance(raw.get(name), Mapping) and "name" not in raw[name]:
+            raw[name] = {"name": default, **raw[name]}  # a section naming no builder keeps the default
+    try:
+        return _validate(RunConfig, raw, source)
+    except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{source}: {err}") from None
 
 
-def load_config(path: Union[str, os.PathLike], overrides: Iterable[str] = ()) -> dict:
-    """Read a YAML config file; relative ``data.root`` resolves against the file's folder."""
+def _resolve(value: Optional[str], folder: Path) -> Optional[str]:
+    if value is None or Path(value).is_absolute():
+        return value
+    return str((folder / value).resolve())
+
+
+def load_config(path: Union[str, os.PathLike], overrides: Iterable[str] = ()) -> RunConfig:
+    """Read a YAML config file, then apply ``key=value`` overrides.
+
+    Relative paths in the file (``data.root``, ``output``, ``train.init_from``,
+    ``train.cache_dir``) resolve against the file's folder; relative paths given as overrides
+    resolve against the working directory.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        raw = load_yaml_text(path.read_bytes(), str(path))
+    except YamlError as err:
+        raise ConfigError(str(err)) from None
+    if raw is None:
+        raw = {}
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    raw = _resolve_paths(raw, path.parent)
     cfg = make_config(raw, overrides, source=str(path))
-    root = cfg["data"]["root"]
-    if root is not None and not Path(root).is_absolute():
-        cfg["data"]["root"] = str((path.parent / root).resolve())
-    return cfg
+    return _resolve_paths_typed(cfg, Path.cwd())
 
 
-def dump_config(cfg: dict) -> str:
-    return yaml.safe_dump(cfg, sort_keys=False)
+PATH_KEYS = (("output",), ("data", "root"), ("train", "init_from"), ("train", "cache_dir"))
+
+
+def _resolve_paths(raw: Mapping, folder: Path) -> dict:
+    out = dict(raw)
+    for keys in PATH_KEYS:
+        parent = out
+        for k in keys[:-1]:
+            if not isinstance(parent.get(k), Mapping):
+                parent = None
+                break
+            parent[k] = dict(parent[k])
+            parent = parent[k]
+        if parent is not None and isinstance(parent.get(keys[-1]), str):
+            parent[keys[-1]] = _resolve(parent[keys[-1]], folder)
+    return out
+
+
+def _resolve_paths_typed(cfg: RunConfig, folder: Path) -> RunConfig:
+    data = _resolve_paths(cfg.to_dict(), folder)
+    return RunConfig.model_validate(data) if data != cfg.to_dict() else cfg
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

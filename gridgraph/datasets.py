@@ -1,109 +1,44 @@
-"""From a config's ``data``/``graph``/``patches`` sections to sections and their patch tensors."""
+"""From a run config's ``data``/``graph``/``patches`` sections to prepared sections of each split."""
 from __future__ import annotations
 
-import glob
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
-from .graph import SpotGraph, cartesian_graph, hex_graph, knn_graph, radius_graph
-from .io import Section, read_nuclei_csv, read_spaceranger, read_spot_table, read_st_tsv
-from .io.image import LazyImage
+from .config import DataConfig, GraphConfig, PatchConfig, RunConfig
+from .graph import GraphSpec
+from .io import Section
+from .io.sources import READERS
 from .io.tables import natural_sorted
-from .patches import section_patches, standardize_stain
+from .patches import SectionTensors, prepare_section
 
-# reader: (file suffix of the table, file suffix of the image) for readers whose ids are stems
-_STEM_READERS = {
-    "nuclei": ("_nuclei.csv", ".png"),
-    "spot_table": ("_spots.tsv", "_HE.jpg"),
-    "st_tsv": ("_annotations.tsv", ".jpg"),
-}
-READERS = ("synthetic", "spaceranger") + tuple(_STEM_READERS)
+__all__ = ["READERS", "load_section", "expand_ids", "unify_classes", "rebuild_graph", "prepare",
+           "load_splits"]
 
 
-@dataclass
-class SectionTensors:
-    """What training needs of one section: ``(N, 3, P, P)`` uint8 patches, graph and labels."""
-
-    name: str
-    patches: torch.Tensor
-    graph: SpotGraph
-    labels: torch.Tensor
-    section: Optional[Section] = None
-
-    @property
-    def num_nodes(self) -> int:
-        return self.graph.num_nodes
-
-    def __repr__(self) -> str:
-        return (
-            f"SectionTensors({self.name!r}, num_nodes={self.num_nodes}, "
-            f"patches={tuple(self.patches.shape)}, labeled={int((self.labels >= 0).sum())})"
-        )
+def _root(data: DataConfig) -> Path:
+    return Path(data.root) if data.root else Path(".")
 
 
-def _root(data_cfg: dict) -> Path:
-    return Path(data_cfg["root"]) if data_cfg.get("root") else Path(".")
-
-
-def _resolve(root: Path, value):
-    if isinstance(value, str) and not Path(value).is_absolute() and (root / value).exists():
-        return str(root / value)
-    return value
-
-
-def expand_ids(data_cfg: dict, ids: Sequence) -> list:
+def expand_ids(data: DataConfig, ids: Sequence) -> list:
     """Section ids of a split; for stem readers a glob such as ``"train/*"`` expands to stems."""
-    reader = data_cfg["reader"]
-    if reader not in _STEM_READERS:
-        return list(ids)
-    suffix = data_cfg.get("options", {}).get("table_suffix", _STEM_READERS[reader][0])
-    root = _root(data_cfg)
-    out = []
-    for sid in ids:
-        sid = str(sid)
-        if any(ch in sid for ch in "*?["):
-            found = sorted(glob.glob(str(root / f"{sid}{suffix}")))
-            if not found:
-                raise FileNotFoundError(f"no file matches {root / (sid + suffix)}")
-            out += [str(Path(p).relative_to(root))[: -len(suffix)] for p in found]
-        else:
-            out.append(sid)
-    return natural_sorted(out)
+    return READERS.get(data.reader).expand(_root(data), ids, data.options)
 
 
-def load_section(data_cfg: dict, section_id) -> Section:
-    """Read one section named by ``section_id`` with the config's reader and options."""
-    reader = data_cfg["reader"]
-    opts = dict(data_cfg.get("options") or {})
-    root = _root(data_cfg)
-    if reader == "synthetic":
-        from .synthetic import make_section
+def load_section(data: DataConfig, section_id, graph: GraphConfig | GraphSpec | dict | None = None) -> Section:
+    """Read one section named by ``section_id`` with the config's reader and options.
 
-        try:
-            seed = int(section_id)
-        except (TypeError, ValueError):
-            raise ValueError(f"synthetic section ids are integer seeds, got {section_id!r}") from None
-        return make_section(seed=seed, name=f"synthetic-{seed}", **opts)
-    if reader == "spaceranger":
-        for key in ("labels", "image", "fullres_image"):
-            if key in opts:
-                opts[key] = _resolve(root, opts[key])
-        return read_spaceranger(root / str(section_id), **opts)
-    if reader in _STEM_READERS:
-        table_suffix = opts.pop("table_suffix", _STEM_READERS[reader][0])
-        image_suffix = opts.pop("image_suffix", _STEM_READERS[reader][1])
-        table = root / f"{section_id}{table_suffix}"
-        image = root / f"{section_id}{image_suffix}"
-        name = str(section_id)
-        if reader == "nuclei":
-            return read_nuclei_csv(table, image, name=name, **opts)
-        if reader == "spot_table":
-            return read_spot_table(table, image=image, name=name, **opts)
-        return read_st_tsv(table, image, **opts)
-    raise ValueError(f"data.reader must be one of {READERS}, got {reader!r}")
+    A graph spec (``graph.builder`` set) goes to readers that take one (``graph=``); the others'
+    graphs are rebuilt after reading.
+    """
+    spec = GraphSpec.parse(graph.model_dump(mode="json") if isinstance(graph, GraphConfig) else graph)
+    source = READERS.get(data.reader)
+    options = dict(data.options)
+    if spec is not None and "graph" in (READERS.parameters(data.reader) or ()):
+        return source(_root(data), section_id, **{**options, "graph": spec})
+    return rebuild_graph(source(_root(data), section_id, **options), spec)
 
 
 def unify_classes(sections: Sequence[Section], classes: Optional[Sequence[str]] = None) -> list:
@@ -122,69 +57,41 @@ def unify_classes(sections: Sequence[Section], classes: Optional[Sequence[str]] 
     return out
 
 
-def rebuild_graph(section: Section, graph_cfg: dict) -> Section:
-    """Replace a section's graph following ``graph.builder`` (``None`` keeps the reader's)."""
-    cfg = dict(graph_cfg or {})
-    builder = cfg.pop("builder", None)
-    if builder is None:
+def rebuild_graph(section: Section, graph: GraphConfig | GraphSpec | dict | None) -> Section:
+    """Replace a section's graph following a graph spec (``None`` / no builder keeps the reader's)."""
+    if isinstance(graph, GraphConfig):
+        graph = graph.model_dump(mode="json")
+    spec = GraphSpec.parse(graph)
+    if spec is None:
         return section
-    pos = section.pixel_pos.numpy()
-    if builder == "knn":
-        graph = knn_graph(pos, **cfg)
-    elif builder == "radius":
-        graph = radius_graph(pos, **cfg)
-    elif builder in ("hex", "cartesian"):
-        if section.array_row is None:
-            raise ValueError(f"section {section.name}: graph.builder={builder} needs array coordinates")
-        make = hex_graph if builder == "hex" else cartesian_graph
-        graph = make(section.array_row, section.array_col, pos=pos, **cfg)
-    else:
-        raise ValueError(f"graph.builder must be hex, cartesian, knn or radius, got {builder!r}")
-    return replace(section, graph=graph)
+    new = spec.build(section.pixel_pos.numpy(), section.array_row, section.array_col,
+                     where=f"section {section.name}")
+    return replace(section, graph=new)
 
 
-def prepare(section: Section, patch_cfg: dict, keep_section: bool = True) -> SectionTensors:
-    """Cut the section's node patches (uint8) and pair them with its graph and labels."""
-    patches = section_patches(
-        section,
-        patch_size=patch_cfg["patch_size"],
-        window_px=patch_cfg.get("window_px"),
-        window_um=patch_cfg.get("window_um"),
-        window_spots=patch_cfg.get("window_spots"),
-    )
-    if patch_cfg.get("standardize"):
-        patches = standardize_stain(patches)
-    if isinstance(section.image, LazyImage):
-        section.image.release()
-    return SectionTensors(
-        name=section.name,
-        patches=patches,
-        graph=section.graph,
-        labels=section.labels,
-        section=section if keep_section else None,
-    )
+def prepare(section: Section, patches: PatchConfig, keep_section: bool = True) -> SectionTensors:
+    """:func:`~gridgraph.patches.prepare_section` with a config's ``patches`` settings."""
+    return prepare_section(section, patches.patch_size, standardize=patches.standardize,
+                           keep_section=keep_section, **patches.window())
 
 
-def load_splits(
-    cfg: dict, splits: Sequence[str] = ("train", "val", "test"), classes: Optional[Sequence[str]] = None
-) -> tuple[dict, list]:
+def load_splits(cfg: RunConfig, splits: Sequence[str] = ("train", "val", "test"),
+                classes: Optional[Sequence[str]] = None) -> tuple[dict, list]:
     """Read the sections of each split, rebuild graphs, share one class list, cut patches.
 
     Returns ``({split: [SectionTensors, ...]}, classes)``. Classes are ``classes``, else
     ``data.classes``, else the natural-sorted union over every split (so that labels mean the same
     in train, val and test).
     """
-    data = cfg["data"]
-    ids = {split: expand_ids(data, data.get(split) or []) for split in splits}
-    loaded = {
-        split: [rebuild_graph(load_section(data, sid), cfg.get("graph")) for sid in ids[split]]
-        for split in splits
-    }
-    everything = unify_classes([s for split in splits for s in loaded[split]], classes or data.get("classes"))
+    data = cfg.data
+    ids = {split: expand_ids(data, getattr(data, split)) for split in splits}
+    loaded = {split: [load_section(data, sid, cfg.graph) for sid in ids[split]]
+              for split in splits}
+    everything = unify_classes([s for split in splits for s in loaded[split]], classes or data.classes)
     names = everything[0].classes if everything else list(classes or [])
     out, at = {}, 0
     for split in splits:
         n = len(loaded[split])
-        out[split] = [prepare(s, cfg["patches"]) for s in everything[at : at + n]]
+        out[split] = [prepare(s, cfg.patches) for s in everything[at: at + n]]
         at += n
     return out, names

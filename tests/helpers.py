@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gridgraph.config import make_config
+from gridgraph.config import RunConfig, make_config
 
 
-def tiny_config(tmp_path: Path, **train) -> dict:
+def tiny_config(tmp_path: Path, **train) -> RunConfig:
     """A run that trains in about a second: tiny synthetic hex sections, 16 px patches."""
     t = {"epochs_f": 1, "epochs_g": 2, "epochs_joint": 1, "batch_size": 32, "chunk_size": 16,
          "progress": False, "lr": 3e-3, **train}
@@ -45,6 +45,11 @@ def write_spaceranger(section, folder: Path, scale: float = 0.5) -> Path:
         "fiducial_diameter_fullres": 1.0, "tissue_hires_scalef": scale,
     }))
     return folder
+
+
+def changed(cfg: RunConfig, **sections) -> RunConfig:
+    """``cfg`` with whole sections replaced by plain mappings (re-validated)."""
+    return make_config({**cfg.to_dict(), **sections})
 
 
 def state_equal(a: dict, b: dict) -> bool:

@@ -14,7 +14,7 @@ from helpers import tiny_config, write_spaceranger
 
 
 def write_config(tmp_path, out_name="run", **train):
-    cfg = tiny_config(tmp_path, **train)
+    cfg = tiny_config(tmp_path, **train).to_dict()
     cfg["output"] = str(tmp_path / out_name)
     path = tmp_path / f"{out_name}.yaml"
     path.write_text(yaml.safe_dump(cfg))

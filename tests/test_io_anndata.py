@@ -104,3 +104,88 @@ def test_missing_anndata_gives_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "anndata", None)
     with pytest.raises(ImportError, match=r"pip install gridgraph\[anndata\]"):
         read_anndata(object())
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("tissue_lowres_scalef", 0), ("tissue_lowres_scalef", -0.05), ("tissue_lowres_scalef", np.inf),
+        ("tissue_lowres_scalef", np.nan), ("tissue_lowres_scalef", "0.05"), ("tissue_lowres_scalef", True),
+        ("tissue_lowres_scalef", None), ("tissue_lowres_scalef", np.float32(-1)),
+        ("spot_diameter_fullres", 0.0), ("spot_diameter_fullres", "wide"), ("spot_diameter_fullres", -np.inf),
+    ],
+)
+def test_anndata_scale_factors_must_be_finite_positive(tmp_path, key, value):
+    root = write_visium(tmp_path / "s", hires=False)
+    adata = visium_adata(root / "spatial")
+    adata.uns["spatial"]["lib"]["scalefactors"][key] = value
+    with pytest.raises(ValueError) as info:
+        read_anndata(adata)
+    message = str(info.value)
+    assert f"uns['spatial']['lib']['scalefactors']['{key}']" in message, message
+    assert "finite positive number" in message and "obsm" not in message
+
+
+def test_anndata_scale_factors_from_h5ad(tmp_path):
+    root = write_visium(tmp_path / "s", hires=False)
+    adata = visium_adata(root / "spatial")
+    adata.uns["spatial"]["lib"]["scalefactors"]["tissue_lowres_scalef"] = np.float64(np.inf)
+    path = tmp_path / "a.h5ad"
+    adata.write_h5ad(path)
+    with pytest.raises(ValueError, match=r"a\.h5ad: uns\['spatial'\]\['lib'\]\['scalefactors'\]\['tissue_lowres_scalef'\]"):
+        read_anndata(path)
+    adata.uns["spatial"]["lib"]["scalefactors"]["tissue_lowres_scalef"] = 0.05
+    adata.write_h5ad(path)
+    assert read_anndata(path).num_nodes == 35  # numpy scalars from h5ad are accepted
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(), "not an h5ad file"),
+        (bytes(4096), "not an h5ad file"),
+        (b"barcode,in_tissue\nA-1,1\n", "not an h5ad file"),
+        (b"", "not an h5ad file"),
+        (b"\x89HDF\r\n\x1a\n" + bytes(4000), "cannot read as an h5ad file"),
+    ],
+)
+def test_anndata_file_that_is_not_h5ad(tmp_path, content, needle):
+    path = tmp_path / "a.h5ad"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        read_anndata(path)
+    assert str(path) in str(info.value) and needle in str(info.value), str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore:Element '/matrix' was written without encoding metadata")
+def test_anndata_hdf5_without_anndata_layout(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "counts.h5"
+    with h5py.File(path, "w") as fh:
+        fh["matrix"] = np.zeros(3)
+    with pytest.raises(ValueError, match=r"counts\.h5: cannot read as an h5ad file"):
+        read_anndata(path)
+    with pytest.raises(FileNotFoundError, match="absent.h5ad"):
+        read_anndata(tmp_path / "absent.h5ad")
+
+
+@pytest.mark.parametrize(
+    "column, value, needle",
+    [
+        ("array_row", 1e12, "no greater than 127"),
+        ("array_col", 1e12, "no greater than 223"),
+        ("array_row", -2, "non-negative"),
+        ("array_row", np.nan, "expected an integer array index"),
+        ("array_col", 2.5, "expected an integer array index"),
+    ],
+)
+def test_anndata_array_coordinates_are_bounded(tmp_path, column, value, needle):
+    root = write_visium(tmp_path / "s", hires=False)
+    adata = visium_adata(root / "spatial")
+    adata.obs[column] = adata.obs[column].astype(np.float64)
+    adata.obs.iloc[3, adata.obs.columns.get_loc(column)] = value
+    for graph in ("hex", "cartesian"):
+        with pytest.raises(ValueError) as info:
+            read_anndata(adata, graph=graph)
+        message = str(info.value)
+        assert f"obs['{column}'], observation 3" in message and needle in message, message

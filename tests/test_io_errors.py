@@ -2,6 +2,7 @@
 was expected; unusual but valid images (RGBA, greyscale, 16-bit, palette) are converted."""
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from gridgraph.io import (
     read_spot_table,
     read_st_tsv,
 )
+from gridgraph.graph import cartesian_graph, hex_graph
+from gridgraph.graph.builders import MAX_GRID_CELLS
 from test_io_spaceranger import write_visium
 
 
@@ -74,6 +77,17 @@ def test_spaceranger_missing_files(tmp_path, visium):
     assert read_spaceranger(root, image=None).spot_diameter_px is None
 
 
+@pytest.mark.parametrize(
+    "value", ["0", "-0.2", "Infinity", "-Infinity", "NaN", "1e400", '"0.2"', "true", "null", "[0.2]"]
+)
+def test_spaceranger_scalefactor_must_be_finite_positive(visium, value):
+    root, _ = visium
+    sf = root / "spatial" / "scalefactors_json.json"
+    sf.write_text(sf.read_text().replace('"tissue_hires_scalef": 0.2', f'"tissue_hires_scalef": {value}'))
+    expect_error(ValueError, lambda: read_spaceranger(root), sf, "'tissue_hires_scalef'",
+                 "finite positive number")
+
+
 def test_spaceranger_bad_scalefactors(visium):
     root, _ = visium
     sf = root / "spatial" / "scalefactors_json.json"
@@ -83,6 +97,8 @@ def test_spaceranger_bad_scalefactors(visium):
     expect_error(ValueError, lambda: read_spaceranger(root), sf, "tissue_hires_scalef", "positive number")
     sf.write_text("{not json")
     expect_error(ValueError, lambda: read_spaceranger(root), sf, "JSON")
+    sf.write_bytes(b"\x89PNG\r\n\x1a\n\xff\x00")
+    expect_error(ValueError, lambda: read_spaceranger(root), sf, "not a text file", "JSON object")
 
 
 @pytest.mark.parametrize(
@@ -98,6 +114,10 @@ def test_spaceranger_bad_scalefactors(visium):
         (set_field(5, 0, "BC00002-1"), ["'barcode'", "duplicated", "BC00002-1", "lines 2 and 6"]),
         (set_field(3, 1, "2"), ["'in_tissue'", "line 4", "expected 0 or 1"]),
         (set_field(3, 2, "-1"), ["'array_row'", "non-negative"]),
+        (set_field(2, 2, "1e12"), ["'array_row'", "line 3", "no greater than 127", "Visium"]),
+        (set_field(2, 2, "128"), ["'array_row'", "line 3", "no greater than 127"]),
+        (set_field(2, 3, "1e12"), ["'array_col'", "line 3", "no greater than 223", "Visium"]),
+        (set_field(2, 2, "1e30"), ["'array_row'", "line 3", "64-bit"]),
         (set_field(3, 3, "3"), ["array_col", "parity"]),
         (lambda rows: [rows[1]] + rows[1:], ["duplicated", "BC00002-1"]),
         (lambda rows: [[r[0], "0"] + r[2:] for r in rows], ["in_tissue", "found none"]),
@@ -107,6 +127,70 @@ def test_spaceranger_bad_positions(visium, edit, needles):
     root, positions = visium
     edit_csv(positions, edit)
     expect_error(ValueError, lambda: read_spaceranger(root), positions, *needles)
+
+
+def test_spaceranger_accepts_the_largest_visium_array(visium):
+    root, positions = visium
+    edit_csv(positions, lambda rows: rows + [["FAR-1", "1", "127", "223", "250", "350"]])
+    s = read_spaceranger(root)
+    assert s.num_nodes == 36 and s.graph.grid_shape == (112, 128)  # an 11 mm capture area
+
+
+def cut_last_line(path: Path, keep: str) -> None:
+    """Replace the file's last line by ``keep`` with no final newline (a truncated copy)."""
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1] + [keep]))
+
+
+@pytest.mark.parametrize(
+    "last, needles",
+    [
+        ("BC05011-1,1,5,11", ["line 36 has 4 fields", "expected 6", "truncated"]),
+        ("BC05011-1,1,5,11,700,", ["'pxl_col_in_fullres'", "line 36", "empty", "truncated"]),
+        ("BC05011-1,1,5,11,700,8.5e", ["'pxl_col_in_fullres'", "line 36", "expected a number", "truncated"]),
+        ("BC05", ["line 36 has 1 fields", "truncated"]),
+    ],
+)
+def test_spaceranger_truncated_last_line(visium, last, needles):
+    root, positions = visium
+    cut_last_line(positions, last)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an error, not also a warning
+        expect_error(ValueError, lambda: read_spaceranger(root), positions, *needles)
+
+
+def test_spaceranger_last_line_without_newline_warns(visium):
+    root, positions = visium
+    cut_last_line(positions, "BC05011-1,1,5,11,700,85")  # cut mid-number, still a number
+    with pytest.warns(UserWarning, match=r"does not end with a newline; its last line \(36\)") as got:
+        read_spaceranger(root)
+    assert str(positions) in str(got[0].message)
+    positions.write_text(positions.read_text() + "0\n")  # the complete file reads silently
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_spaceranger(root).num_nodes == 35
+
+
+def test_spaceranger_labels_matching_no_spot(visium, tmp_path):
+    root, _ = visium
+    barcodes = read_spaceranger(root).barcodes
+    loupe = tmp_path / "other.csv"
+    loupe.write_text("Barcode,Layer\n" + "".join(f"{b[:-2]}-2,L1\n" for b in barcodes))
+    message = expect_error(ValueError, lambda: read_spaceranger(root, labels=loupe), loupe, "'sec'",
+                           "none of its 35 labelled barcodes", "tissue_positions_list.csv")
+    assert "BC0" not in message  # no barcode (file content) is quoted
+    expect_error(ValueError, lambda: read_spaceranger(root, labels={"x": "L1"}), "labels mapping", "'sec'")
+    loupe.write_text("Barcode,Layer\nBC00000-1,L1\n")  # labels only an out-of-tissue spot
+    expect_error(ValueError, lambda: read_spaceranger(root, labels=loupe), loupe, "none of its 1")
+    loupe.write_text("Barcode,Layer\n" + "".join(f"{b},L1\n" for b in barcodes[:3])
+                     + "".join(f"X{i}-1,L1\n" for i in range(4)))
+    with pytest.warns(UserWarning, match="4 of its 7 barcodes are not in") as got:
+        s = read_spaceranger(root, labels=loupe)
+    assert int((s.labels >= 0).sum()) == 3 and str(loupe) in str(got[0].message)
+    loupe.write_text("Barcode,Layer\n" + "".join(f"{b},L1\n" for b in barcodes[:3]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a partial annotation of this section is fine
+        assert int((read_spaceranger(root, labels=loupe).labels >= 0).sum()) == 3
 
 
 def test_spaceranger_same_array_cell_twice(visium):
@@ -212,12 +296,27 @@ def st(tmp_path):
         ("\t1_1\nA\t1\nA\t0\n", ["class names", "duplicated", "'A'"]),
         ("\t1_1\t1_1\nA\t1\t0\n", ["duplicated", "'1_1'"]),
         ("\t1_1\t40_1\nA\t1\t0\n", ["outside the image", "40_1 at pixel", "he.png"]),
+        ("\t1_1\t1e30_1\nA\t1\t0\n", ["spot column '1e30_1'", "x, y <= 100", "ST arrays"]),
+        ("\t1_1\t1e12_1\nA\t1\t0\n", ["spot column '1e12_1'", "x, y <= 100"]),
+        ("\t1_1\t1_1e12\nA\t1\t0\n", ["spot column '1_1e12'", "x, y <= 100"]),
+        ("\t1_1\t101_1\nA\t1\t0\n", ["spot column '101_1'", "x, y <= 100"]),
+        ("\t1_1\t2_1\nA\t1\t0\nB\t0", ["line 3", "2 fields", "expected 3", "truncated"]),
+        ("\t1_1\t2_1\nA\t1\t0\nB\t0\t1e", ["'2_1'", "line 3", "expected a number", "truncated"]),
     ],
 )
 def test_st_tsv_bad_input(st, text, needles):
     tsv, img = st
     tsv.write_text(text)
     expect_error(ValueError, lambda: read_st_tsv(tsv, img), tsv, *needles)
+
+
+def test_st_tsv_without_image_bounds_coordinates(st):
+    tsv, _ = st
+    for column in ("1e12_1", "1e30_1", "1_1e12"):
+        tsv.write_text(f"\t1_1\t{column}\nA\t1\t0\n")  # no image: no pixel bound either
+        expect_error(ValueError, lambda: read_st_tsv(tsv, None, spot_spacing_px=10), tsv, column, "<= 100")
+    tsv.write_text("\t1_1\t100_100\nA\t1\t0\n")
+    assert read_st_tsv(tsv, None, spot_spacing_px=10).graph.grid_shape == (100, 100)
 
 
 def test_st_tsv_missing_files_and_classes(st, tmp_path):
@@ -255,6 +354,12 @@ SPOTS_HEADER = "\tlabel\tx\ty\tpixel_x\tpixel_y\n"
         ("s1\t0\t1\t1\t10\t10\ns2\t0\t2\t1\t20\n", ["line 3", "5 fields", "expected 6"]),
         ("s1\t0\t1\t1\t10\t10\ns2\t0\t2\t1\t2000\t10\n", ["outside the image", "s2"]),
         ("s1\t0\t1\t1\t10\t10\ns2\t0\t1\t1\t20\t10\n", ["share the grid cell"]),
+        ("s1\t0\t1\t1\t10\t10\ns2\t0\t1e9\t1\t20\t10\n", ["'x'", "line 3", "no greater than 100", "ST"]),
+        ("s1\t0\t1\t1\t10\t10\ns2\t0\t2\t1e12\t20\t10\n", ["'y'", "line 3", "no greater than 100"]),
+        ("s1\t0\t1\t1\t10\t10\ns2\t0\t1e30\t1\t20\t10\n", ["'x'", "line 3", "64-bit"]),
+        ("s1\t0\t1\t1\t10\t10\ns2\t0\t-1\t1\t20\t10\n", ["'x'", "line 3", "non-negative"]),
+        ("", ["no spots"]),
+        ("s1\t0\t1\t1\t10\t10\ns2\t0\t2\t1\t2", ["line 3", "5 fields", "truncated"]),
     ],
 )
 def test_spot_table_bad_input(tmp_path, body, needles):
@@ -289,6 +394,10 @@ def test_spot_table_columns_and_names(tmp_path):
         ("x,y,label\n1,2,a\n3,4\n", ["line 3", "2 fields", "expected 3"]),
         ("x,y,label\n1,2,a\n3,40,b\n", ["outside the image", "line 3", "(x=3.0, y=40.0)"]),
         ("x,y,label\n1,2,a\n3,4,zzz\n", ["'label'", "unknown label names", "zzz"]),
+        ("x,y,label\n", ["no nuclei"]),
+        ("x,y\n", ["no nuclei"]),
+        ("x,y,label\n1,2,a\n3,", ["line 3", "2 fields", "expected 3", "truncated"]),
+        ("x,y\n1,2\n3,1.5e", ["'y'", "line 3", "expected a number", "truncated"]),
     ],
 )
 def test_nuclei_bad_input(tmp_path, text, needles):
@@ -311,3 +420,75 @@ def test_nuclei_missing_files_and_image_modes(tmp_path):
     ):
         img = read_nuclei_csv(path, arr).load_image()
         assert img.shape == (20, 20, 3) and img.dtype == np.uint8
+
+
+# --------------------------------------------------------------------------- binary files
+BINARY_READERS = {
+    "positions": lambda root, tmp: (root / "spatial" / "tissue_positions_list.csv", lambda: read_spaceranger(root)),
+    "labels": lambda root, tmp: (tmp / "labels.csv", lambda: read_spaceranger(root, labels=tmp / "labels.csv")),
+    "loupe": lambda root, tmp: (tmp / "loupe.csv", lambda: read_loupe_csv(tmp / "loupe.csv")),
+    "spot table": lambda root, tmp: (tmp / "S_spots.tsv", lambda: read_spot_table(tmp / "S_spots.tsv")),
+    "st tsv": lambda root, tmp: (tmp / "ann.tsv", lambda: read_st_tsv(tmp / "ann.tsv", None, 10.0)),
+    "nuclei": lambda root, tmp: (tmp / "n.csv", lambda: read_nuclei_csv(tmp / "n.csv", None)),
+}
+GARBAGE = {
+    "random": np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+    "zeros": bytes(4096),
+    "png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+    "latin-1": "barcode,caf\xe9\n".encode("latin-1"),
+    "utf-8 then NUL": b"x,y\n1,2\n\x00\x00\x00\n",
+}
+
+
+@pytest.mark.parametrize("garbage", list(GARBAGE))
+@pytest.mark.parametrize("reader", list(BINARY_READERS))
+def test_binary_file_is_not_text(visium, tmp_path, reader, garbage):
+    root, _ = visium
+    path, read = BINARY_READERS[reader](root, tmp_path)
+    path.write_bytes(GARBAGE[garbage])
+    message = expect_error(ValueError, read, path, "not a text file")
+    assert "\\x" not in message and "\x00" not in message  # no file content quoted
+
+
+# --------------------------------------------------------------------------- dense grid bound
+@pytest.mark.parametrize(
+    "build, shape",
+    [
+        (lambda: cartesian_graph([0, 10**9], [0, 1]), "(1000000001, 2)"),
+        (lambda: cartesian_graph([0], [0], grid_shape=(2**13, 2**13 + 1)), "(8192, 8193)"),
+        (lambda: hex_graph([0, 10**12], [0, 0]), "(1, 1000000000001)"),
+    ],
+)
+def test_builders_refuse_absurd_grids(build, shape):
+    expect_error(ValueError, build, "grid_shape", shape, "2**26")
+
+
+def test_builders_accept_the_largest_grid():
+    g = cartesian_graph([0, 2**13 - 1], [0, 2**13 - 1])
+    assert g.grid_shape == (2**13, 2**13) and 2**13 * 2**13 == MAX_GRID_CELLS
+
+
+# --------------------------------------------------------------------------- no final newline
+NO_NEWLINE = {
+    "nuclei": ("n.csv", "x,y,label\n1,2,a\n3,4,b", lambda p: read_nuclei_csv(p, None)),
+    "spot table": ("S_spots.tsv", SPOTS_HEADER + "s1\t0\t1\t1\t10\t10\ns2\t0\t2\t1\t20\t1", read_spot_table),
+    "st tsv": ("ann.tsv", "\t1_1\t2_1\nA\t1\t0\nB\t0\t1", lambda p: read_st_tsv(p, None, 10.0)),
+    "loupe": ("l.csv", "Barcode,Layer\nA-1,L1\nB-1,L", read_loupe_csv),
+    "label table": ("m.tsv", "A-1\tsec\tL1\nA-2\tother\tL1\nB-1\tsec\tL", lambda p: read_barcode_labels(p, "sec")),
+}
+
+
+@pytest.mark.parametrize("reader", list(NO_NEWLINE))
+def test_last_line_without_newline_warns(tmp_path, reader):
+    """A cut that leaves a valid value cannot be told from a complete file: it warns, naming
+    the file and the line; the same file with its newline reads silently."""
+    name, text, read = NO_NEWLINE[reader]
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.warns(UserWarning, match=r"does not end with a newline; its last line \(3\)") as got:
+        read(path)
+    assert str(path) in str(got[0].message)
+    path.write_text(text + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read(path)

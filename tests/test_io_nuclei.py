@@ -35,7 +35,7 @@ def test_crchisto_img10_counts_and_graph(crchisto_dir):
 @pytest.mark.realdata
 def test_crchisto_radius_and_fixed_classes(crchisto_dir):
     path = crchisto_dir / "train" / "img1_nuclei.csv"
-    s = read_nuclei_csv(path, crchisto_dir / "train" / "img1.png", graph="radius", r=40.0, classes=CRC_CLASSES)
+    s = read_nuclei_csv(path, crchisto_dir / "train" / "img1.png", graph={"builder": "radius", "r": 40.0}, classes=CRC_CLASSES)
     assert s.num_nodes == 29 and int((s.labels == -1).sum()) == 9
     assert s.classes == CRC_CLASSES and s.class_counts()[0] == 0  # no epithelial nuclei here
     pos = s.pixel_pos.double()
@@ -52,12 +52,14 @@ def test_nuclei_without_label_column_and_knn_k(tmp_path):
         w = csv.writer(fh)
         w.writerow(["x", "y"])
         w.writerows(pts.tolist())
-    s = read_nuclei_csv(path, np.zeros((100, 100, 3), dtype=np.uint8), k=4)
+    s = read_nuclei_csv(path, np.zeros((100, 100, 3), dtype=np.uint8), graph={"builder": "knn", "k": 4})
     assert s.num_nodes == 50 and (s.labels == -1).all() and s.classes == []
     assert (torch.bincount(s.graph.edge_index[0], minlength=50) >= 4).all()
     none = read_nuclei_csv(path, None)
     assert none.image is None and none.name == "cells"
-    with pytest.raises(ValueError, match="needs r="):
+    with pytest.raises(ValueError, match="graph rule 'radius' needs r"):
         read_nuclei_csv(path, None, graph="radius")
-    with pytest.raises(ValueError, match="'knn' or 'radius'"):
+    with pytest.raises(ValueError, match="graph rule must be one of"):
         read_nuclei_csv(path, None, graph="delaunay")
+    with pytest.raises(ValueError, match="a point rule"):
+        read_nuclei_csv(path, None, graph="hex")

@@ -1,10 +1,16 @@
-"""Loupe CSV and prediction writers: formats, round trips, atomic writes."""
+"""Loupe CSV and prediction writers: formats, round trips, atomic writes (modes, full disks,
+stale temporary files)."""
 import csv
+import errno
+import os
+import stat
+from collections import namedtuple
 
 import numpy as np
 import pytest
 import torch
 
+import gridgraph.io.atomic as atomic
 from gridgraph.io import (
     read_loupe_csv,
     read_predictions,
@@ -12,6 +18,7 @@ from gridgraph.io import (
     write_loupe_csv,
     write_predictions,
 )
+from gridgraph.io.atomic import atomic_save, atomic_write, remove_stale_temp_files
 from test_io_spaceranger import DLPFC_LAYERS, write_visium
 
 
@@ -75,3 +82,113 @@ def test_predictions_bad_input_leaves_old_file(tmp_path):
         write_predictions(path, ["a"], [0], np.ones((1, 1)), ["label"])
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["pred.csv"]
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+WRITERS = {
+    "loupe": lambda p: write_loupe_csv(p, ["A-1"], ["L1"]),
+    "predictions": lambda p: write_predictions(p, ["a"], [0], np.ones((1, 1)), ["x"]),
+    "atomic_save": lambda p: atomic_save({"w": torch.zeros(3)}, p),
+}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002, 0o027])
+@pytest.mark.parametrize("writer", ["loupe", "predictions", "atomic_save"])
+def test_outputs_get_the_mode_the_umask_implies(tmp_path, umask, writer):
+    path = tmp_path / "out.csv"
+    path.write_text("old\n")
+    os.chmod(path, 0o600)  # written by an earlier version: replaced like a fresh file
+    old = os.umask(umask)
+    try:
+        WRITERS[writer](path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def _fill_disk(monkeypatch):
+    """Make atomic_write's temporary file a real one whose writes go to /dev/full (ENOSPC)."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("/dev/full is not available")
+    real = atomic.tempfile.mkstemp
+
+    def mkstemp(**kwargs):
+        fd, name = real(**kwargs)
+        full = os.open("/dev/full", os.O_WRONLY)
+        os.dup2(full, fd)
+        os.close(full)
+        return fd, name
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp)
+
+
+@pytest.mark.parametrize("writer", ["loupe", "predictions", "atomic_save"])
+def test_disk_full_says_so_and_leaves_no_temp_file(tmp_path, monkeypatch, writer):
+    path = tmp_path / "out.pt"
+    path.write_text("old\n")
+    _fill_disk(monkeypatch)
+    big = writer == "atomic_save"
+    with pytest.raises(OSError) as info:
+        if big:
+            atomic_save({"w": torch.zeros(100_000)}, path)
+        else:
+            WRITERS[writer](path)
+    assert info.value.errno == errno.ENOSPC
+    assert f"no space left writing {path}" in str(info.value)
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["out.pt"]
+
+
+def test_torch_write_failure_without_errno(tmp_path, monkeypatch):
+    """torch.save can report a failed write as a bare RuntimeError; it is blamed on the disk
+    only when the disk is in fact full."""
+    def failing_save(obj, fh):
+        fh.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    usage = namedtuple("usage", "total used free")
+    path = tmp_path / "last.pt"
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda p: usage(10**9, 10**9, 0))
+    with pytest.raises(OSError, match=f"no space left writing {path}") as info:
+        atomic_save({}, path)
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda p: usage(10**9, 0, 10**9))
+    with pytest.raises(OSError, match=f"writing {path} failed") as info:
+        atomic_save({}, path)
+    assert info.value.errno == errno.EIO
+    monkeypatch.setattr(torch, "save", lambda obj, fh: (_ for _ in ()).throw(RuntimeError("other")))
+    with pytest.raises(RuntimeError, match="^other$"):  # unrelated errors pass unchanged
+        atomic_save({}, path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_remove_stale_temp_files(tmp_path):
+    stale = [".last.pt.k3j9x0qa.tmp", ".best.pt.zz99__aa.tmp", ".metrics.jsonl.abcdefgh.tmp"]
+    kept = ["last.pt", ".last.pt.tmp", ".last.pt.ABCDEFGH.tmp", ".hidden", "x.last.pt.abcdefgh.tmp",
+            ".last.pt.abcdefg.tmp"]
+    for name in stale + kept:
+        (tmp_path / name).write_text("x")
+    (tmp_path / ".dir.abcdefgh.tmp").mkdir()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / ".last.pt.abcdefgh.tmp").write_text("x")  # not searched recursively
+    assert remove_stale_temp_files(tmp_path, target="last.pt") == [tmp_path / stale[0]]
+    assert remove_stale_temp_files(tmp_path, older_than=3600) == []  # all were just written
+    old = os.path.getmtime(tmp_path / stale[1]) - 7200
+    os.utime(tmp_path / stale[1], (old, old))
+    assert remove_stale_temp_files(tmp_path, older_than=3600) == [tmp_path / stale[1]]
+    assert remove_stale_temp_files(tmp_path) == [tmp_path / stale[2]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + [".dir.abcdefgh.tmp", "sub"])
+    assert remove_stale_temp_files(tmp_path / "absent") == []
+
+
+def test_stale_temp_files_match_what_atomic_write_leaves(tmp_path):
+    path = tmp_path / "last.pt"
+    writer = atomic_write(path, "wb")
+    writer.__enter__().write(b"partial")  # a process killed here leaves its temporary file
+    (left,) = list(tmp_path.iterdir())
+    assert remove_stale_temp_files(tmp_path) == [left] and list(tmp_path.iterdir()) == []
+    # the interrupted write then cleans up without error and lets the interrupt through
+    assert writer.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None) is False
+    assert list(tmp_path.iterdir()) == []

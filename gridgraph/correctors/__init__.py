@@ -7,10 +7,11 @@ Build one by name with :func:`build_corrector` (``"conv2d"``, ``"hexconv"``, ``"
 from .conv2d import Conv2dCorrector, DenseCorrector, GridCorrector, GridLayer
 from .gnn import GATCorrector, GCNCorrector, GNNCorrector, SAGECorrector
 from .hexconv import HexConv2d, HexConvCorrector
-from .registry import Corrector, available_correctors, build_corrector, register_corrector
+from .registry import CORRECTORS, Corrector, available_correctors, build_corrector, register_corrector
 from .unet import UNetCorrector
 
 __all__ = [
+    "CORRECTORS",
     "Corrector",
     "GridCorrector",
     "DenseCorrector",

@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 import torch.nn.functional as F
 from torch import Tensor, nn
 from ..graph.spot_graph import SpotGraph
-from .registry import Corrector, register_corrector
+from .registry import CORRECTORS, Corrector
 
 __all__ = ["GNNCorrector", "GCNCorrector", "GATCorrector", "SAGECorrector"]
 
@@ -162,6 +162,15 @@ class GATCorrector(GNNCorrector):
         return GATConv(in_channels, out_channels // self.heads, heads=self.heads, **kwargs)
 
 
-register_corrector("gcn", GCNCorrector)
-register_corrector("gat", GATCorrector)
-register_corrector("sage", SAGECorrector)
+def _convs(name: str):
+    def targets():
+        import torch_geometric.nn as pyg
+
+        return [getattr(pyg, name), pyg.MessagePassing]
+
+    return targets
+
+
+CORRECTORS.register("gcn", GCNCorrector, forwards_to=_convs("GCNConv"))
+CORRECTORS.register("gat", GATCorrector, forwards_to=_convs("GATConv"))
+CORRECTORS.register("sage", SAGECorrector, forwards_to=_convs("SAGEConv"))

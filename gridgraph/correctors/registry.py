@@ -5,7 +5,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 from torch import Tensor, nn
 
-__all__ = ["Corrector", "register_corrector", "build_corrector", "available_correctors"]
+from ..registry import Registry
+
+__all__ = ["CORRECTORS", "Corrector", "register_corrector", "build_corrector", "available_correctors"]
 
 
 class Corrector(nn.Module):
@@ -33,7 +35,8 @@ class Corrector(nn.Module):
         return f"in_channels={self.in_channels}, num_classes={self.num_classes}"
 
 
-_CORRECTORS: Dict[str, Callable[..., nn.Module]] = {}
+CORRECTORS = Registry("corrector", fixed=("num_classes", "in_channels"))
+_CORRECTORS: Dict[str, Callable[..., nn.Module]] = CORRECTORS._entries
 
 
 def register_corrector(name: str, builder: Optional[Callable[..., nn.Module]] = None, *,

@@ -9,24 +9,21 @@ from typing import Any, Callable, Dict
 
 from torch import nn
 
+from ..registry import Registry
+
 from .densenet import DenseNetEncoder, densenet121, densenet_tiny, load_densenet_weights
 from .encode import encode, preserve_batchnorm_stats
 from .gridnet_simple import BasicBlock, GridNetSimple, gridnet_simple
 
-ENCODERS: Dict[str, Callable[..., nn.Module]] = {
-    "gridnet_simple": gridnet_simple,
-    "densenet121": densenet121,
-    "densenet_tiny": densenet_tiny,
-}
+ENCODERS = Registry("encoder", fixed=("num_classes",))
+ENCODERS.register("gridnet_simple", gridnet_simple)
+ENCODERS.register("densenet121", densenet121)
+ENCODERS.register("densenet_tiny", densenet_tiny)
 
 
 def build_encoder(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
     """Build the encoder registered as ``name`` (see ``ENCODERS``) with ``num_classes`` outputs."""
-    try:
-        builder = ENCODERS[name]
-    except KeyError:
-        raise ValueError(f"unknown encoder {name!r}; available: {sorted(ENCODERS)}") from None
-    return builder(num_classes, **kwargs)
+    return ENCODERS.build(name, num_classes, **kwargs)
 
 
 __all__ = [

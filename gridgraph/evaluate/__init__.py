@@ -34,6 +34,8 @@ from .selection import (
     NestedSplit,
     Split,
     cv_splits,
+    cv_splits_with_validation,
+    ValidatedSplit,
     make_folds,
     nested_cv_splits,
     sample_hyperparameters,
@@ -73,6 +75,8 @@ __all__ = [
     "NestedSplit",
     "make_folds",
     "cv_splits",
+    "cv_splits_with_validation",
+    "ValidatedSplit",
     "nested_cv_splits",
     "select_hyperparameters",
 ]

@@ -18,6 +18,8 @@ __all__ = [
     "NestedSplit",
     "make_folds",
     "cv_splits",
+    "cv_splits_with_validation",
+    "ValidatedSplit",
     "nested_cv_splits",
     "select_hyperparameters",
 ]
@@ -100,6 +102,14 @@ class Split(NamedTuple):
     test: list
 
 
+class ValidatedSplit(NamedTuple):
+    """Sections to train on, to select the model on (validation) and to test on."""
+
+    train: list
+    val: list
+    test: list
+
+
 class NestedSplit(NamedTuple):
     """An outer split plus the inner splits over its training sections, for model selection."""
 
@@ -175,6 +185,25 @@ def cv_splits(
         Split(train=[s for j, f in enumerate(folds) if j != i for s in f], test=list(fold))
         for i, fold in enumerate(folds)
     ]
+
+
+def cv_splits_with_validation(
+    folds: Sequence[Sequence[Hashable]], sections: Optional[Sequence[Hashable]] = None
+) -> list[ValidatedSplit]:
+    """Leave-one-fold-out cross-validation with the next fold (in the given order, cyclically)
+    held out for model selection, as in the GridNet paper's DLPFC runs.
+
+    Returns one :class:`ValidatedSplit` ``(train, val, test)`` per fold; needs at least 3 folds.
+    """
+    folds = _check_folds(folds, sections)
+    if len(folds) < 3:
+        raise ValueError(f"cross-validation with a validation fold needs at least 3 folds, got {len(folds)}")
+    out = []
+    for i, fold in enumerate(folds):
+        v = (i + 1) % len(folds)
+        train = [s for j, f in enumerate(folds) if j not in (i, v) for s in f]
+        out.append(ValidatedSplit(train=train, val=list(folds[v]), test=list(fold)))
+    return out
 
 
 def nested_cv_splits(

@@ -68,14 +68,25 @@ def _grid_edges(grid_index: np.ndarray, grid_shape: tuple[int, int], offsets_for
     return undirected_edges(np.concatenate(src), np.concatenate(dst), n)
 
 
+# Most cells a dense grid may have. The builders allocate an int64 lookup of the grid (512 MiB at
+# this size) and dense correctors a float map per channel; real arrays are far smaller (a whole
+# Visium slide is 64 x 78 = 4,992 cells), so a bigger grid means corrupted array coordinates.
+MAX_GRID_CELLS = 2**26
+
+
 def _check_grid_shape(grid_index: np.ndarray, grid_shape) -> tuple[int, int]:
     need = tuple(int(v) + 1 for v in grid_index.max(axis=0)) if len(grid_index) else (0, 0)
-    if grid_shape is None:
-        return need
-    grid_shape = (int(grid_shape[0]), int(grid_shape[1]))
-    if grid_shape[0] < need[0] or grid_shape[1] < need[1]:
-        raise ValueError(f"grid_shape {grid_shape} is too small for the spots, which need {need}")
-    return grid_shape
+    if grid_shape is not None:
+        grid_shape = (int(grid_shape[0]), int(grid_shape[1]))
+        if grid_shape[0] < need[0] or grid_shape[1] < need[1]:
+            raise ValueError(f"grid_shape {grid_shape} is too small for the spots, which need {need}")
+    shape = need if grid_shape is None else grid_shape
+    if shape[0] * shape[1] > MAX_GRID_CELLS:
+        raise ValueError(
+            f"grid_shape {shape} has {shape[0] * shape[1]} cells; a dense grid may have at most "
+            f"2**26 = {MAX_GRID_CELLS} (are the array coordinates corrupted?)"
+        )
+    return shape
 
 
 def _array_coords(array_row, array_col) -> tuple[np.ndarray, np.ndarray]:

@@ -1,15 +1,25 @@
 """AnnData (scanpy/squidpy layout) to :class:`Section`; needs the optional ``anndata`` extra."""
 from __future__ import annotations
 
+import os
 from typing import Optional, Sequence
 
 import numpy as np
 
-from ..graph import cartesian_graph, knn_graph
+from ..graph.spec import GraphSpec, GraphSpecLike
 from .image import image_size, to_rgb_uint8
 from .section import Section
-from .spaceranger import VISIUM_SPOT_UM, visium_graph
-from .tables import check_inside, check_unique, encode_names
+from .spaceranger import VISIUM_MAX_COL, VISIUM_MAX_ROW, VISIUM_RANGE, VISIUM_SPOT_UM, visium_graph
+from .tables import (
+    check_array_index,
+    check_inside,
+    check_unique,
+    encode_names,
+    is_positive_number,
+    require_file,
+)
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def _import_anndata():
@@ -20,6 +30,51 @@ def _import_anndata():
             "read_anndata needs the optional 'anndata' package: pip install gridgraph[anndata]"
         ) from err
     return anndata
+
+
+def _read_h5ad(anndata, path) -> "anndata.AnnData":
+    """``anndata.read_h5ad`` with errors that name the file: absent, not HDF5, not AnnData."""
+    path = require_file(path, "AnnData file (.h5ad)")
+    with open(path, "rb") as fh:
+        head = fh.read(2048 + len(HDF5_SIGNATURE))
+    # HDF5 puts its signature at byte 0, 512, 1024 or 2048 (after a user block).
+    if not any(head[at:at + 8] == HDF5_SIGNATURE for at in (0, 512, 1024, 2048)):
+        raise ValueError(
+            f"{path}: not an h5ad file (no HDF5 signature); expected AnnData written by anndata/scanpy"
+        )
+    try:
+        return anndata.read_h5ad(path)
+    except Exception as err:  # h5py/anndata errors do not name the file
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise ValueError(f"{path}: cannot read as an h5ad file (AnnData): {reason}") from err
+
+
+def _scale(factors: dict, key: str, where: str) -> float:
+    """``factors[key]`` checked to be a finite positive number; errors name ``where`` and ``key``."""
+    if key not in factors:
+        raise ValueError(f"{where} lacks field {key!r}")
+    if not is_positive_number(factors[key]):
+        raise ValueError(f"{where}[{key!r}]: expected a finite positive number")
+    return float(np.asarray(factors[key]).reshape(-1)[0])
+
+
+def _array_coords(obs, keep: np.ndarray, source: str) -> tuple:
+    """``obs['array_row'/'array_col']`` of the kept rows as int64, checked to be Visium-sized."""
+    out = []
+    for col, high in (("array_row", VISIUM_MAX_ROW), ("array_col", VISIUM_MAX_COL)):
+        where = f"{source}: obs[{col!r}]"
+        values = obs[col].to_numpy()[keep]
+        at = [f"observation {i}" for i in np.flatnonzero(keep)]
+        try:
+            values = values.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: expected integer array indices, found {values.dtype} values") from None
+        bad = ~np.isfinite(values) | (values != np.round(values))
+        if bad.any():
+            raise ValueError(f"{where}, {at[int(np.flatnonzero(bad)[0])]}: expected an integer array index")
+        check_array_index(values, high, where, at, VISIUM_RANGE)
+        out.append(values.astype(np.int64))
+    return tuple(out)
 
 
 def _library(adata, library_id: Optional[str], source: str):
@@ -44,8 +99,7 @@ def read_anndata(
     label_key: Optional[str] = None,
     classes: Optional[Sequence[str]] = None,
     image: Optional[str] = "auto",
-    graph: str = "auto",
-    k: int = 6,
+    graph: GraphSpecLike = "auto",
 ) -> Section:
     """Build a :class:`Section` from an AnnData object (or the path of an ``.h5ad`` file).
 
@@ -61,13 +115,19 @@ def read_anndata(
         image: ``"auto"`` (hires, else lowres, else none), ``"hires"``, ``"lowres"`` or ``None``.
             Positions are scaled by ``tissue_<image>_scalef`` into that image.
         graph: ``"auto"`` (hex over ``obs['array_row'/'array_col']`` when present, else kNN),
-            ``"hex"``, ``"cartesian"`` or ``"knn"`` (with ``k`` neighbours).
+            or a :class:`~gridgraph.graph.GraphSpec` / its plain form (``"cartesian"``,
+            ``{"builder": "knn", "k": 8}``, ...).
 
-    Rows with ``obs['in_tissue'] == 0`` are dropped.
+    Rows with ``obs['in_tissue'] == 0`` are dropped. A path that is not an h5ad file, a scale
+    factor that is not a finite positive number and ``obs`` array indices beyond the largest
+    Visium array (rows 0..127, columns 0..223) raise ``ValueError`` naming the file or key.
     """
     anndata = _import_anndata()
     source = "adata"
-    if not isinstance(adata, anndata.AnnData):
+    if isinstance(adata, (str, os.PathLike)):
+        source = str(adata)
+        adata = _read_h5ad(anndata, adata)
+    elif not isinstance(adata, anndata.AnnData):
         source = str(adata)
         adata = anndata.read_h5ad(adata)
     if "spatial" not in adata.obsm:
@@ -92,17 +152,18 @@ def read_anndata(
 
     images = lib.get("images", {})
     factors = dict(lib.get("scalefactors", {}))
+    sf_where = f"{source}: uns['spatial'][{library_id!r}]['scalefactors']"
+    diameter = None
+    if "spot_diameter_fullres" in factors:
+        diameter = _scale(factors, "spot_diameter_fullres", sf_where)
     if image == "auto":
         image = next((kind for kind in ("hires", "lowres") if kind in images), None)
     img, scale = None, 1.0
     if image is not None:
         if image not in images:
             raise ValueError(f"{source}: uns['spatial'][{library_id!r}]['images'] has no {image!r} image; found {list(images)}")
-        key = f"tissue_{image}_scalef"
-        if key not in factors:
-            raise ValueError(f"{source}: uns['spatial'][{library_id!r}]['scalefactors'] lacks field {key!r}")
+        scale = _scale(factors, f"tissue_{image}_scalef", sf_where)
         img = to_rgb_uint8(np.asarray(images[image]), f"{source} {image} image")
-        scale = float(factors[key])
     pos = fullres * scale
     if img is not None:
         check_inside(pos, image_size(img), f"{source}: obsm['spatial'] (in the {image} image)", barcodes)
@@ -118,23 +179,18 @@ def read_anndata(
     labels, classes = encode_names(names, classes, f"{source}: obs[{label_key!r}]")
 
     has_grid = "array_row" in obs and "array_col" in obs
-    if graph == "auto":
-        graph = "hex" if has_grid else "knn"
+    spec = GraphSpec.parse(("hex" if has_grid else "knn") if graph == "auto" else graph)
+    if spec is None:
+        raise ValueError(f"{source}: graph must be 'auto' or a graph rule, got {graph!r}")
     array_row = array_col = None
-    if graph in ("hex", "cartesian"):
+    if spec.needs_array:
         if not has_grid:
-            raise ValueError(f"{source}: graph={graph!r} needs obs['array_row'] and obs['array_col']")
-        array_row = obs["array_row"].to_numpy()[keep].astype(np.int64)
-        array_col = obs["array_col"].to_numpy()[keep].astype(np.int64)
-    if graph == "hex":
+            raise ValueError(f"{source}: graph {spec.rule.value!r} needs obs['array_row'] and obs['array_col']")
+        array_row, array_col = _array_coords(obs, keep, source)
+    if spec == GraphSpec("hex"):
         g = visium_graph(array_row, array_col, pos)
-    elif graph == "cartesian":
-        g = cartesian_graph(array_row, array_col, pos=pos)
-    elif graph == "knn":
-        g = knn_graph(pos, k=k)
     else:
-        raise ValueError(f"graph must be 'auto', 'hex', 'cartesian' or 'knn', got {graph!r}")
-    diameter = factors.get("spot_diameter_fullres")
+        g = spec.build(pos, array_row, array_col, where=source)
     return Section(
         graph=g,
         labels=labels,
@@ -142,7 +198,7 @@ def read_anndata(
         barcodes=barcodes,
         image=img,
         spot_diameter_px=None if diameter is None else float(diameter) * scale,
-        spot_diameter_um=VISIUM_SPOT_UM if graph == "hex" else None,
+        spot_diameter_um=VISIUM_SPOT_UM if spec.rule == "hex" else None,
         array_row=array_row,
         array_col=array_col,
         name=str(library_id) if library_id is not None else "section",

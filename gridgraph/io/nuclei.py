@@ -5,7 +5,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..graph import knn_graph, radius_graph
+from ..graph.spec import GraphSpec, GraphSpecLike
 from .image import ImageLike, image_size
 from .section import Section
 from .tables import PathLike, check_inside, encode_names, image_source, open_image, read_table
@@ -14,9 +14,7 @@ from .tables import PathLike, check_inside, encode_names, image_source, open_ima
 def read_nuclei_csv(
     path: PathLike,
     image: Optional[ImageLike],
-    graph: str = "knn",
-    k: int = 6,
-    r: Optional[float] = None,
+    graph: GraphSpecLike = "knn",
     classes: Optional[Sequence[str]] = None,
     name: Optional[str] = None,
 ) -> Section:
@@ -27,31 +25,35 @@ def read_nuclei_csv(
             ``y`` = row) of every detected nucleus; an empty label marks a nucleus that is a node
             of the graph without a training label (``-1``).
         image: path, array or :class:`~gridgraph.io.image.LazyImage` (``None`` for none).
-        graph: ``"knn"`` (symmetric ``k``-nearest neighbours, default ``k=6``) or ``"radius"``
-            (every pair closer than ``r`` px).
+        graph: the cell graph's rule and arguments, a :class:`~gridgraph.graph.GraphSpec` or
+            its plain form: ``"knn"`` (default: symmetric 6-nearest neighbours),
+            ``{"builder": "knn", "k": 8}``, ``{"builder": "radius", "r": 30.0}`` (pixels).
         classes: class order; default the label names in natural order. Pass it to keep one
             order across images that lack some classes.
         name: section name; default the file name without extension and a ``_nuclei`` suffix.
 
     Returns:
         A :class:`Section` with an ``"irregular"`` graph whose ``pos`` is the centroids in pixels;
-        node ids are the 0-based row numbers of the CSV as strings.
+        node ids are the 0-based row numbers of the CSV as strings. A CSV without nuclei
+        raises ``ValueError``.
     """
-    if graph not in ("knn", "radius"):
-        raise ValueError(f"graph must be 'knn' or 'radius', got {graph!r}")
-    if graph == "radius" and r is None:
-        raise ValueError("graph='radius' needs r= (pixels)")
+    spec = GraphSpec.parse(graph)
+    if spec is None or spec.needs_array:
+        raise ValueError(f"nuclei graph must be a point rule ('knn' or 'radius'), got {graph!r}")
     table = read_table(path, names=["x", "y"], header=True, what="nuclei CSV")
     path = table.path
-    pos = np.stack([table.numeric("x"), table.numeric("y")], axis=1) if len(table) else np.zeros((0, 2))
+    if len(table) == 0:
+        raise ValueError(f"{path}: no nuclei; expected a header x,y[,label] and one row per nucleus")
+    pos = np.stack([table.numeric("x"), table.numeric("y")], axis=1)
     ids = [str(i) for i in range(len(table))]
     names = table.text("label") if table.has("label") else [None] * len(table)
     labels, classes = encode_names(names, classes, f"{path}: column 'label'")
+    table.warn_if_cut()
     img = open_image(image, "nuclei image")
     if img is not None:
         where = [f"the nucleus on line {ln}" for ln in table.lines]
         check_inside(pos, image_size(img), f"{path} (in {image_source(img)})", where, kind="nuclei")
-    g = knn_graph(pos, k=k) if graph == "knn" else radius_graph(pos, r)
+    g = spec.build(pos, where=str(path))
     if name is None:
         name = path.stem[: -len("_nuclei")] if path.stem.endswith("_nuclei") else path.stem
     return Section(
@@ -61,5 +63,5 @@ def read_nuclei_csv(
         barcodes=ids,
         image=img,
         name=name,
-        meta={"source": str(path), "graph": graph, "k": k, "r": r},
+        meta={"source": str(path), "graph": spec.to_dict()},
     )

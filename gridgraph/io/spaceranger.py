@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -14,9 +15,11 @@ from .image import ImageLike, image_size
 from .section import Section
 from .tables import (
     PathLike,
+    check_array_index,
     check_inside,
     encode_names,
     image_source,
+    is_positive_number,
     open_image,
     read_table,
     require_file,
@@ -28,6 +31,14 @@ POSITION_COLUMNS = [
 ]
 POSITION_FILES = ("tissue_positions.csv", "tissue_positions_list.csv")  # 2.x (header), 1.x
 VISIUM_SPOT_UM = 55.0
+# Largest Visium array indices accepted: a 6.5 mm capture area has array_row 0..77 and array_col
+# 0..127; an 11 mm (CytAssist) area 0..127 and 0..223 (14,336 spots). Anything beyond is a corrupted
+# coordinate, refused before the dense grid (rows x cols cells) is allocated.
+VISIUM_MAX_ROW = 127
+VISIUM_MAX_COL = 223
+VISIUM_RANGE = (
+    "Visium arrays: rows 0..77 and columns 0..127 on 6.5 mm capture areas, 0..127 and 0..223 on 11 mm"
+)
 
 
 def _spatial_dir(path: PathLike) -> Path:
@@ -62,21 +73,22 @@ def read_scalefactors(path: PathLike) -> dict:
     """Read ``scalefactors_json.json``: ``spot_diameter_fullres``, ``tissue_hires_scalef``, ..."""
     path = require_file(path, "Space Ranger scale factors (scalefactors_json.json)")
     try:
-        factors = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        factors = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file; expected a JSON object of scale factors") from None
+    except json.JSONDecodeError as err:
         raise ValueError(f"{path}: expected a JSON object of scale factors ({err})") from None
     if not isinstance(factors, dict):
         raise ValueError(f"{path}: expected a JSON object of scale factors, got {type(factors).__name__}")
     for key, value in factors.items():
-        if key.endswith(("_scalef", "_fullres")):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise ValueError(f"{path}: field {key!r}: expected a positive number, got {value!r}")
+        if key.endswith(("_scalef", "_fullres")) and not is_positive_number(value):
+            raise ValueError(f"{path}: field {key!r}: expected a finite positive number")
     return factors
 
 
 def _scale_factor(factors: dict, key: str, path: Path) -> float:
     if key not in factors:
-        raise ValueError(f"{path}: field {key!r} is missing; expected a positive number")
+        raise ValueError(f"{path}: field {key!r} is missing; expected a finite positive number")
     return float(factors[key])
 
 
@@ -142,6 +154,7 @@ def read_barcode_labels(path: PathLike, section: Optional[str] = None) -> dict:
         )
     rows = table.take(keep)
     barcodes = rows.unique_text(0)
+    table.warn_if_cut()
     return {b: n for b, n in zip(barcodes, rows.text(2)) if n}
 
 
@@ -157,6 +170,59 @@ def _label_mapping(labels, section: str) -> tuple[dict, str]:
     raise TypeError(
         f"labels must be a mapping barcode -> name or the path of a label table, got {type(labels).__name__}"
     )
+
+
+def _check_label_match(mapping: dict, codes, all_barcodes: set, source: str, name: str, pos_path) -> None:
+    """Refuse labels that label no in-tissue spot; warn when most of their barcodes are unknown.
+
+    Zero labelled spots means the labels belong to another section or spell barcodes otherwise
+    (another suffix than ``-1``, a section prefix). When some spots are labelled but more than
+    half of the label barcodes are absent from the positions file (in or out of tissue), a
+    ``UserWarning`` says so: a partial annotation is legitimate, a mostly foreign one is not.
+    """
+    labelled = int((np.asarray(codes) >= 0).sum())
+    if labelled == 0:
+        raise ValueError(
+            f"{source}: none of its {len(mapping)} labelled barcodes is an in-tissue spot of "
+            f"section {name!r} ({pos_path}); expected barcodes spelled as in the positions file's "
+            f"'barcode' column (same suffix, no section prefix)"
+        )
+    foreign = sum(1 for b in mapping if b not in all_barcodes)
+    if foreign * 2 > len(mapping):
+        warnings.warn(
+            f"{source}: {foreign} of its {len(mapping)} barcodes are not in {pos_path} "
+            f"(section {name!r}); only {labelled} of {len(codes)} in-tissue spots got a label. "
+            f"Are these the labels of another section?",
+            stacklevel=3,
+        )
+
+
+def _read_positions(pos_path: Path):
+    """``(barcodes, array_row, array_col, fullres (x, y), all barcodes)`` of the in-tissue spots;
+    array indices are checked against the largest Visium array before any grid is built."""
+    table = read_table(pos_path, names=POSITION_COLUMNS, what="Space Ranger tissue positions")
+    in_tissue = table.numeric("in_tissue", integer=True)
+    if not np.isin(in_tissue, (0, 1)).all():
+        bad = int(np.flatnonzero(~np.isin(in_tissue, (0, 1)))[0])
+        raise ValueError(
+            f"{pos_path}: column 'in_tissue', line {table.lines[bad]}: expected 0 or 1, "
+            f"got {in_tissue[bad]}"
+        )
+    all_barcodes = set(table.text("barcode"))
+    table = table.take(in_tissue == 1)
+    if len(table) == 0:
+        raise ValueError(f"{pos_path}: column 'in_tissue': expected some spots with in_tissue == 1, found none")
+    barcodes = table.unique_text("barcode")
+    array_row = table.numeric("array_row", integer=True)
+    array_col = table.numeric("array_col", integer=True)
+    at = [f"line {n}" for n in table.lines]
+    check_array_index(array_row, VISIUM_MAX_ROW, f"{pos_path}: column 'array_row'", at, VISIUM_RANGE)
+    check_array_index(array_col, VISIUM_MAX_COL, f"{pos_path}: column 'array_col'", at, VISIUM_RANGE)
+    fullres = np.stack(
+        [table.numeric("pxl_col_in_fullres"), table.numeric("pxl_row_in_fullres")], axis=1
+    )
+    table.warn_if_cut()
+    return barcodes, array_row, array_col, fullres, all_barcodes
 
 
 def read_spaceranger(
@@ -185,6 +251,10 @@ def read_spaceranger(
             order (``L1..L6, WM``). A name outside ``classes`` raises ``ValueError``.
         fullres_image: path or array of the full-resolution image.
 
+    Array indices beyond the largest Visium array (rows 0..127, columns 0..223: an 11 mm
+    capture area) raise ``ValueError`` naming the line; so do labels that label no in-tissue spot
+    (a warning when most of their barcodes are not in the positions file).
+
     Returns:
         A :class:`Section` with a ``"hex"`` graph over ``(array_row, array_col)`` whose ``pos`` is
         the pixel ``(x, y) = (pxl_col, pxl_row) * scale`` in the chosen image, ``scale`` being
@@ -196,30 +266,7 @@ def read_spaceranger(
         spatial.parent.name if spatial.name == "spatial" else spatial.name
     )
     pos_path = _positions_file(spatial)
-    table = read_table(pos_path, names=POSITION_COLUMNS, what="Space Ranger tissue positions")
-    in_tissue = table.numeric("in_tissue", integer=True)
-    if not np.isin(in_tissue, (0, 1)).all():
-        bad = int(np.flatnonzero(~np.isin(in_tissue, (0, 1)))[0])
-        raise ValueError(
-            f"{pos_path}: column 'in_tissue', line {table.lines[bad]}: expected 0 or 1, "
-            f"got {in_tissue[bad]}"
-        )
-    table = table.take(in_tissue == 1)
-    if len(table) == 0:
-        raise ValueError(f"{pos_path}: column 'in_tissue': expected some spots with in_tissue == 1, found none")
-    barcodes = table.unique_text("barcode")
-    array_row = table.numeric("array_row", integer=True)
-    array_col = table.numeric("array_col", integer=True)
-    for col, values in (("array_row", array_row), ("array_col", array_col)):
-        if (values < 0).any():
-            bad = int(np.flatnonzero(values < 0)[0])
-            raise ValueError(
-                f"{pos_path}: column {col!r}, line {table.lines[bad]}: expected a non-negative "
-                f"array index, got {values[bad]}"
-            )
-    fullres = np.stack(
-        [table.numeric("pxl_col_in_fullres"), table.numeric("pxl_row_in_fullres")], axis=1
-    )
+    barcodes, array_row, array_col, fullres, all_barcodes = _read_positions(pos_path)
 
     sf_path = spatial / "scalefactors_json.json"
     factors = read_scalefactors(sf_path) if sf_path.is_file() else None
@@ -230,6 +277,8 @@ def read_spaceranger(
 
     mapping, source = _label_mapping(labels, name)
     codes, class_names = encode_names([mapping.get(b) for b in barcodes], classes, source)
+    if labels is not None:
+        _check_label_match(mapping, codes, all_barcodes, source, name, pos_path)
 
     try:
         graph = visium_graph(array_row, array_col, pos)

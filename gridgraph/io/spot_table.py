@@ -9,9 +9,10 @@ import numpy as np
 from ..graph import cartesian_graph
 from .image import ImageLike, image_size
 from .section import Section
-from .st_tsv import ST_PITCH_UM, ST_SPOT_UM
+from .st_tsv import ST_MAX_INDEX, ST_PITCH_UM, ST_RANGE, ST_SPOT_UM
 from .tables import (
     PathLike,
+    check_array_index,
     check_inside,
     encode_names,
     image_source,
@@ -30,7 +31,9 @@ def read_class_names(path: PathLike) -> dict:
     table = read_table(path, names=["label", "name"], header="auto", what="class-name table")
     if len(table.columns) != 2:
         raise ValueError(f"{table.path}: expected two columns (label, name); found {table.columns}")
-    return dict(zip(table.unique_text(0), table.text(1)))
+    names = dict(zip(table.unique_text(0), table.text(1)))
+    table.warn_if_cut()
+    return names
 
 
 def _spot_diameter_px(graph, spot_diameter_um: float, pitch_um: float) -> Optional[float]:
@@ -69,7 +72,8 @@ def read_spot_table(
         image: the H&E image (path, array or :class:`~gridgraph.io.image.LazyImage`) in whose
             pixels ``pixel_x``/``pixel_y`` are given, or ``None``.
         label_column: column of labels; empty cells are unlabeled (``-1``); ``None`` for none.
-        x_column, y_column: integer array column / row of each spot (kept as in the file).
+        x_column, y_column: integer array column / row of each spot (kept as in the file;
+            ``0..ST_MAX_INDEX`` = 100, tolerant of every classic ST array, else ``ValueError``).
         pixel_x_column, pixel_y_column: pixel ``x`` (column) and ``y`` (row) of each spot;
             ``None`` to place spots at their array coordinates.
         id_column: column (name or position) of spot ids; position 0 by default.
@@ -89,20 +93,19 @@ def read_spot_table(
     """
     table = read_table(path, header=True, what="spot table", row_names=True)
     path = table.path
+    if len(table) == 0:
+        raise ValueError(f"{path}: no spots; expected a header and one row per spot")
     ids = table.unique_text(id_column)
     array_col = table.numeric(x_column, integer=True)
     array_row = table.numeric(y_column, integer=True)
+    at = [f"line {n}" for n in table.lines]
     for col, values in ((x_column, array_col), (y_column, array_row)):
-        if (values < 0).any():
-            bad = int(np.flatnonzero(values < 0)[0])
-            raise ValueError(
-                f"{path}: column {col!r}, line {table.lines[bad]}: expected a non-negative "
-                f"array index, got {values[bad]}"
-            )
+        check_array_index(values, ST_MAX_INDEX, f"{path}: column {col!r}", at, ST_RANGE)
     if pixel_x_column is None or pixel_y_column is None:
         pos = np.stack([array_col, array_row], axis=1).astype(np.float64)
     else:
         pos = np.stack([table.numeric(pixel_x_column), table.numeric(pixel_y_column)], axis=1)
+    table.warn_if_cut()
 
     if label_names == "auto":
         beside = path.parent / CLASS_NAMES_FILE

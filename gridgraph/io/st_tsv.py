@@ -18,6 +18,12 @@ from .tables import PathLike, check_inside, check_unique, image_source, open_ima
 ST_SPOT_UM = 100.0  # classic ST spot diameter
 ST_PITCH_UM = 200.0  # centre-to-centre distance of neighbouring spots
 ST_SPACING_PX_AT_6200 = 194.0  # px per array step in an image 6200 px wide (Maniatis et al.)
+# Largest ST array coordinate accepted. Classic ST arrays hold 1,007 spots numbered about
+# 1..33 x 1..35 (which axis is 33 or 35 varies between array versions, and aligned coordinates
+# stray a spot or so beyond); 100, about three arrays wide, accepts every such variation while a
+# corrupted coordinate (1e12) is refused before a dense grid of that size is allocated.
+ST_MAX_INDEX = 100
+ST_RANGE = f"classic ST arrays are about 33 x 35 spots; coordinates up to {ST_MAX_INDEX} are accepted"
 
 
 def default_st_spacing(width: int) -> float:
@@ -38,6 +44,10 @@ def _parse_spot(name: str, path) -> tuple[int, int]:
     x, y = int(round(x)), int(round(y))
     if x < 1 or y < 1:
         raise ValueError(f"{path}: spot column {name!r}: expected 1-based coordinates x >= 1, y >= 1")
+    if x > ST_MAX_INDEX or y > ST_MAX_INDEX:
+        raise ValueError(
+            f"{path}: spot column {name!r}: expected coordinates x, y <= {ST_MAX_INDEX} ({ST_RANGE})"
+        )
     return x, y
 
 
@@ -86,6 +96,7 @@ def read_st_tsv(
             )
         first[x, y] = k
     onehot = np.stack([table.numeric(j + 1) for j in range(len(spots))], axis=1)  # (K, N)
+    table.warn_if_cut()
     if not np.isin(onehot, (0, 1)).all():
         r, c = np.argwhere(~np.isin(onehot, (0, 1)))[0]
         raise ValueError(

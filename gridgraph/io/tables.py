@@ -2,13 +2,18 @@
 
 Every problem with a file's content is a ``ValueError`` whose message names the file, the column
 (or field) and what was expected; a missing file is a ``FileNotFoundError`` naming the path.
-Tables are read with the standard :mod:`csv` module and converted with numpy.
+Tables are read with the standard :mod:`csv` module and converted with numpy. A file that is not
+UTF-8 text (or holds NUL bytes) is refused as "not a text file"; a last line without its newline
+that lacks fields or holds a field that does not parse is called truncated, and one that parses
+gets a warning (:meth:`Table.warn_if_cut`), since a copy cut mid-number cannot be told apart.
 """
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -47,6 +52,15 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def is_positive_number(value) -> bool:
+    """Whether ``value`` is a real number (not a bool or string), finite and > 0."""
+    if hasattr(value, "dtype") and getattr(value, "size", 0) == 1:  # numpy scalar or 1-element array
+        value = value.item() if value.dtype.kind in "iuf" else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and value > 0
+
+
 @dataclass
 class Table:
     """A delimited text table held as strings.
@@ -57,6 +71,9 @@ class Table:
         rows: data rows, each a list of ``len(columns)`` stripped strings.
         lines: 1-based line number of each data row in the file.
         has_header: whether the file's first row was a header.
+        cut: line number of the file's last data row when the file ends without a newline after
+            it (the row may be cut short: a field of it that does not parse is called truncated;
+            kept by :meth:`take` even when that row is left out, since rows may be missing).
     """
 
     path: Path
@@ -64,6 +81,7 @@ class Table:
     rows: list
     lines: list
     has_header: bool
+    cut: Optional[int] = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -98,7 +116,9 @@ class Table:
         """Values of a column as ``float64`` (``int64`` if ``integer``).
 
         Raises ``ValueError`` naming the file, the column, the line and the offending value for a
-        non-numeric value, or for NaN/empty/infinite values unless ``allow_nan`` (then NaN).
+        non-numeric value, or for NaN/empty/infinite values unless ``allow_nan`` (then NaN); with
+        ``integer``, also for a value beyond the 64-bit range. A bad value on a last line without
+        newline is called truncated.
         """
         i = self.index(name)
         col = self.label(name)
@@ -110,7 +130,7 @@ class Table:
             bad = next(k for k, v in enumerate(raw) if v and not _is_number(v))
             raise ValueError(
                 f"{self.path}: column {col!r}, line {self.lines[bad]}: expected {want}, "
-                f"got {raw[bad]!r}"
+                f"got {raw[bad]!r}{self._note(bad)}"
             ) from None
         finite = np.isfinite(values)
         if not allow_nan and not finite.all():
@@ -118,17 +138,37 @@ class Table:
             raise ValueError(
                 f"{self.path}: column {col!r}, line {self.lines[bad]}: expected {want}, got "
                 f"{raw[bad] or 'an empty value'!r} (NaN, empty and infinite values are not allowed)"
+                f"{self._note(bad)}"
             )
         if integer:
+            huge = finite & (np.abs(values) >= 2.0**63)
             frac = finite & (values != np.round(values))
-            if frac.any():
-                bad = int(np.flatnonzero(frac)[0])
+            if huge.any() or frac.any():
+                bad = int(np.flatnonzero(huge | frac)[0])
+                why = " within the 64-bit range" if huge[bad] else f", got {raw[bad]!r}"
                 raise ValueError(
-                    f"{self.path}: column {col!r}, line {self.lines[bad]}: expected an integer, "
-                    f"got {raw[bad]!r}"
+                    f"{self.path}: column {col!r}, line {self.lines[bad]}: expected an integer"
+                    f"{why}{self._note(bad)}"
                 )
             return values.astype(np.int64)
         return values
+
+    def warn_if_cut(self) -> None:
+        """Warn that the last row may be cut short when the file ends without a newline.
+
+        Readers call it once the table's values parsed: a cut that leaves a field unparsable is
+        already an error (see :meth:`numeric`), one that leaves a shorter number is not
+        detectable and gets this warning.
+        """
+        if self.cut is not None:
+            warnings.warn(
+                f"{self.path}: the file does not end with a newline; its last line ({self.cut}) "
+                f"may have been cut short (a truncated copy?)",
+                stacklevel=3,
+            )
+
+    def _note(self, k: int) -> str:
+        return truncated_note(self.lines[k]) if self.lines[k] == self.cut else ""
 
     def unique_text(self, name: Union[str, int]) -> list:
         """Values of a column as strings, checked to be non-empty and distinct (e.g. barcodes)."""
@@ -147,7 +187,7 @@ class Table:
         idx = np.flatnonzero(keep)
         return Table(
             self.path, self.columns, [self.rows[i] for i in idx], [self.lines[i] for i in idx],
-            self.has_header,
+            self.has_header, self.cut,
         )
 
 
@@ -173,19 +213,7 @@ def read_table(
             (R's ``write.table`` convention) gets an empty first name.
     """
     path = require_file(path, what)
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        first = fh.readline()
-        if delimiter is None:
-            delimiter = "\t" if "\t" in first else ","
-        fh.seek(0)
-        parsed = []
-        reader = csv.reader(fh, delimiter=delimiter)
-        try:
-            for row in reader:
-                if row and any(f.strip() for f in row):
-                    parsed.append((reader.line_num, [f.strip() for f in row]))
-        except csv.Error as err:
-            raise ValueError(f"{path}: line {reader.line_num}: malformed {what} ({err})") from None
+    parsed, delimiter, cut = _parse_rows(path, delimiter, what)
     expected = f"columns {list(names)}" if names else "a header and data rows"
     if not parsed:
         raise ValueError(f"{path}: the {what} is empty; expected {expected}")
@@ -221,8 +249,50 @@ def read_table(
             raise ValueError(
                 f"{path}: line {line} has {len(row)} fields; expected {width} "
                 f"({', '.join(c or repr(c) for c in columns)})"
+                + (truncated_note(line) if line == cut and len(row) < width else "")
             )
-    return Table(path, columns, [r for _, r in body], [ln for ln, _ in body], bool(header))
+    return Table(
+        path, columns, [r for _, r in body], [ln for ln, _ in body], bool(header),
+        cut if body and body[-1][0] == cut else None,
+    )
+
+
+def truncated_note(line: int) -> str:
+    """Message tail for a problem on a last line that lacks its newline."""
+    return f"; the file ends in the middle of line {line} (no final newline): it looks truncated"
+
+
+def _ends_without_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        if fh.seek(0, os.SEEK_END) == 0:
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) not in (b"\n", b"\r")
+
+
+def _parse_rows(path: Path, delimiter: Optional[str], what: str):
+    """``(rows, delimiter, cut)``: non-blank rows as ``(line, fields)``; ``cut`` is the number of
+    the file's last line when it lacks a newline. Binary content raises ``ValueError``."""
+    not_text = f"{path}: not a text file; expected the {what} as UTF-8 text"
+    parsed = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            first = fh.readline()
+            if delimiter is None:
+                delimiter = "\t" if "\t" in first else ","
+            fh.seek(0)
+            reader = csv.reader(fh, delimiter=delimiter)
+            for row in reader:
+                if any("\x00" in f for f in row):
+                    raise ValueError(f"{not_text} (line {reader.line_num} holds NUL bytes)")
+                if row and any(f.strip() for f in row):
+                    parsed.append((reader.line_num, [f.strip() for f in row]))
+            last = reader.line_num
+    except UnicodeDecodeError:
+        raise ValueError(f"{not_text} (it holds bytes that are not UTF-8)") from None
+    except csv.Error as err:
+        raise ValueError(f"{path}: line {reader.line_num}: malformed {what} ({err})") from None
+    return parsed, delimiter, (last if _ends_without_newline(path) else None)
 
 
 def check_unique(values: Sequence, source: str, lines: Optional[Sequence[int]] = None) -> None:
@@ -233,6 +303,22 @@ def check_unique(values: Sequence, source: str, lines: Optional[Sequence[int]] =
             where = f" (lines {lines[seen[v]]} and {lines[k]})" if lines is not None else ""
             raise ValueError(f"{source}: duplicated value {v!r}{where}; expected unique values")
         seen[v] = k
+
+
+def check_array_index(values: np.ndarray, high: int, where: str, at: Sequence[str], why: str) -> None:
+    """Raise ``ValueError`` unless every array index lies in ``0..high``.
+
+    ``where`` names the file and column, ``at[i]`` the place of value ``i`` (``"line 7"``) and
+    ``why`` the platform whose array gives the bound. Checked before any dense grid is built, so
+    a corrupted coordinate cannot ask for terabytes.
+    """
+    values = np.asarray(values)
+    bad = (values < 0) | (values > high)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{where}, {at[i]}: expected a non-negative array index no greater than {high} ({why})"
+        )
 
 
 def check_inside(pos: np.ndarray, size: tuple, source: str, ids: Sequence, kind: str = "spots") -> None:

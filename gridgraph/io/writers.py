@@ -66,6 +66,7 @@ def read_loupe_csv(path: PathLike) -> dict:
             f"{table.path}: expected a Loupe CSV with header 'Barcode,<Category>', got {table.columns}"
         )
     barcodes = table.unique_text(0)
+    table.warn_if_cut()
     return {b: n for b, n in zip(barcodes, table.text(1)) if n}
 
 
@@ -148,4 +149,5 @@ def read_predictions(path: PathLike):
     probs = None
     if classes:
         probs = np.stack([table.numeric(k) for k in range(2, len(table.columns))], axis=1)
+    table.warn_if_cut()
     return ids, names, probs, classes

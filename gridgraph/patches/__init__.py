@@ -1,5 +1,6 @@
 """Node patches: extraction (uint8, foreground only) and batch-time transforms."""
 from .extract import extract_patches, section_patches
+from .section_tensors import SectionTensors, prepare_section
 from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -17,6 +18,8 @@ from .transforms import (
 __all__ = [
     "extract_patches",
     "section_patches",
+    "SectionTensors",
+    "prepare_section",
     "normalize",
     "Normalize",
     "dihedral",

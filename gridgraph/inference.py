@@ -1,0 +1,76 @@
+"""The one inference path: f's and f + g's class probabilities for prepared sections.
+
+Validation during training, ``gridgraph evaluate``, ``gridgraph predict`` and the benchmarks all
+call :func:`predict_probs`, so a model scores the same wherever it is run.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from .evaluate import compute_metrics
+from .patches import SectionTensors
+
+__all__ = ["autocast", "f_outputs", "g_probs", "predict_probs", "evaluate_probs", "flat_metrics"]
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA when ``enabled``; a no-op context elsewhere."""
+    if not enabled or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def f_outputs(model, st: SectionTensors, amp: bool = False) -> tuple[Tensor, Tensor]:
+    """f in eval mode on one section: its probabilities ``(N, K)`` on the CPU and g's input
+    ``(N, C)`` on the model's device, both float32."""
+    model.eval()
+    with autocast(_device(model), amp):
+        f_logits, g_in = model.f_outputs(st.patches)
+    return f_logits.float().softmax(-1).cpu(), g_in.float()
+
+
+@torch.no_grad()
+def g_probs(model, g_in: Tensor, st: SectionTensors) -> Tensor:
+    """g in eval mode on g's input for one section: probabilities ``(N, K)`` on the CPU."""
+    model.eval()
+    return model.g_outputs(g_in, st.graph.to(_device(model))).float().softmax(-1).cpu()
+
+
+def predict_probs(model, sections: Sequence[SectionTensors], f_cache: Optional[Sequence] = None,
+                  amp: bool = False) -> list:
+    """``[(f_probs, g_probs), ...]``: per section, ``(N, K)`` float CPU tensors.
+
+    ``f_cache``: per section ``(f_probs, g_in)`` already computed with this f (e.g. while f is
+    frozen in two-stage training); f is then not run.
+    """
+    out = []
+    for k, st in enumerate(sections):
+        f_prob, g_in = f_cache[k] if f_cache is not None else f_outputs(model, st, amp)
+        out.append((f_prob, g_probs(model, g_in, st)))
+    return out
+
+
+def evaluate_probs(labels: Sequence[Tensor], probs: Sequence) -> dict:
+    """Pooled metrics of f alone and of f + g: ``{"f": {...}, "f+g": {...}}``."""
+    y = torch.cat(list(labels))
+    return {
+        "f": compute_metrics(y, torch.cat([p[0] for p in probs])),
+        "f+g": compute_metrics(y, torch.cat([p[1] for p in probs])),
+    }
+
+
+def flat_metrics(result: dict, with_g: bool = True) -> dict:
+    """``{"f": m1, "f+g": m2}`` -> ``{"f_<key>": ..., "<key>": ...}`` as in ``metrics.jsonl``."""
+    out = {f"f_{k}": v for k, v in result["f"].items()}
+    if with_g:
+        out.update(result["f+g"])
+    return out

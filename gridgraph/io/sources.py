@@ -1,0 +1,142 @@
+"""The reader registry: how a config's ``data.reader`` and a section id become a :class:`Section`.
+
+Each entry of :data:`READERS` is a :class:`SectionSource`: a reader function and the naming rule
+that turns ``(root, section_id)`` into its file arguments. Its signature is the reader's own
+options (what ``data.options`` may hold), so configs are checked against it before anything runs.
+The CLI's ``predict`` uses the same entries through :meth:`SectionSource.from_paths`.
+"""
+from __future__ import annotations
+
+import glob
+import inspect
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from ..registry import Registry
+from .nuclei import read_nuclei_csv
+from .section import Section
+from .spaceranger import read_spaceranger
+from .spot_table import read_spot_table
+from .st_tsv import read_st_tsv
+from .tables import natural_sorted
+
+__all__ = ["READERS", "SectionSource", "read_section"]
+
+READERS = Registry("reader")
+
+
+class SectionSource:
+    """A reader and its file-naming rule.
+
+    Args:
+        reader: the reader function (``read_spaceranger``, ...).
+        path_params: the reader's parameters that this source fills from ``(root, section_id)``.
+        locate: ``(root, section_id, options) -> {param: value}`` for those parameters; default
+            ``root / section_id`` as the first one.
+        suffixes: for readers whose section ids are file stems: ``{param: default suffix}``; the
+            options ``<param>_suffix`` override them, and ids may be globs (``"train/*"``).
+        path_options: options that name files (resolved against ``root``; not carried over to
+            another section at predict time) ...
+        keep_values: ... except these values, which are choices rather than files
+            (``{"image": ("auto", "lowres", ...)}``).
+    """
+
+    def __init__(self, reader: Callable[..., Section], path_params: Sequence[str] = ("path",),
+                 suffixes: Optional[Mapping[str, str]] = None, path_options: Sequence[str] = (),
+                 keep_values: Optional[Mapping[str, Sequence]] = None):
+        self.reader = reader
+        self.path_params = tuple(path_params)
+        self.suffixes = dict(suffixes or {})
+        self.path_options = tuple(path_options)
+        self.keep_values = {k: tuple(v) for k, v in (keep_values or {}).items()}
+        sig = inspect.signature(reader)
+        params = [p for p in sig.parameters.values() if p.name not in self.path_params]
+        params += [inspect.Parameter(f"{k}_suffix", inspect.Parameter.KEYWORD_ONLY, default=v)
+                   for k, v in self.suffixes.items()]
+        self.__signature__ = sig.replace(parameters=params)
+
+    def _split(self, root: Path, options: Mapping) -> tuple[dict, dict]:
+        opts = dict(options)
+        suffixes = {k: opts.pop(f"{k}_suffix", v) for k, v in self.suffixes.items()}
+        for key in self.path_options:
+            value = opts.get(key)
+            if isinstance(value, str) and not Path(value).is_absolute() and (root / value).exists():
+                opts[key] = str(root / value)
+        return opts, suffixes
+
+    def expand(self, root: Path, ids: Sequence, options: Mapping) -> list:
+        """Section ids of a split; for stem readers a glob such as ``"train/*"`` expands to stems."""
+        if not self.suffixes:
+            return list(ids)
+        suffix = self._split(root, options)[1][self.path_params[0]]
+        out = []
+        for sid in map(str, ids):
+            if any(ch in sid for ch in "*?["):
+                found = sorted(glob.glob(str(root / f"{sid}{suffix}")))
+                if not found:
+                    raise FileNotFoundError(f"no file matches {root / (sid + suffix)}")
+                out += [str(Path(p).relative_to(root))[: -len(suffix)] for p in found]
+            else:
+                out.append(sid)
+        return natural_sorted(out)
+
+    def __call__(self, root: Path, section_id: Any, **options: Any) -> Section:
+        """Read section ``section_id`` below ``root`` with the reader's ``options``."""
+        opts, suffixes = self._split(Path(root), options)
+        if self.suffixes:
+            files = {k: Path(root) / f"{section_id}{s}" for k, s in suffixes.items()}
+            return self.reader(**files, name=str(section_id), **opts)
+        return self.reader(Path(root) / str(section_id), **opts)
+
+    def from_paths(self, paths: Mapping[str, Any], options: Mapping) -> Section:
+        """Read one section from explicit files (``{"path": ..., "image": ...}``) with the
+        training run's ``options`` less those that name its files."""
+        opts = {k: v for k, v in options.items() if not k.endswith("_suffix") and (
+            k not in self.path_options or v in self.keep_values.get(k, ()))}
+        return self.reader(**paths, **opts)
+
+    def __repr__(self) -> str:
+        return f"SectionSource({self.reader.__name__})"
+
+
+def _synthetic(seed, name=None, **options):
+    from ..synthetic import make_section
+
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"synthetic section ids are integer seeds, got {seed!r}") from None
+    return make_section(seed=seed, name=name or f"synthetic-{seed}", **options)
+
+
+class _SyntheticSource(SectionSource):
+    def __init__(self):
+        from ..synthetic import make_section
+
+        super().__init__(make_section, path_params=("seed", "name"))
+
+    def __call__(self, root, section_id, **options) -> Section:
+        return _synthetic(section_id, **options)
+
+    def from_paths(self, paths, options) -> Section:
+        return _synthetic(paths["path"], **options)
+
+
+READERS.register("synthetic", _SyntheticSource())
+READERS.register("spaceranger", SectionSource(
+    read_spaceranger, path_options=("labels", "image", "fullres_image"),
+    keep_values={"image": ("auto", "hires", "lowres", "fullres")}))
+READERS.register("nuclei", SectionSource(
+    read_nuclei_csv, path_params=("path", "image", "name"),
+    suffixes={"path": "_nuclei.csv", "image": ".png"}))
+READERS.register("spot_table", SectionSource(
+    read_spot_table, path_params=("path", "image", "name"),
+    suffixes={"path": "_spots.tsv", "image": "_HE.jpg"}, path_options=("label_names",)))
+READERS.register("st_tsv", SectionSource(
+    read_st_tsv, path_params=("annotation_tsv", "image", "name"),
+    suffixes={"annotation_tsv": "_annotations.tsv", "image": ".jpg"}))
+
+
+def read_section(reader: str, root, section_id, options: Optional[Mapping] = None) -> Section:
+    """Read one section with the registered ``reader`` (see :data:`READERS`)."""
+    return READERS.get(reader)(Path(root) if root else Path("."), section_id, **dict(options or {}))

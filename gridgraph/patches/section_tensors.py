@@ -1,0 +1,61 @@
+"""A section ready for f and g: its node patches (uint8), graph and labels."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from ..graph.spot_graph import SpotGraph
+from ..io.image import LazyImage
+from ..io.section import Section
+from .extract import section_patches
+from .transforms import standardize_stain
+
+__all__ = ["SectionTensors", "prepare_section"]
+
+
+@dataclass
+class SectionTensors:
+    """What training and inference need of one section.
+
+    ``patches`` ``(N, 3, P, P)`` uint8 in node order, ``graph`` the section's
+    :class:`SpotGraph`, ``labels`` ``(N,)`` long (``-1``: unlabeled), and optionally the
+    :class:`Section` it came from (for figures).
+    """
+
+    name: str
+    patches: torch.Tensor
+    graph: SpotGraph
+    labels: torch.Tensor
+    section: Optional[Section] = None
+
+    @property
+    def num_nodes(self) -> int:
+        return self.graph.num_nodes
+
+    def __repr__(self) -> str:
+        return (
+            f"SectionTensors({self.name!r}, num_nodes={self.num_nodes}, "
+            f"patches={tuple(self.patches.shape)}, labeled={int((self.labels >= 0).sum())})"
+        )
+
+
+def prepare_section(section: Section, patch_size: int, window_spots: Optional[float] = None,
+                    window_px: Optional[float] = None, window_um: Optional[float] = None,
+                    standardize: bool = False, keep_section: bool = True) -> SectionTensors:
+    """Cut the section's node patches (uint8) and pair them with its graph and labels.
+
+    Give exactly one window (see :func:`~gridgraph.patches.section_patches`); ``standardize``
+    applies one linear colour map to the whole section (:func:`standardize_stain`).
+    """
+    if section.graph.num_nodes == 0:
+        raise ValueError(f"section {section.name}: has no nodes (no spots or nuclei were read)")
+    patches = section_patches(section, patch_size=patch_size, window_px=window_px,
+                              window_um=window_um, window_spots=window_spots)
+    if standardize:
+        patches = standardize_stain(patches)
+    if isinstance(section.image, LazyImage):
+        section.image.release()
+    return SectionTensors(name=section.name, patches=patches, graph=section.graph,
+                          labels=section.labels, section=section if keep_section else None)
