@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .config import ConfigError, load_config, make_config
+from .config import load_config, make_config
 
 
 class _Parser(argparse.ArgumentParser):

@@ -237,3 +237,17 @@ def test_color_jitter_changes_f_training_reproducibly(tmp_path, data, monkeypatc
         states[name] = tr.model.f.state_dict()
     assert set(strengths) == {0.3, 0.0}
     assert state_equal(states["a"], states["b"]) and not state_equal(states["a"], states["c"])
+
+
+def test_fit_keeps_the_users_own_freezing_and_the_global_rng(tmp_path, data):
+    tr = make_trainer(tmp_path, data, out=False, regimen="fine_tune", epochs_f=1, epochs_g=1, epochs_joint=1)
+    frozen = next(tr.model.f.parameters())
+    frozen.requires_grad_(False)  # e.g. a user freezing f's first layer
+    before = frozen.detach().clone()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    tr.fit(data[0]["train"], data[0]["val"])
+    assert torch.equal(torch.rand(3), expected), "fit() must not move the caller's RNG"
+    assert not frozen.requires_grad and torch.equal(frozen.detach(), before)
+    assert all(p.requires_grad for p in tr.model.g.parameters())

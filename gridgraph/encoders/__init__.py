@@ -5,7 +5,7 @@ Every encoder here exposes ``embed(x) -> (B, embedding_dim)``, ``classifier`` (`
 features instead of its logits. Any other ``nn.Module`` with ``(B, 3, P, P) -> (B, K)`` works as f
 for logits or probabilities.
 """
-from typing import Any, Callable, Dict
+from typing import Any
 
 from torch import nn
 

@@ -32,7 +32,7 @@ def _import_anndata():
     return anndata
 
 
-def _read_h5ad(anndata, path) -> "anndata.AnnData":
+def _read_h5ad(anndata, path):
     """``anndata.read_h5ad`` with errors that name the file: absent, not HDF5, not AnnData."""
     path = require_file(path, "AnnData file (.h5ad)")
     with open(path, "rb") as fh:
