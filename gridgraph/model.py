@@ -6,14 +6,13 @@ from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .encoders import build_encoder, encode
+from .encoders import build_encoder, embedding_and_logits, encode
+from .names import GInput
 from .correctors import build_corrector
 from .graph.spot_graph import SpotGraph
 from .patches.transforms import normalize
 
-__all__ = ["GridGraphNet", "GridGraphOutput", "build_model", "G_INPUTS"]
-
-G_INPUTS = ("softmax", "logits", "features")
+__all__ = ["GridGraphNet", "GridGraphOutput", "build_model"]
 
 
 class GridGraphOutput(NamedTuple):
@@ -32,10 +31,11 @@ class GridGraphNet(nn.Module):
 
     Args:
         f: patch encoder, ``(B, 3, P, P)`` float -> ``(B, K)`` logits. For
-            ``g_input="features"`` its last step must be a submodule ``f.classifier`` mapping
-            the embedding ``(B, D)`` to the logits (gridgraph encoders and most torchvision
-            classifiers); the embedding is read at the classifier's input during f's own
-            forward pass, so hooks on f see every pass whatever ``g_input``.
+            ``g_input="features"`` f follows :class:`~gridgraph.encoders.Encoder` (``embed`` +
+            ``classifier``, as every gridgraph encoder), or has a submodule ``f.classifier``
+            mapping the embedding ``(B, D)`` to the logits (most torchvision classifiers), whose
+            input is then read by a forward hook. A forward hook on ``f.classifier`` sees every
+            pass of f whatever ``g_input``.
         g: corrector, ``(N, C)`` node features + :class:`~gridgraph.graph.SpotGraph` ->
             ``(N, K)`` node logits (see :mod:`gridgraph.correctors`).
         g_input: what g sees: ``"softmax"`` (default, f's class probabilities, as the paper),
@@ -71,9 +71,9 @@ class GridGraphNet(nn.Module):
         g_residual: bool = False,
     ):
         super().__init__()
-        if g_input not in G_INPUTS:
-            raise ValueError(f"g_input must be one of {G_INPUTS}, got {g_input!r}")
-        if g_input == "features":
+        if g_input not in GInput.values():
+            raise ValueError(f"g_input must be one of {GInput.values()}, got {g_input!r}")
+        if g_input == GInput.FEATURES:
             if not isinstance(getattr(f, "classifier", None), nn.Module):
                 raise ValueError(
                     "g_input='features' needs an f whose last layer is the submodule "
@@ -102,16 +102,9 @@ class GridGraphNet(nn.Module):
         return encode(fn, patches, size, self.checkpoint, self.transform, device)
 
     def _logits_and_embedding(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """One pass of f on a chunk: its logits and the input of ``f.classifier``."""
-        seen = []
-        handle = self.f.classifier.register_forward_hook(lambda m, i, o: seen.append(i[0]))
-        try:
-            logits = self.f(x)
-        finally:
-            handle.remove()
-        if not seen:
-            raise RuntimeError("f's forward did not call f.classifier")
-        return logits, torch.flatten(seen[-1], 1)
+        """One pass of f on a chunk: its logits and its embedding (see
+        :func:`~gridgraph.encoders.embedding_and_logits`)."""
+        return embedding_and_logits(self.f, x)
 
     def forward_f(self, patches: Tensor) -> Tensor:
         """f's logits alone, ``(N, 3, P, P)`` -> ``(N, K)`` (f-only evaluation or training)."""

@@ -29,6 +29,7 @@ from .evaluate.metrics import (
     to_numpy,
 )
 from .io.atomic import atomic_write
+from .names import Layout
 
 __all__ = [
     "class_colors",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 PathLike = Union[str, os.PathLike]
-_LAYOUTS = ("cartesian", "hex", "irregular")
+_LAYOUTS = Layout.values()
 UNLABELED_COLOR = "#d9d9d9"
 
 

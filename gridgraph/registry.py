@@ -51,6 +51,11 @@ class Registry:
 
         return add if fn is None else add(fn)
 
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (no error if it is not registered)."""
+        self._entries.pop(name, None)
+        self._forwards.pop(name, None)
+
     def names(self) -> List[str]:
         return sorted(self._entries)
 
@@ -84,7 +89,7 @@ class Registry:
         for target in self._forwards[name]():
             forwarded = inspect.signature(target).parameters.values()
             names += [p.name for p in forwarded if p.kind in keep and p.name not in names
-                      and p.name not in ("self", "in_channels", "out_channels")]
+                      and p.name not in ("self", "in_channels", "out_channels", *self.fixed)]
         return names
 
     def required(self, name: str) -> List[str]:

@@ -15,12 +15,13 @@ import torch
 
 from .graph import cartesian_graph, hex_graph, knn_graph
 from .io.section import Section
+from .names import Layout
 
 LAYOUT_DEFAULTS = {
     # layout: (array rows, array columns, pixels between neighbouring spots)
-    "hex": (32, 64, 16.0),
-    "cartesian": (24, 26, 16.0),
-    "irregular": (None, None, 10.0),
+    Layout.HEX.value: (32, 64, 16.0),
+    Layout.CARTESIAN.value: (24, 26, 16.0),
+    Layout.IRREGULAR.value: (None, None, 10.0),
 }
 _PINK = np.array([236.0, 178.0, 206.0])
 _PURPLE = np.array([112.0, 64.0, 150.0])

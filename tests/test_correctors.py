@@ -85,7 +85,7 @@ def test_registry():
         with pytest.raises(ValueError, match="already registered"):
             register_corrector("test_identity", lambda num_classes, in_channels=None: None)
     finally:
-        registry._CORRECTORS.pop("test_identity", None)
+        registry.CORRECTORS.remove("test_identity")
 
 
 def test_conv2d_paper_layers():
@@ -428,3 +428,14 @@ def layer_free_forward(g, x, graph):
     for layer in g.layers:
         h = layer.forward_dense(h, mask)
     return from_dense(h, graph)
+
+
+def test_base_corrector_accepts_any_graph_and_kwargs_are_checked():
+    from gridgraph.correctors import CORRECTORS, Corrector
+
+    assert Corrector(3).check_graph(object()) is None
+    assert "hidden_channels" in CORRECTORS.parameters("gcn")
+    assert "improved" in CORRECTORS.parameters("gcn")  # forwarded to GCNConv
+    CORRECTORS.check_kwargs("gcn", {"hidden_channels": 8, "aggr": "mean"}, "g.kwargs")
+    with pytest.raises(ValueError, match=r"g\.kwargs\.hidden_chanels: corrector 'gcn' takes no argument"):
+        CORRECTORS.check_kwargs("gcn", {"hidden_chanels": 3}, "g.kwargs")

@@ -163,3 +163,37 @@ def test_encode_normalises_chunks_and_options():
     assert seen == [(torch.float32, 4), (torch.float32, 4), (torch.float32, 2)]
     with pytest.raises(ValueError, match="shape"):
         encode(f, patches[0], chunk_size=4)
+
+
+def test_builtin_encoders_follow_the_protocol_and_the_hook_fallback_agrees():
+    import torch
+    from torch import nn
+
+    from gridgraph.encoders import ENCODERS, Encoder, build_encoder, embedding_and_logits
+    from gridgraph.encoders.protocol import _hooked
+
+    assert set(ENCODERS.names()) >= {"gridnet_simple", "densenet121", "densenet_tiny"}
+    assert "stage_channels" in ENCODERS.parameters("gridnet_simple")
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 32, 32)
+    for name in ("gridnet_simple", "densenet_tiny"):
+        f = build_encoder(name, 4).eval()
+        assert isinstance(f, Encoder)
+        logits, emb = embedding_and_logits(f, x)
+        hooked_logits, hooked_emb = _hooked(f, x)
+        assert torch.equal(logits, hooked_logits) and torch.equal(emb, hooked_emb)
+        assert emb.shape == (3, f.embedding_dim) and logits.shape == (3, 4)
+
+    class Foreign(nn.Module):  # a torchvision-style classifier without embed()
+        def __init__(self):
+            super().__init__()
+            self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 5))
+            self.classifier = nn.Linear(5, 2)
+
+        def forward(self, x):
+            return self.classifier(torch.relu(self.trunk(x)))
+
+    f = Foreign()
+    assert not isinstance(f, Encoder)
+    logits, emb = embedding_and_logits(f, x)
+    assert torch.equal(emb, torch.relu(f.trunk(x))) and torch.equal(logits, f(x))

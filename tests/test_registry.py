@@ -34,6 +34,8 @@ def test_register_get_build_and_listing():
     assert reg.get("a") is build
     with pytest.raises(TypeError, match="callable"):
         reg.register("x", 3)
+    reg.remove("a")
+    assert reg.names() == ["b"]
 
 
 def test_check_kwargs_names_the_key():

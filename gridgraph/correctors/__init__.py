@@ -4,10 +4,12 @@ Build one by name with :func:`build_corrector` (``"conv2d"``, ``"hexconv"``, ``"
 ``"gat"``, ``"sage"``, ``"unet"``) or use the classes directly. Dense correctors need a grid-layout
 :class:`~gridgraph.graph.SpotGraph`; GNN correctors take any ``edge_index``.
 """
-from .conv2d import Conv2dCorrector, DenseCorrector, GridCorrector, GridLayer
+from .base import Corrector
+from .conv2d import Conv2dCorrector
+from .dense import DenseCorrector, GridCorrector, GridLayer
 from .gnn import GATCorrector, GCNCorrector, GNNCorrector, SAGECorrector
 from .hexconv import HexConv2d, HexConvCorrector
-from .registry import CORRECTORS, Corrector, available_correctors, build_corrector, register_corrector
+from .registry import CORRECTORS, available_correctors, build_corrector, register_corrector
 from .unet import UNetCorrector
 
 __all__ = [

@@ -15,7 +15,8 @@ from typing import Any, Optional, Union
 import torch.nn.functional as F
 from torch import Tensor, nn
 from ..graph.spot_graph import SpotGraph
-from .registry import CORRECTORS, Corrector
+from .base import Corrector
+from .registry import CORRECTORS
 
 __all__ = ["GNNCorrector", "GCNCorrector", "GATCorrector", "SAGECorrector"]
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .conv2d import DenseCorrector, GridLayer
+from .dense import DenseCorrector, GridLayer
 from .registry import register_corrector
 
 __all__ = ["HexConv2d", "HexConvCorrector"]

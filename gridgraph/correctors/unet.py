@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..graph.dense import foreground_mask, from_dense, to_dense
-from .conv2d import GridCorrector
+from .dense import GridCorrector
 from .registry import register_corrector
 
 __all__ = ["UNetCorrector"]

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import DenseNet
-from torchvision.models._api import WeightsEnum
+from torchvision.models import WeightsEnum
 
 __all__ = ["DenseNetEncoder", "densenet121", "densenet_tiny", "load_densenet_weights"]
 

@@ -9,7 +9,9 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-LAYOUTS = ("cartesian", "hex", "irregular")
+from ..names import Layout
+
+LAYOUTS = Layout.values()
 
 
 @dataclass
@@ -46,7 +48,7 @@ class SpotGraph:
             if self.grid_shape is None:
                 raise ValueError("grid_index given without grid_shape")
             self.grid_shape = (int(self.grid_shape[0]), int(self.grid_shape[1]))
-        elif self.layout != "irregular":
+        elif self.layout != Layout.IRREGULAR:
             raise ValueError(f"a {self.layout!r} graph needs grid_index and grid_shape")
 
     @property

@@ -21,12 +21,13 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..names import Layout
 from .hex_layout import hex_grid_to_visium, visium_to_hex_grid
 from .spot_graph import SpotGraph
 
 __all__ = ["num_symmetries", "lattice_symmetry", "RandomLatticeSymmetry"]
 
-_ORDER = {"hex": 6, "cartesian": 4, "irregular": 4}
+_ORDER = {Layout.HEX.value: 6, Layout.CARTESIAN.value: 4, Layout.IRREGULAR.value: 4}
 
 
 def num_symmetries(layout: str) -> int:
