@@ -125,17 +125,8 @@ def cartesian_graph(
     if connectivity not in _CARTESIAN_OFFSETS:
         raise ValueError(f"connectivity must be 4 or 8, got {connectivity}")
     row, col = _array_coords(array_row, array_col)
-    grid_index = np.stack([row, col], axis=1)
-    shape = _check_grid_shape(grid_index, grid_shape)
     offsets = _CARTESIAN_OFFSETS[connectivity]
-    edge_index = _grid_edges(grid_index, shape, lambda parity: offsets)
-    return SpotGraph(
-        pos=torch.from_numpy(_default_pos(pos, grid_index)),
-        edge_index=edge_index,
-        layout="cartesian",
-        grid_index=torch.from_numpy(grid_index),
-        grid_shape=shape,
-    )
+    return _grid_graph(np.stack([row, col], axis=1), grid_shape, lambda parity: offsets, pos, "cartesian")
 
 
 def hex_graph(
@@ -153,15 +144,18 @@ def hex_graph(
     ``grid_index`` follows :mod:`gridgraph.graph.hex_layout`: ``(array_col // 2, array_row)``.
     """
     row, col = _array_coords(array_row, array_col)
-    grid_index = visium_to_hex_grid(row, col)
-    shape = _check_grid_shape(grid_index, grid_shape)
-    edge_index = _grid_edges(grid_index, shape, hex_grid_neighbour_offsets)
     if pos is None:
         pos = np.stack([col, row * np.sqrt(3.0)], axis=1)
+    return _grid_graph(visium_to_hex_grid(row, col), grid_shape, hex_grid_neighbour_offsets, pos, "hex")
+
+
+def _grid_graph(grid_index: np.ndarray, grid_shape, offsets_for, pos, layout: str) -> SpotGraph:
+    """The SpotGraph of nodes at ``grid_index`` joined by the grid offsets of their parity."""
+    shape = _check_grid_shape(grid_index, grid_shape)
     return SpotGraph(
         pos=torch.from_numpy(_default_pos(pos, grid_index)),
-        edge_index=edge_index,
-        layout="hex",
+        edge_index=_grid_edges(grid_index, shape, offsets_for),
+        layout=layout,
         grid_index=torch.from_numpy(grid_index),
         grid_shape=shape,
     )
