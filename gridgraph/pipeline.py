@@ -111,7 +111,9 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
         log(f"{split}: {len(splits[split])} sections, {sum(st.num_nodes for st in splits[split])} nodes")
     if splits["train"][0].section is not None:
         log(splits["train"][0].section.summary())
-    model = model_from_config(cfg, len(classes))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)  # a run's initial weights follow its seed
+        model = model_from_config(cfg, len(classes))
     Trainer(model, cfg, classes, out_dir=out, log=log).fit(splits["train"], splits["val"], resume=resume)
     result, probs = {"classes": classes}, {}
     for split in ("val", "test"):

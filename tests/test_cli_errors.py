@@ -183,3 +183,15 @@ def test_a_failed_predict_leaves_the_previous_outputs(finished, tmp_path, capsys
     monkeypatch.setattr(plot, "plot_label_maps", killed)
     error_line(capsys, main(["predict", best, "--synthetic", "8", "--out", str(out)]), "disk went away")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_the_same_config_trains_the_same_weights(tmp_path):
+    from gridgraph.train import load_checkpoint
+
+    states = []
+    for name in ("a", "b"):
+        path = write(tmp_path)
+        assert main(["train", str(path), "--overwrite", "--set", f"output={tmp_path / name}",
+                     "train.epochs_g=1"]) == 0
+        states.append(load_checkpoint(tmp_path / name / "best.pt")["model"])
+    assert all((states[0][k] == states[1][k]).all() for k in states[0])

@@ -106,9 +106,9 @@ def test_spaceranger_bad_scalefactors(visium):
     [
         (lambda rows: rows[:3] + [rows[3][:5]] + rows[4:], ["line 4", "5 fields", "expected 6"]),
         (lambda rows: [r + ["extra"] for r in rows], ["7 fields", "expected 6", "pxl_col_in_fullres"]),
-        (set_field(2, 2, "two"), ["'array_row'", "line 3", "expected an integer", "'two'"]),
-        (set_field(2, 3, "1.5"), ["'array_col'", "line 3", "expected an integer", "'1.5'"]),
-        (set_field(2, 4, "abc"), ["'pxl_row_in_fullres'", "line 3", "expected a number", "'abc'"]),
+        (set_field(2, 2, "two"), ["'array_row'", "line 3", "expected an integer", "got text that is not one"]),
+        (set_field(2, 3, "1.5"), ["'array_col'", "line 3", "expected an integer", "got a fraction"]),
+        (set_field(2, 4, "abc"), ["'pxl_row_in_fullres'", "line 3", "expected a number", "got text that is not one"]),
         (set_field(4, 5, "NaN"), ["'pxl_col_in_fullres'", "line 5", "NaN"]),
         (set_field(4, 5, ""), ["'pxl_col_in_fullres'", "line 5", "empty"]),
         (set_field(5, 0, "BC00002-1"), ["'barcode'", "duplicated", "BC00002-1", "lines 2 and 6"]),
@@ -290,7 +290,7 @@ def st(tmp_path):
         ("\t1_1\t1.1_0.9\nA\t1\t0\n", ["'1_1'", "'1.1_0.9'", "same array position"]),
         ("\t1_1\t2_1\nA\t1\t2\n", ["'2_1'", "class 'A'", "expected 0 or 1"]),
         ("\t1_1\nA\t1\nB\t1\n", ["'1_1'", "marks 2 classes", "one-hot"]),
-        ("\t1_1\t2_1\nA\t1\tyes\n", ["'2_1'", "line 2", "expected a number", "'yes'"]),
+        ("\t1_1\t2_1\nA\t1\tyes\n", ["'2_1'", "line 2", "expected a number", "got text that is not one"]),
         ("\t1_1\t2_1\nA\t1\tNaN\n", ["'2_1'", "line 2", "NaN"]),
         ("\t1_1\t2_1\nA\t1\n", ["line 2", "2 fields", "expected 3"]),
         ("\t1_1\nA\t1\nA\t0\n", ["class names", "duplicated", "'A'"]),
@@ -348,7 +348,7 @@ SPOTS_HEADER = "\tlabel\tx\ty\tpixel_x\tpixel_y\n"
 @pytest.mark.parametrize(
     "body, needles",
     [
-        ("s1\t0\t1\t1\t10\t10\ns2\t0\ttwo\t1\t20\t10\n", ["'x'", "line 3", "expected an integer", "'two'"]),
+        ("s1\t0\t1\t1\t10\t10\ns2\t0\ttwo\t1\t20\t10\n", ["'x'", "line 3", "expected an integer", "got text that is not one"]),
         ("s1\t0\t1\t1\t10\t10\ns2\t0\t2\t1\tnan\t10\n", ["'pixel_x'", "line 3", "NaN"]),
         ("s1\t0\t1\t1\t10\t10\ns1\t0\t2\t1\t20\t10\n", ["duplicated", "'s1'", "lines 2 and 3"]),
         ("s1\t0\t1\t1\t10\t10\ns2\t0\t2\t1\t20\n", ["line 3", "5 fields", "expected 6"]),
@@ -372,7 +372,7 @@ def test_spot_table_bad_input(tmp_path, body, needles):
 def test_spot_table_columns_and_names(tmp_path):
     path = tmp_path / "S_spots.tsv"
     path.write_text("\tlabel\tx\ty\tpixel_y\ns1\t0\t1\t1\t10\n")
-    expect_error(ValueError, lambda: read_spot_table(path), path, "'pixel_x'", "found columns")
+    expect_error(ValueError, lambda: read_spot_table(path), path, "'pixel_x'", "the header has none")
     path.write_text(SPOTS_HEADER + "s1\t0\t1\t1\t10\t10\ns2\t3\t2\t1\t20\t10\ns3\t\t3\t1\t30\t10\n")
     names = tmp_path / "cluster_names.tsv"
     names.write_text("label\tname\n0\ttumour\n1\tstroma\n")
@@ -389,7 +389,7 @@ def test_spot_table_columns_and_names(tmp_path):
     "text, needles",
     [
         ("x,label\n1,a\n", ["'y'", "lacks"]),
-        ("x,y,label\n1,2,a\nfoo,3,b\n", ["'x'", "line 3", "expected a number", "'foo'"]),
+        ("x,y,label\n1,2,a\nfoo,3,b\n", ["'x'", "line 3", "expected a number", "got text that is not one"]),
         ("x,y,label\n1,2,a\n3,nan,b\n", ["'y'", "line 3", "NaN"]),
         ("x,y,label\n1,2,a\n3,4\n", ["line 3", "2 fields", "expected 3"]),
         ("x,y,label\n1,2,a\n3,40,b\n", ["outside the image", "line 3", "(x=3.0, y=40.0)"]),
@@ -492,3 +492,16 @@ def test_last_line_without_newline_warns(tmp_path, reader):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read(path)
+
+
+def test_errors_never_quote_file_content(tmp_path):
+    """A crafted path (e.g. from a checkpoint's data section) must not leak the file's text."""
+    from gridgraph.io import read_barcode_labels, read_nuclei_csv, read_spot_table
+
+    secret = tmp_path / "secret"
+    secret.write_text("root:$6$s3cr3t:19000:0:99999:7:::\ndaemon:*:19000\n")
+    for read in (lambda: read_nuclei_csv(secret, None), lambda: read_spot_table(secret),
+                 lambda: read_barcode_labels(secret)):
+        with pytest.raises(ValueError) as err:
+            read()
+        assert str(secret) in str(err.value) and "s3cr3t" not in str(err.value) and "daemon" not in str(err.value)

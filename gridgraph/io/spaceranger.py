@@ -149,8 +149,8 @@ def read_barcode_labels(path: PathLike, section: Optional[str] = None) -> dict:
     if not keep.any():
         known = sorted(set(sections))
         raise ValueError(
-            f"{table.path}: column 'section' has no rows for section {str(section)!r}; "
-            f"found {known[:12]}{' ...' if len(known) > 12 else ''}"
+            f"{table.path}: column 'section' has no rows for section {str(section)!r} "
+            f"({len(known)} other sections)"
         )
     rows = table.take(keep)
     barcodes = rows.unique_text(0)

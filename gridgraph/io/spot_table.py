@@ -30,7 +30,7 @@ def read_class_names(path: PathLike) -> dict:
     """
     table = read_table(path, names=["label", "name"], header="auto", what="class-name table")
     if len(table.columns) != 2:
-        raise ValueError(f"{table.path}: expected two columns (label, name); found {table.columns}")
+        raise ValueError(f"{table.path}: expected two columns (label, name); found {len(table.columns)}")
     names = dict(zip(table.unique_text(0), table.text(1)))
     table.warn_if_cut()
     return names

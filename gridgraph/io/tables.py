@@ -95,7 +95,7 @@ class Table:
         lowered = [c.lower() for c in self.columns]
         if name.lower() not in lowered:
             raise ValueError(
-                f"{self.path}: expected a column named {name!r}; found columns {self.columns}"
+                f"{self.path}: expected a column named {name!r}; the header has none of that name"
             )
         return lowered.index(name.lower())
 
@@ -130,22 +130,22 @@ class Table:
             bad = next(k for k, v in enumerate(raw) if v and not _is_number(v))
             raise ValueError(
                 f"{self.path}: column {col!r}, line {self.lines[bad]}: expected {want}, "
-                f"got {raw[bad]!r}{self._note(bad)}"
+                f"got text that is not one{self._note(bad)}"
             ) from None
         finite = np.isfinite(values)
         if not allow_nan and not finite.all():
             bad = int(np.flatnonzero(~finite)[0])
             raise ValueError(
                 f"{self.path}: column {col!r}, line {self.lines[bad]}: expected {want}, got "
-                f"{raw[bad] or 'an empty value'!r} (NaN, empty and infinite values are not allowed)"
-                f"{self._note(bad)}"
+                f"{'a NaN or infinite value' if raw[bad] else 'an empty value'} (NaN, empty and "
+                f"infinite values are not allowed){self._note(bad)}"
             )
         if integer:
             huge = finite & (np.abs(values) >= 2.0**63)
             frac = finite & (values != np.round(values))
             if huge.any() or frac.any():
                 bad = int(np.flatnonzero(huge | frac)[0])
-                why = " within the 64-bit range" if huge[bad] else f", got {raw[bad]!r}"
+                why = " within the 64-bit range" if huge[bad] else ", got a fraction"
                 raise ValueError(
                     f"{self.path}: column {col!r}, line {self.lines[bad]}: expected an integer"
                     f"{why}{self._note(bad)}"
@@ -234,8 +234,7 @@ def read_table(
             absent = [n for n in names if n.lower() not in lowered]
             if absent:
                 raise ValueError(
-                    f"{path}: the header lacks columns {absent}; expected {list(names)}, "
-                    f"found {columns}"
+                    f"{path}: the header lacks columns {absent}; expected {list(names)}"
                 )
     else:
         if names is None:

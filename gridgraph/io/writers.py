@@ -63,7 +63,7 @@ def read_loupe_csv(path: PathLike) -> dict:
     table = read_table(path, header=True, delimiter=",", what="Loupe CSV")
     if len(table.columns) != 2 or table.columns[0].lower() != "barcode":
         raise ValueError(
-            f"{table.path}: expected a Loupe CSV with header 'Barcode,<Category>', got {table.columns}"
+            f"{table.path}: expected a Loupe CSV with header 'Barcode,<Category>', got {len(table.columns)} columns"
         )
     barcodes = table.unique_text(0)
     table.warn_if_cut()
@@ -141,7 +141,7 @@ def read_predictions(path: PathLike):
     table = read_table(path, header=True, delimiter=_delimiter(path), what="predictions table")
     if [c.lower() for c in table.columns[:2]] != ["id", "label"]:
         raise ValueError(
-            f"{table.path}: expected columns 'id', 'label', then one per class; found {table.columns}"
+            f"{table.path}: expected columns 'id', 'label', then one per class"
         )
     ids = table.unique_text(0)
     names = [n or None for n in table.text(1)]
