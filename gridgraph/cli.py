@@ -52,6 +52,7 @@ PREDICT_INPUTS = {
     "nuclei": ("nuclei", "nuclei CSV (x, y[, label]); needs --image"),
     "spot_table": ("spot_table", "per-spot table; needs --image"),
     "synthetic": ("synthetic", "seed of a synthetic section"),
+    "h5ad": ("anndata", "AnnData file (scanpy/squidpy layout); also writes predictions.h5ad"),
 }
 
 
@@ -63,6 +64,7 @@ def _add_predict(sub) -> None:
         src.add_argument(f"--{dest.replace('_', '-')}", dest=dest, metavar="PATH", help=text)
     p.add_argument("--image", help="image of --nuclei / --spot-table")
     p.add_argument("--fullres-image", help="with --spaceranger: the full-resolution image")
+    p.add_argument("--library-id", help="with --h5ad: the library (section) to predict")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-figure", action="store_true")
 
@@ -151,17 +153,25 @@ def _predict_input(args, ckpt: dict):
         if dest != "spaceranger":
             raise ValueError("--fullres-image goes with --spaceranger")
         paths["fullres_image"] = args.fullres_image
+    if args.library_id and dest != "h5ad":
+        raise ValueError("--library-id goes with --h5ad")
+    adata = None
+    if dest == "h5ad":
+        from .io.anndata_io import load_h5ad
+
+        adata = paths["path"] = load_h5ad(paths["path"])
+        paths["library_id"] = args.library_id
     data = ckpt["config"].data
     options = data.options if data.reader == reader else {}
-    return READERS.get(reader).from_paths(paths, options)
+    return READERS.get(reader).from_paths(paths, options), adata
 
 
 def _cmd_predict(args) -> int:
     from .pipeline import load_model, predict_section
 
     model, ckpt = load_model(args.checkpoint)
-    section = _predict_input(args, ckpt)
-    paths = predict_section(model, ckpt, section, args.out, figures=not args.no_figure)
+    section, adata = _predict_input(args, ckpt)
+    paths = predict_section(model, ckpt, section, args.out, figures=not args.no_figure, adata=adata)
     print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
     return 0
 

@@ -46,6 +46,7 @@ def load_model(path, map_location="cpu") -> tuple[GridGraphNet, dict]:
     ``checkpoint["config"]`` is a :class:`RunConfig`."""
     ckpt = load_checkpoint(path, map_location=map_location)
     ckpt["config"] = RunConfig.from_dict(ckpt["config"], source=f"{path}: field 'config'")
+    ckpt["path"] = str(path)
     model = model_from_config(ckpt["config"], len(ckpt["classes"]), pretrained=False)
     try:
         model.load_state_dict(ckpt["model"])
@@ -193,29 +194,74 @@ def _ensembles(y, stacked: dict, per_model: dict) -> dict:
     return out
 
 
-def predict_section(model: GridGraphNet, ckpt: dict, section, out_dir, figures: bool = True) -> dict:
-    """Predict one raw :class:`~gridgraph.io.Section` with a loaded checkpoint and write, as one
-    set (all or none), ``predictions.csv`` (id, label, class probabilities),
-    ``predictions_loupe.csv`` (for spots with barcodes) and ``predictions.png``. Returns the paths."""
-    from .io import write_loupe_csv, write_predictions
-    from .plot import plot_label_maps
-
+def _predict(model: GridGraphNet, ckpt: dict, section) -> tuple:
+    """``(section, prepared section, f probabilities, f + g probabilities)`` of a raw section,
+    read as the checkpoint was trained (its graph and patch settings, its classes)."""
     cfg, classes = ckpt["config"], ckpt["classes"]
     section = rebuild_graph(section, cfg.graph)
     if section.classes and section.labels.ge(0).any():
         section = unify_classes([section], classes)[0]
     st = prepare(section, cfg.patches)
     (f_prob, g_prob), = predict_probs(model, [st])
+    return section, st, f_prob, g_prob
+
+
+def _summary(ckpt: dict) -> dict:
+    cfg = ckpt["config"]
+    return {"checkpoint": ckpt.get("path", ""), "f": cfg.f.name, "g": cfg.g.name,
+            "validation": {k: v for k, v in (ckpt.get("metrics") or {}).items() if isinstance(v, float)}}
+
+
+def predict_anndata(model: GridGraphNet, ckpt: dict, adata, library_id=None):
+    """An AnnData in memory -> a copy with gridgraph's predictions in ``obs["gridgraph"]``,
+    ``obs["gridgraph_f"]``, ``obsm["gridgraph_probs"]`` and ``uns["gridgraph"]`` (see
+    :func:`gridgraph.io.anndata_out.add_predictions`); read with the trained reader options when
+    the model was trained on AnnData."""
+    from .io.anndata_out import add_predictions
+    from .io.sources import READERS
+
+    data = ckpt["config"].data
+    options = data.options if data.reader == "anndata" else {}
+    section = READERS.get("anndata").from_paths({"path": adata, "library_id": library_id}, options)
+    section, _, f_prob, g_prob = _predict(model, ckpt, section)
+    return add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), ckpt["classes"],
+                           info=_summary(ckpt))
+
+
+def _figure(section, st, f_prob, g_prob, classes, path) -> None:
+    from .plot import plot_label_maps
+
+    image = section.load_image() if section.image is not None else None
+    panels = {"f": f_prob.numpy(), "f+g": g_prob.numpy()}
+    if section.labels.ge(0).any():
+        panels = {"true": section.labels.numpy(), **panels}
+    plot_label_maps(st.graph, panels, classes, image=image, path=path)
+
+
+def predict_section(model: GridGraphNet, ckpt: dict, section, out_dir, figures: bool = True,
+                    adata=None) -> dict:
+    """Predict one raw :class:`~gridgraph.io.Section` with a loaded checkpoint and write, as one
+    set (all or none), ``predictions.csv`` (id, label, class probabilities),
+    ``predictions_loupe.csv`` (for spots with barcodes) and ``predictions.png``; with ``adata``
+    (the AnnData the section was read from) also ``predictions.h5ad``. Returns the paths."""
+    from .io import write_loupe_csv, write_predictions
+    from .io.anndata_out import add_predictions, write_h5ad
+
+    classes = ckpt["classes"]
+    section, st, f_prob, g_prob = _predict(model, ckpt, section)
     names = [classes[i] for i in g_prob.argmax(1).tolist()]
-    files = ["predictions.csv", "predictions_loupe.csv"] + (["predictions.png"] if figures else [])
-    with OutputSet(out_dir, files) as tmp:
-        write_predictions(tmp / "predictions.csv", section.barcodes, names, g_prob.numpy(), classes)
-        write_loupe_csv(tmp / "predictions_loupe.csv", section.barcodes, names, category="gridgraph")
+    files = {"table": "predictions.csv", "loupe": "predictions_loupe.csv"}
+    if figures:
+        files["figure"] = "predictions.png"
+    if adata is not None:
+        files["h5ad"] = "predictions.h5ad"
+    with OutputSet(out_dir, list(files.values())) as tmp:
+        write_predictions(tmp / files["table"], section.barcodes, names, g_prob.numpy(), classes)
+        write_loupe_csv(tmp / files["loupe"], section.barcodes, names, category="gridgraph")
         if figures:
-            image = section.load_image() if section.image is not None else None
-            panels = {"f": f_prob.numpy(), "f+g": g_prob.numpy()}
-            if section.labels.ge(0).any():
-                panels = {"true": section.labels.numpy(), **panels}
-            plot_label_maps(st.graph, panels, classes, image=image, path=tmp / "predictions.png")
-    keys = {"predictions.csv": "table", "predictions_loupe.csv": "loupe", "predictions.png": "figure"}
-    return {keys[name]: Path(out_dir) / name for name in files}
+            _figure(section, st, f_prob, g_prob, classes, tmp / files["figure"])
+        if adata is not None:
+            annotated = add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), classes,
+                                        info=_summary(ckpt))
+            write_h5ad(annotated, tmp / files["h5ad"])
+    return {key: Path(out_dir) / name for key, name in files.items()}

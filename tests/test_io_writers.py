@@ -109,19 +109,14 @@ def test_outputs_get_the_mode_the_umask_implies(tmp_path, umask, writer):
 
 
 def _fill_disk(monkeypatch):
-    """Make atomic_write's temporary file a real one whose writes go to /dev/full (ENOSPC)."""
+    """Make atomic_write's writes to its (real) temporary file go to /dev/full (ENOSPC)."""
     if not os.path.exists("/dev/full"):
         pytest.skip("/dev/full is not available")
-    real = atomic.tempfile.mkstemp
 
-    def mkstemp(**kwargs):
-        fd, name = real(**kwargs)
-        full = os.open("/dev/full", os.O_WRONLY)
-        os.dup2(full, fd)
-        os.close(full)
-        return fd, name
+    def full_open(file, mode="r", **kwargs):
+        return open("/dev/full", mode, **kwargs)
 
-    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(atomic, "open", full_open, raising=False)
 
 
 @pytest.mark.parametrize("writer", ["loupe", "predictions", "atomic_save"])

@@ -32,6 +32,11 @@ def _import_anndata():
     return anndata
 
 
+def load_h5ad(path):
+    """Read an ``.h5ad`` file with errors that name it (absent, not HDF5, not AnnData)."""
+    return _read_h5ad(_import_anndata(), path)
+
+
 def _read_h5ad(anndata, path):
     """``anndata.read_h5ad`` with errors that name the file: absent, not HDF5, not AnnData."""
     path = require_file(path, "AnnData file (.h5ad)")

@@ -56,29 +56,21 @@ def _out_of_space(err: BaseException, path: Path, tmp: str) -> Optional[OSError]
 
 
 @contextlib.contextmanager
-def atomic_write(path: Union[str, os.PathLike], mode: str = "w", **kwargs) -> Iterator[IO]:
-    """Open a temporary file for writing; on success it replaces ``path`` in one rename.
+def atomic_path(path: Union[str, os.PathLike]) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write by any means; on success it replaces ``path``
+    in one rename, with the mode the umask implies (``0o644`` under umask 022).
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
-    ``mode`` is ``"w"`` (text, ``newline=""`` unless given) or ``"wb"``. The file gets the mode
-    the umask implies (``0o644`` under umask 022). A full disk raises ``OSError`` (``ENOSPC``)
-    whose message is ``"no space left writing <path>"``.
+    On an exception the temporary file is removed and ``path`` is left as it was. A full disk
+    raises ``OSError`` (``ENOSPC``) whose message is ``"no space left writing <path>"``.
     """
-    if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    if mode == "w":
-        kwargs.setdefault("newline", "")
-        kwargs.setdefault("encoding", "utf-8")
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode, **kwargs) as fh:
-            with contextlib.suppress(OSError):  # file systems without modes keep their own
-                os.chmod(tmp, 0o666 & ~_umask())
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield Path(tmp)
+        with contextlib.suppress(OSError):  # file systems without modes keep their own
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as err:
         full = _out_of_space(err, path, tmp) if isinstance(err, Exception) else None
@@ -87,6 +79,25 @@ def atomic_write(path: Union[str, os.PathLike], mode: str = "w", **kwargs) -> It
         if full is not None:
             raise full from err
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: Union[str, os.PathLike], mode: str = "w", **kwargs) -> Iterator[IO]:
+    """Open a temporary file for writing; on success it replaces ``path`` in one rename.
+
+    ``mode`` is ``"w"`` (text, ``newline=""`` unless given) or ``"wb"``; modes, failures and a
+    full disk as in :func:`atomic_path`.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
+    if mode == "w":
+        kwargs.setdefault("newline", "")
+        kwargs.setdefault("encoding", "utf-8")
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def atomic_save(obj, path: Union[str, os.PathLike]) -> None:

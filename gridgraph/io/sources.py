@@ -122,7 +122,33 @@ class _SyntheticSource(SectionSource):
         return _synthetic(paths["path"], **options)
 
 
+class _AnnDataSource(SectionSource):
+    """``root/<id>.h5ad`` per section, or with ``file=`` one ``.h5ad`` whose libraries
+    (``obs['library_id']``) are the section ids."""
+
+    def __init__(self):
+        from .anndata_io import read_anndata
+
+        super().__init__(read_anndata, path_params=("adata", "library_id"))
+        params = list(self.__signature__.parameters.values())
+        params.append(inspect.Parameter("file", inspect.Parameter.KEYWORD_ONLY, default=None))
+        self.__signature__ = self.__signature__.replace(parameters=params)
+
+    def __call__(self, root, section_id, file=None, **options) -> Section:
+        from dataclasses import replace
+
+        if file is not None:
+            return self.reader(Path(root) / file, library_id=str(section_id), **options)
+        section = self.reader(Path(root) / f"{section_id}.h5ad", **options)
+        return replace(section, name=str(section_id))
+
+    def from_paths(self, paths, options) -> Section:
+        opts = {k: v for k, v in options.items() if k != "file"}
+        return self.reader(paths["path"], library_id=paths.get("library_id"), **opts)
+
+
 READERS.register("synthetic", _SyntheticSource())
+READERS.register("anndata", _AnnDataSource())
 READERS.register("spaceranger", SectionSource(
     read_spaceranger, path_options=("labels", "image", "fullres_image"),
     keep_values={"image": ("auto", "hires", "lowres", "fullres")}))

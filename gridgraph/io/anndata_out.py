@@ -1,0 +1,62 @@
+"""Predictions into the AnnData a user started from (scanpy / squidpy conventions)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .atomic import atomic_path
+
+__all__ = ["add_predictions", "write_h5ad"]
+
+
+def _categorical(names: list, classes: Sequence[str]):
+    import pandas as pd
+
+    return pd.Categorical(names, categories=list(classes))
+
+
+def add_predictions(adata, ids: Sequence[str], f_probs: np.ndarray, g_probs: np.ndarray,
+                    classes: Sequence[str], info: Optional[Mapping] = None, key: str = "gridgraph"):
+    """A copy of ``adata`` with gridgraph's predictions for the observations ``ids``.
+
+    Writes ``obs[key]`` (f + g's class, categorical in class order), ``obs[key + "_f"]`` (f
+    alone), ``obsm[key + "_probs"]`` (``(n_obs, K)`` f + g probabilities) and ``uns[key]``
+    (``classes`` and ``info``). Observations that were not predicted (outside the tissue,
+    another library) get a missing class and NaN probabilities.
+
+    Args:
+        adata: the AnnData the section was read from.
+        ids: ``(N,)`` obs names of the predicted nodes, in the order of the probability rows.
+        f_probs, g_probs: ``(N, K)`` class probabilities of f alone and of f + g.
+        classes: the K class names.
+        info: plain data stored beside the classes (e.g. the checkpoint's summary).
+    """
+    f_probs, g_probs = np.asarray(f_probs, dtype=np.float32), np.asarray(g_probs, dtype=np.float32)
+    k = len(classes)
+    if f_probs.shape != (len(ids), k) or g_probs.shape != (len(ids), k):
+        raise ValueError(f"probabilities must have shape ({len(ids)}, {k}), got {f_probs.shape} and {g_probs.shape}")
+    rows = adata.obs_names.get_indexer(list(ids))
+    if (rows < 0).any():
+        missing = list(ids)[int(np.flatnonzero(rows < 0)[0])]
+        raise ValueError(f"node id {missing!r} is not an obs name of the AnnData")
+    out = adata.copy()
+    probs = np.full((out.n_obs, k), np.nan, dtype=np.float32)
+    probs[rows] = g_probs
+    for column, p in ((key, g_probs), (f"{key}_f", f_probs)):
+        names = [None] * out.n_obs
+        for r, c in zip(rows.tolist(), p.argmax(1).tolist()):
+            names[r] = classes[c]
+        out.obs[column] = _categorical(names, classes)
+    out.obsm[f"{key}_probs"] = probs
+    out.uns[key] = {"classes": list(classes), **dict(info or {})}
+    return out
+
+
+def write_h5ad(adata, path: Union[str, os.PathLike]) -> Path:
+    """Write ``adata`` to ``path`` atomically (see :func:`~gridgraph.io.atomic.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp)
+    return Path(path)
