@@ -195,3 +195,28 @@ def test_the_same_config_trains_the_same_weights(tmp_path):
                      "train.epochs_g=1"]) == 0
         states.append(load_checkpoint(tmp_path / name / "best.pt")["model"])
     assert all((states[0][k] == states[1][k]).all() for k in states[0])
+
+
+def test_python_dash_m_gridgraph_runs_the_cli():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "gridgraph", "train", "missing.yaml"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("gridgraph: error: config file not found")
+
+
+def test_progress_bars_follow_the_terminal(monkeypatch):
+    import sys
+
+    from gridgraph.config import TrainConfig
+    from gridgraph.model import build_model
+    from gridgraph.train import Trainer
+
+    model = build_model(3, corrector="gcn")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert Trainer(model, TrainConfig(), ["a", "b", "c"]).progress is False
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert Trainer(model, TrainConfig(), ["a", "b", "c"]).progress is True
+    assert Trainer(model, TrainConfig(progress=False), ["a", "b", "c"]).progress is False
+    assert Trainer(model, TrainConfig(progress=True), ["a", "b", "c"]).progress is True
