@@ -6,7 +6,7 @@ call :func:`predict_probs`, so a model scores the same wherever it is run.
 from __future__ import annotations
 
 import contextlib
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -14,7 +14,8 @@ from torch import Tensor
 from .evaluate import compute_metrics
 from .patches import SectionTensors
 
-__all__ = ["autocast", "f_outputs", "g_probs", "predict_probs", "evaluate_probs", "flat_metrics"]
+__all__ = ["autocast", "f_outputs", "g_probs", "predict_probs", "predict_stream", "evaluate_probs",
+           "flat_metrics"]
 
 
 def autocast(device: torch.device, enabled: bool):
@@ -57,6 +58,30 @@ def predict_probs(model, sections: Sequence[SectionTensors], f_cache: Optional[S
         f_prob, g_in = f_cache[k] if f_cache is not None else f_outputs(model, st, amp)
         out.append((f_prob, g_probs(model, g_in, st)))
     return out
+
+
+@torch.no_grad()
+def predict_stream(model, chunks: Iterable[Tensor], graph, amp: bool = False) -> tuple[Tensor, Tensor]:
+    """f then g over a section whose patches arrive in chunks (node order), e.g. read from a
+    slide while f runs: only one chunk of patches and the ``(N, C)`` f outputs are held.
+
+    Returns ``(f_probs, g_probs)``, ``(N, K)`` float CPU tensors, equal to :func:`predict_probs`.
+    """
+    model.eval()
+    device = _device(model)
+    f_parts, g_parts = [], []
+    for chunk in chunks:
+        with autocast(device, amp):
+            f_logits, g_in = model.f_outputs(chunk)
+        f_parts.append(f_logits.float().softmax(-1).cpu())
+        g_parts.append(g_in.float())
+    if not f_parts:
+        raise ValueError("predict_stream() got no patches")
+    g_in = torch.cat(g_parts)
+    if g_in.shape[0] != graph.num_nodes:
+        raise ValueError(f"got patches for {g_in.shape[0]} nodes, the graph has {graph.num_nodes}")
+    g_logits = model.g_outputs(g_in, graph.to(device))
+    return torch.cat(f_parts), g_logits.float().softmax(-1).cpu()
 
 
 def evaluate_probs(labels: Sequence[Tensor], probs: Sequence) -> dict:

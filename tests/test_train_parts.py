@@ -118,3 +118,22 @@ def test_output_set_is_all_or_nothing(tmp_path):
         with OutputSet(tmp_path, ["a.csv", "b.png"]) as tmp:
             (tmp / "a.csv").write_text("new")
     assert (tmp_path / "a.csv").read_text() == "1" and len(list(tmp_path.iterdir())) == 2
+
+
+def test_predict_stream_equals_predict_probs():
+    from gridgraph.inference import predict_probs, predict_stream
+    from gridgraph.model import build_model
+    from gridgraph.patches import prepare_section
+    from gridgraph.synthetic import make_section
+
+    torch.manual_seed(0)
+    model = build_model(3, corrector="conv2d", encoder_kwargs={"stage_channels": [8, 8, 8, 8],
+                                                               "stem_channels": 8, "blocks": [1, 1, 1, 1]})
+    st = prepare_section(make_section("hex", seed=1, shape=(8, 12), n_classes=3), 16, window_spots=1.0)
+    (f_ref, g_ref), = predict_probs(model, [st])
+    chunks = (st.patches[i: i + 7] for i in range(0, st.num_nodes, 7))
+    f, g = predict_stream(model, chunks, st.graph)
+    torch.testing.assert_close(f, f_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="graph has"):
+        predict_stream(model, [st.patches[:5]], st.graph)
