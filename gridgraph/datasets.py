@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 
 from .config import DataConfig, GraphConfig, PatchConfig, RunConfig
@@ -15,7 +16,7 @@ from .io.tables import natural_sorted
 from .patches import SectionTensors, prepare_section
 
 __all__ = ["READERS", "load_section", "expand_ids", "unify_classes", "rebuild_graph", "prepare",
-           "load_splits"]
+           "load_splits", "window_um_of", "training_scale"]
 
 
 def _root(data: DataConfig) -> Path:
@@ -73,6 +74,27 @@ def prepare(section: Section, patches: PatchConfig, keep_section: bool = True) -
     """:func:`~gridgraph.patches.prepare_section` with a config's ``patches`` settings."""
     return prepare_section(section, patches.patch_size, standardize=patches.standardize,
                            keep_section=keep_section, **patches.window())
+
+
+def window_um_of(section: Section, patches: PatchConfig) -> Optional[float]:
+    """The physical side, in µm, of the window the ``patches`` settings cut around each node of
+    ``section`` (``None`` when the section's µm per pixel is unknown and the window is not in µm)."""
+    if patches.window_um is not None:
+        return patches.window_um
+    if patches.window_spots is not None and section.spot_diameter_um:
+        return patches.window_spots * section.spot_diameter_um
+    mpp = section.microns_per_px
+    return None if mpp is None or patches.window_px is None else patches.window_px * mpp
+
+
+def training_scale(sections: Sequence[SectionTensors], patches: PatchConfig) -> dict:
+    """What a checkpoint records of the physical scale it was trained at: the window in µm
+    (median over the sections that know it) and the patch's µm per pixel; ``{}`` if unknown."""
+    sizes = [window_um_of(st.section, patches) for st in sections if st.section is not None]
+    if not sizes or any(v is None for v in sizes):
+        return {}
+    window = float(np.median(sizes))
+    return {"window_um": window, "patch_um_per_px": window / patches.patch_size}
 
 
 def load_splits(cfg: RunConfig, splits: Sequence[str] = ("train", "val", "test"),

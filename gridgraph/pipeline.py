@@ -12,8 +12,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .config import DataConfig, RunConfig, dump_config
-from .datasets import load_splits, prepare, rebuild_graph, unify_classes
+from .config import DataConfig, PatchConfig, RunConfig, dump_config
+from .datasets import load_splits, prepare, rebuild_graph, training_scale, unify_classes
 from .evaluate import accuracy, compute_metrics, confusion_matrix, ensemble, format_comparison, mean_std
 from .inference import evaluate_probs, predict_probs
 from .io.atomic import atomic_write
@@ -115,7 +115,9 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # a run's initial weights follow its seed
         model = model_from_config(cfg, len(classes))
-    Trainer(model, cfg, classes, out_dir=out, log=log).fit(splits["train"], splits["val"], resume=resume)
+    scale = training_scale(splits["train"], cfg.patches)
+    Trainer(model, cfg, classes, out_dir=out, log=log, meta={"scale": scale}).fit(
+        splits["train"], splits["val"], resume=resume)
     result, probs = {"classes": classes}, {}
     for split in ("val", "test"):
         if splits[split]:
@@ -201,9 +203,27 @@ def _predict(model: GridGraphNet, ckpt: dict, section) -> tuple:
     section = rebuild_graph(section, cfg.graph)
     if section.classes and section.labels.ge(0).any():
         section = unify_classes([section], classes)[0]
-    st = prepare(section, cfg.patches)
+    st = prepare(section, trained_window(ckpt, section))
     (f_prob, g_prob), = predict_probs(model, [st])
     return section, st, f_prob, g_prob
+
+
+def trained_window(ckpt: dict, section) -> PatchConfig:
+    """The checkpoint's patch settings for a new section, at the physical scale it was trained at.
+
+    A checkpoint that recorded its window in µm cuts that many µm around each node of any
+    section whose µm per pixel is known (whatever image or magnification it comes with) and
+    refuses one whose scale cannot be known; older checkpoints use their settings as saved.
+    """
+    patches = ckpt["config"].patches
+    window_um = (ckpt.get("scale") or {}).get("window_um")
+    if window_um is None:
+        return patches
+    if section.microns_per_px is None:
+        raise ValueError(f"section {section.name}: its µm per pixel is unknown (no spot diameter or "
+                         f"scale factors), but the model was trained on {window_um:.1f} µm windows; "
+                         "give the section's scale (e.g. the Space Ranger scalefactors_json.json)")
+    return patches.model_copy(update={"window_spots": None, "window_px": None, "window_um": window_um})
 
 
 def _summary(ckpt: dict) -> dict:

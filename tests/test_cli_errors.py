@@ -220,3 +220,28 @@ def test_progress_bars_follow_the_terminal(monkeypatch):
     assert Trainer(model, TrainConfig(), ["a", "b", "c"]).progress is True
     assert Trainer(model, TrainConfig(progress=False), ["a", "b", "c"]).progress is False
     assert Trainer(model, TrainConfig(progress=True), ["a", "b", "c"]).progress is True
+
+
+def test_checkpoint_records_its_scale_and_predict_applies_it(finished, monkeypatch):
+    from dataclasses import replace
+
+    import gridgraph.patches.extract as extract
+    from gridgraph.datasets import prepare
+    from gridgraph.pipeline import load_model, trained_window
+    from gridgraph.synthetic import make_section
+
+    tmp, _ = finished
+    _, ckpt = load_model(tmp / "out" / "best.pt")
+    assert ckpt["scale"] == {"window_um": 100.0, "patch_um_per_px": 100.0 / 16}  # 1 spot of 100 µm
+    section = make_section("hex", seed=3, shape=(8, 16), n_classes=3)
+    window = trained_window(ckpt, section)
+    assert window.window_um == 100.0 and window.window_spots is None
+    windows = []
+    real = extract.extract_patches
+    monkeypatch.setattr(extract, "extract_patches", lambda img, pos, w, p, **kw: windows.append(w) or real(img, pos, w, p, **kw))
+    magnified = make_section("hex", seed=3, shape=(8, 16), n_classes=3, spacing_px=2 * section.spot_diameter_px)
+    for s in (section, magnified):
+        prepare(s, trained_window(ckpt, s))
+    assert windows == pytest.approx([section.spot_diameter_px, 2 * section.spot_diameter_px])
+    with pytest.raises(ValueError, match="µm per pixel is unknown.*100.0 µm windows"):
+        trained_window(ckpt, replace(section, spot_diameter_px=None))

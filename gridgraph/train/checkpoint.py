@@ -62,12 +62,15 @@ class CheckpointManager:
         config: the run config as plain data (stored in every checkpoint; ``None`` for runs
             built from Python objects alone, then only the classes are checked on resume).
         classes: class names.
+        meta: more plain data stored in every checkpoint (e.g. the training scale).
     """
 
-    def __init__(self, out_dir: Union[str, os.PathLike], config: Optional[dict], classes: Sequence[str]):
+    def __init__(self, out_dir: Union[str, os.PathLike], config: Optional[dict], classes: Sequence[str],
+                 meta: Optional[dict] = None):
         self.out_dir = Path(out_dir)
         self.config = config or {}
         self.classes = list(classes)
+        self.meta = dict(meta or {})
 
     @property
     def last(self) -> Path:
@@ -87,14 +90,14 @@ class CheckpointManager:
 
     def save_last(self, model_state: dict, state: dict, optimizer, stages: Sequence[str]) -> Path:
         return save_checkpoint(self.last, {
-            "config": self.config, "classes": self.classes, "model": model_state,
+            **self.meta, "config": self.config, "classes": self.classes, "model": model_state,
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "stages": [str(s) for s in stages], **state,
         })
 
     def save_best(self, model_state: dict, metrics: dict, history: Sequence[dict]) -> Path:
         return save_checkpoint(self.best, {
-            "config": self.config, "classes": self.classes, "model": model_state,
+            **self.meta, "config": self.config, "classes": self.classes, "model": model_state,
             "metrics": metrics, "history": list(history),
         })
 

@@ -71,11 +71,13 @@ class Trainer:
         out_dir: where ``last.pt``, ``best.pt`` and ``metrics.jsonl`` go (``None``: nothing written).
         seed: seed of every epoch's randomness (default: the run config's, else 0).
         log: called with one line of text per epoch.
+        meta: plain data stored in every checkpoint (e.g. ``{"scale": ...}``, the physical scale
+            the model was trained at, which ``predict`` applies).
     """
 
     def __init__(self, model, train: Union[TrainConfig, RunConfig, None] = None,
                  classes: Sequence[str] = (), out_dir=None, seed: Optional[int] = None,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, meta: Optional[dict] = None):
         run = train if isinstance(train, RunConfig) else None
         self.t: TrainConfig = run.train if run is not None else (train or TrainConfig())
         self.seed = int(seed if seed is not None else (run.seed if run is not None else 0))
@@ -90,7 +92,7 @@ class Trainer:
         self.progress = self.t.progress if self.t.progress is not None else sys.stderr.isatty()
         self.augment = PatchAugment(self.t.augment, self.t.color_jitter)
         config = run.to_dict() if run is not None else None
-        self.files = CheckpointManager(out_dir, config, self.classes) if out_dir is not None else None
+        self.files = CheckpointManager(out_dir, config, self.classes, meta) if out_dir is not None else None
 
     @property
     def history(self) -> list:
@@ -234,6 +236,6 @@ class Trainer:
     def save_best(self, path) -> Path:
         """Write the best model (weights, config, classes, validation metrics) to ``path``."""
         best = self.state.best or {"state": self.model.state_dict(), "metrics": {}}
-        config = self.files.config if self.files is not None else {}
-        return save_checkpoint(path, {"config": config, "classes": self.classes, "model": best["state"],
+        config, meta = (self.files.config, self.files.meta) if self.files is not None else ({}, {})
+        return save_checkpoint(path, {**meta, "config": config, "classes": self.classes, "model": best["state"],
                                       "metrics": best.get("metrics", {}), "history": self.state.history})
