@@ -61,27 +61,34 @@ def predict_probs(model, sections: Sequence[SectionTensors], f_cache: Optional[S
 
 
 @torch.no_grad()
-def predict_stream(model, chunks: Iterable[Tensor], graph, amp: bool = False) -> tuple[Tensor, Tensor]:
-    """f then g over a section whose patches arrive in chunks (node order), e.g. read from a
-    slide while f runs: only one chunk of patches and the ``(N, C)`` f outputs are held.
+def predict_stream(model, chunks: Iterable, graph, amp: bool = False) -> tuple[Tensor, Tensor]:
+    """f then g over a section whose patches arrive in chunks, e.g. read from a slide while f
+    runs: only one chunk of patches and the ``(N, C)`` f outputs are held.
 
+    ``chunks``: ``(n, 3, P, P)`` patch tensors in node order, or ``(node indices, patches)``
+    pairs in any order (as :func:`~gridgraph.patches.slide.iter_slide_patches` yields them).
     Returns ``(f_probs, g_probs)``, ``(N, K)`` float CPU tensors, equal to :func:`predict_probs`.
     """
     model.eval()
-    device = _device(model)
-    f_parts, g_parts = [], []
+    device, n = _device(model), graph.num_nodes
+    f_probs = g_in = None
+    at = 0
     for chunk in chunks:
+        idx, patches = chunk if isinstance(chunk, tuple) else (torch.arange(at, at + len(chunk)), chunk)
+        at += len(patches)
+        if idx.numel() and int(idx.max()) >= n:
+            raise ValueError(f"got patches for node {int(idx.max())}, the graph has {n} nodes")
         with autocast(device, amp):
-            f_logits, g_in = model.f_outputs(chunk)
-        f_parts.append(f_logits.float().softmax(-1).cpu())
-        g_parts.append(g_in.float())
-    if not f_parts:
-        raise ValueError("predict_stream() got no patches")
-    g_in = torch.cat(g_parts)
-    if g_in.shape[0] != graph.num_nodes:
-        raise ValueError(f"got patches for {g_in.shape[0]} nodes, the graph has {graph.num_nodes}")
+            f_logits, g_part = model.f_outputs(patches)
+        if f_probs is None:
+            f_probs = torch.full((n, f_logits.shape[1]), float("nan"))
+            g_in = torch.zeros((n, g_part.shape[1]), device=g_part.device)
+        f_probs[idx] = f_logits.float().softmax(-1).cpu()
+        g_in[idx.to(g_in.device)] = g_part.float()
+    if f_probs is None or torch.isnan(f_probs).any():
+        raise ValueError(f"predict_stream() got patches for {at} of the graph's {n} nodes")
     g_logits = model.g_outputs(g_in, graph.to(device))
-    return torch.cat(f_parts), g_logits.float().softmax(-1).cpu()
+    return f_probs, g_logits.float().softmax(-1).cpu()
 
 
 def evaluate_probs(labels: Sequence[Tensor], probs: Sequence) -> dict:

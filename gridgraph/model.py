@@ -45,7 +45,8 @@ class GridGraphNet(nn.Module):
             (default ``True``); see :func:`~gridgraph.encoders.encode`.
         transform: per-chunk patch transform on f's device (default ImageNet normalisation).
         eval_chunk_size: patches per pass of f when gradients are off (inference, caching f's
-            outputs): default 256, since then only one chunk's activations exist at a time.
+            outputs): default 256 patches of up to 64 px, proportionally fewer of larger ones
+            (the same pixels per pass), since then only one chunk's activations exist at a time.
         g_residual: g predicts a correction added to f's log-probabilities (``False``, the
             paper's g, predicts the logits outright). The correction is computed from g's input
             alone, so it works with cached f outputs.
@@ -97,8 +98,12 @@ class GridGraphNet(nn.Module):
         self.g_residual = bool(g_residual)
 
     def _encode(self, fn, patches: Tensor, device=None):
-        # Without gradients no activations are kept, so larger chunks only cost transient memory.
-        size = self.chunk_size if torch.is_grad_enabled() else self.eval_chunk_size
+        # Without gradients no activations are kept, so larger chunks only cost transient memory;
+        # large patches get proportionally fewer per chunk (the budget of 256 patches of 64 px).
+        size = self.chunk_size
+        if not torch.is_grad_enabled() and self.eval_chunk_size:
+            pixels = patches.shape[-1] * patches.shape[-2]
+            size = max(1, min(self.eval_chunk_size, self.eval_chunk_size * 64 * 64 // max(pixels, 1)))
         return encode(fn, patches, size, self.checkpoint, self.transform, device)
 
     def _logits_and_embedding(self, x: Tensor) -> Tuple[Tensor, Tensor]:

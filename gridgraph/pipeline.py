@@ -15,11 +15,14 @@ import torch
 from .config import DataConfig, PatchConfig, RunConfig, dump_config
 from .datasets import load_splits, prepare, rebuild_graph, training_scale, unify_classes
 from .evaluate import accuracy, compute_metrics, confusion_matrix, ensemble, format_comparison, mean_std
-from .inference import evaluate_probs, predict_probs
+from .inference import evaluate_probs, predict_probs, predict_stream
+from .io.slide import SlideImage
 from .io.atomic import atomic_write
 from .io.output_set import OutputSet
 from .model import GridGraphNet, build_model
 from .patches import SectionTensors
+from .patches.extract import section_window_px
+from .patches.slide import iter_slide_patches
 from .train.run_folder import prepare_run_folder
 from .train import CheckpointManager, Trainer, load_checkpoint
 
@@ -66,7 +69,7 @@ def section_figures(st: SectionTensors, probs, classes, out_dir: Path, prefix: s
 
     f_prob, g_prob = probs
     y = st.labels.numpy()
-    image = st.section.load_image() if st.section is not None and st.section.image is not None else None
+    image = st.section.image if st.section is not None else None
     stem = f"{prefix}{st.name.replace('/', '_')}"
     paths = [out_dir / f"{stem}_labels.png", out_dir / f"{stem}_misclassification.png"]
     plot_predictions(st.graph, y, f_prob.numpy(), g_prob.numpy(), classes, image=image, path=paths[0])
@@ -79,7 +82,7 @@ def _training_figures(out: Path, splits: dict, which: str, probs, classes) -> No
 
     first = splits["train"][0]
     if first.section is not None:
-        image = first.section.load_image() if first.section.image is not None else None
+        image = first.section.image
         plot_label_map(first.graph, first.labels.numpy(), classes, image=image,
                        title=f"{first.name}: labels", path=out / "train_labels.png")
     shown = splits[which]
@@ -197,15 +200,20 @@ def _ensembles(y, stacked: dict, per_model: dict) -> dict:
 
 
 def _predict(model: GridGraphNet, ckpt: dict, section) -> tuple:
-    """``(section, prepared section, f probabilities, f + g probabilities)`` of a raw section,
-    read as the checkpoint was trained (its graph and patch settings, its classes)."""
+    """``(section, f probabilities, f + g probabilities)`` of a raw section, read as the
+    checkpoint was trained (its graph and patch settings, its classes). A whole-slide image is
+    streamed: its patches are read while f runs, never all held."""
     cfg, classes = ckpt["config"], ckpt["classes"]
     section = rebuild_graph(section, cfg.graph)
     if section.classes and section.labels.ge(0).any():
         section = unify_classes([section], classes)[0]
-    st = prepare(section, trained_window(ckpt, section))
-    (f_prob, g_prob), = predict_probs(model, [st])
-    return section, st, f_prob, g_prob
+    patches = trained_window(ckpt, section)
+    if isinstance(section.image, SlideImage) and not patches.standardize:
+        window = section_window_px(section, **patches.window())
+        chunks = iter_slide_patches(section.image, section.pixel_pos.numpy(), window, patches.patch_size)
+        return (section, *predict_stream(model, chunks, section.graph))
+    (f_prob, g_prob), = predict_probs(model, [prepare(section, patches)])
+    return section, f_prob, g_prob
 
 
 def trained_window(ckpt: dict, section) -> PatchConfig:
@@ -243,19 +251,19 @@ def predict_anndata(model: GridGraphNet, ckpt: dict, adata, library_id=None):
     data = ckpt["config"].data
     options = data.options if data.reader == "anndata" else {}
     section = READERS.get("anndata").from_paths({"path": adata, "library_id": library_id}, options)
-    section, _, f_prob, g_prob = _predict(model, ckpt, section)
+    section, f_prob, g_prob = _predict(model, ckpt, section)
     return add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), ckpt["classes"],
                            info=_summary(ckpt))
 
 
-def _figure(section, st, f_prob, g_prob, classes, path) -> None:
+def _figure(section, f_prob, g_prob, classes, path) -> None:
     from .plot import plot_label_maps
 
-    image = section.load_image() if section.image is not None else None
+    image = section.image
     panels = {"f": f_prob.numpy(), "f+g": g_prob.numpy()}
     if section.labels.ge(0).any():
         panels = {"true": section.labels.numpy(), **panels}
-    plot_label_maps(st.graph, panels, classes, image=image, path=path)
+    plot_label_maps(section.graph, panels, classes, image=image, path=path)
 
 
 def predict_section(model: GridGraphNet, ckpt: dict, section, out_dir, figures: bool = True,
@@ -268,7 +276,7 @@ def predict_section(model: GridGraphNet, ckpt: dict, section, out_dir, figures: 
     from .io.anndata_out import add_predictions, write_h5ad
 
     classes = ckpt["classes"]
-    section, st, f_prob, g_prob = _predict(model, ckpt, section)
+    section, f_prob, g_prob = _predict(model, ckpt, section)
     names = [classes[i] for i in g_prob.argmax(1).tolist()]
     files = {"table": "predictions.csv", "loupe": "predictions_loupe.csv"}
     if figures:
@@ -279,7 +287,7 @@ def predict_section(model: GridGraphNet, ckpt: dict, section, out_dir, figures: 
         write_predictions(tmp / files["table"], section.barcodes, names, g_prob.numpy(), classes)
         write_loupe_csv(tmp / files["loupe"], section.barcodes, names, category="gridgraph")
         if figures:
-            _figure(section, st, f_prob, g_prob, classes, tmp / files["figure"])
+            _figure(section, f_prob, g_prob, classes, tmp / files["figure"])
         if adata is not None:
             annotated = add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), classes,
                                         info=_summary(ckpt))

@@ -135,5 +135,10 @@ def test_predict_stream_equals_predict_probs():
     f, g = predict_stream(model, chunks, st.graph)
     torch.testing.assert_close(f, f_ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="graph has"):
+    with pytest.raises(ValueError, match="patches for 5 of the graph's"):
         predict_stream(model, [st.patches[:5]], st.graph)
+    order = torch.randperm(st.num_nodes)
+    pairs = [(order[i: i + 9], st.patches[order[i: i + 9]]) for i in range(0, st.num_nodes, 9)]
+    f2, g2 = predict_stream(model, pairs, st.graph)  # (indices, patches) in any order
+    torch.testing.assert_close(f2, f_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g2, g_ref, rtol=1e-5, atol=1e-6)

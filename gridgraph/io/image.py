@@ -1,6 +1,7 @@
 """Loading slide images as RGB uint8, lazily where possible."""
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Union
@@ -8,10 +9,20 @@ from typing import Union
 import numpy as np
 from PIL import Image
 
-# Whole-slide H&E images are far above PIL's decompression-bomb guard (89 Mpx).
-Image.MAX_IMAGE_PIXELS = None
 
 ImageLike = Union[str, os.PathLike, np.ndarray, "LazyImage"]
+
+
+@contextlib.contextmanager
+def _no_pixel_limit():
+    """Lift Pillow's decompression-bomb guard (89 Mpx) for gridgraph's own reads only: slide
+    images are far above it. The process-wide setting is restored on exit."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def to_rgb_uint8(array: np.ndarray, source: str = "image") -> np.ndarray:
@@ -29,8 +40,8 @@ def to_rgb_uint8(array: np.ndarray, source: str = "image") -> np.ndarray:
         return np.ascontiguousarray(a)
     if a.dtype == np.bool_:
         return a.astype(np.uint8) * 255
-    if np.issubdtype(a.dtype, np.integer):
-        top = 65535 if a.max(initial=0) > 255 else 255
+    if np.issubdtype(a.dtype, np.integer):  # the dtype's range: a dark 16-bit image stays dark
+        top = float(np.iinfo(a.dtype).max)
         return (a.astype(np.float64) * (255.0 / top)).round().clip(0, 255).astype(np.uint8)
     if np.issubdtype(a.dtype, np.floating):
         if not np.all(np.isfinite(a)):
@@ -46,7 +57,7 @@ def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
-        with Image.open(path) as im:
+        with _no_pixel_limit(), Image.open(path) as im:
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 return to_rgb_uint8(np.asarray(im), str(path))
             if im.mode != "RGB":
@@ -67,7 +78,7 @@ class LazyImage:
         if not self.path.is_file():
             raise FileNotFoundError(f"image file not found: {self.path}")
         try:
-            with Image.open(self.path) as im:
+            with _no_pixel_limit(), Image.open(self.path) as im:
                 self.size = (int(im.width), int(im.height))
         except OSError as err:
             raise ValueError(f"{self.path}: cannot read as an image ({err})") from err
@@ -88,8 +99,8 @@ class LazyImage:
 
 def image_size(image: ImageLike) -> tuple[int, int]:
     """``(width, height)`` of an array, a :class:`LazyImage` or an image file (header only)."""
-    if isinstance(image, LazyImage):
-        return image.size
+    if hasattr(image, "size") and not isinstance(image, np.ndarray):  # LazyImage, SlideImage
+        return tuple(image.size)
     if isinstance(image, np.ndarray):
         return int(image.shape[1]), int(image.shape[0])
     return LazyImage(image).size
@@ -97,7 +108,7 @@ def image_size(image: ImageLike) -> tuple[int, int]:
 
 def as_array(image: ImageLike) -> np.ndarray:
     """``(H, W, 3)`` uint8 pixels of an array, a :class:`LazyImage` or an image file."""
-    if isinstance(image, LazyImage):
+    if hasattr(image, "load"):  # LazyImage, SlideImage
         return image.load()
     if isinstance(image, np.ndarray):
         return to_rgb_uint8(image)

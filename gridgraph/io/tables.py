@@ -21,6 +21,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from .image import ImageLike, LazyImage, to_rgb_uint8
+from .slide import SlideImage, is_tiff
 from .section import encode_labels
 
 PathLike = Union[str, os.PathLike]
@@ -342,18 +343,19 @@ def check_inside(pos: np.ndarray, size: tuple, source: str, ids: Sequence, kind:
 def open_image(image: Optional[ImageLike], what: str = "image") -> Optional[ImageLike]:
     """A reader's image argument made usable: a path becomes a :class:`LazyImage` (decoded on
     first use), an array is converted to ``(H, W, 3)`` uint8, ``None`` and ``LazyImage`` pass."""
-    if image is None or isinstance(image, LazyImage):
+    if image is None or isinstance(image, (LazyImage, SlideImage)):
         return image
     if isinstance(image, np.ndarray):
         return to_rgb_uint8(image, what)
     if hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
         return to_rgb_uint8(np.asarray(image.convert("RGBA") if image.mode == "P" else image), what)
-    return LazyImage(require_file(image, what))
+    path = require_file(image, what)
+    return SlideImage(path) if is_tiff(path) else LazyImage(path)
 
 
 def image_source(image: ImageLike) -> str:
     """A name for an image in messages."""
-    return str(image.path) if isinstance(image, LazyImage) else "image array"
+    return str(image.path) if isinstance(image, (LazyImage, SlideImage)) else "image array"
 
 
 def encode_names(names: Sequence, classes: Optional[Sequence[str]], source: str):

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io.image import ImageLike, as_array
+from ..io.slide import SlideImage
 
 
 def _window(img: np.ndarray, x0: int, y0: int, w: int) -> np.ndarray:
@@ -55,28 +56,32 @@ def extract_patches(
     if p < 1:
         raise ValueError(f"patch_size must be positive, got {patch_size}")
     out = torch.empty((len(pos), 3, p, p), dtype=torch.uint8)
-    corners = np.floor(pos - w / 2.0 + 0.5).astype(np.int64)
+    corners = window_corners(pos, w)
     for start in range(0, len(pos), chunk_size):
         idx = range(start, min(start + chunk_size, len(pos)))
-        crops = np.stack([_window(img, corners[i, 0], corners[i, 1], w) for i in idx])
-        chunk = torch.from_numpy(crops).permute(0, 3, 1, 2)
-        if p != w:
-            chunk = F.interpolate(
-                chunk.float(), size=(p, p), mode="bilinear", antialias=True, align_corners=False
-            )
-            chunk = chunk.round_().clamp_(0, 255).to(torch.uint8)
-        out[start : start + len(idx)] = chunk
+        out[start: start + len(idx)] = resize_windows(
+            np.stack([_window(img, corners[i, 0], corners[i, 1], w) for i in idx]), p)
     return out
 
 
-def section_patches(
-    section,
-    patch_size: int,
-    window_px: Optional[float] = None,
-    window_um: Optional[float] = None,
-    window_spots: Optional[float] = None,
-) -> torch.Tensor:
-    """Patches of every node of a :class:`~gridgraph.io.Section`; give exactly one window size.
+def window_corners(pos: np.ndarray, window: int) -> np.ndarray:
+    """``(N, 2)`` integer top-left ``(x, y)`` of ``window``-pixel squares centred on ``pos``."""
+    return np.floor(pos - window / 2.0 + 0.5).astype(np.int64)
+
+
+def resize_windows(crops: np.ndarray, patch_size: int) -> torch.Tensor:
+    """``(n, w, w, 3)`` uint8 windows -> ``(n, 3, P, P)`` uint8 (bilinear, antialiased)."""
+    chunk = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)
+    if chunk.shape[-1] == patch_size:
+        return chunk
+    chunk = F.interpolate(chunk.float(), size=(patch_size, patch_size), mode="bilinear", antialias=True,
+                          align_corners=False)
+    return chunk.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def section_window_px(section, window_px: Optional[float] = None, window_um: Optional[float] = None,
+                      window_spots: Optional[float] = None) -> float:
+    """The window side in the section's image pixels; give exactly one of the three units.
 
     ``window_um`` converts micrometres with the section's known spot diameter (Visium: 55 um),
     ``window_spots`` is a multiple of the spot diameter in pixels.
@@ -89,9 +94,29 @@ def section_patches(
             raise ValueError(
                 f"section {section.name}: window_um needs spot_diameter_px and spot_diameter_um"
             )
-        window_px = window_um / section.microns_per_px
-    elif window_spots is not None:
+        return window_um / section.microns_per_px
+    if window_spots is not None:
         if not section.spot_diameter_px:
             raise ValueError(f"section {section.name}: window_spots needs spot_diameter_px")
-        window_px = window_spots * section.spot_diameter_px
+        return window_spots * section.spot_diameter_px
+    return float(window_px)
+
+
+def section_patches(
+    section,
+    patch_size: int,
+    window_px: Optional[float] = None,
+    window_um: Optional[float] = None,
+    window_spots: Optional[float] = None,
+) -> torch.Tensor:
+    """Patches of every node of a :class:`~gridgraph.io.Section`; give exactly one window size
+    (see :func:`section_window_px`). A whole-slide image (:class:`~gridgraph.io.slide.SlideImage`)
+    is read window by window from the pyramid level the patch size needs
+    (:mod:`gridgraph.patches.slide`), never as a whole.
+    """
+    window_px = section_window_px(section, window_px, window_um, window_spots)
+    if isinstance(section.image, SlideImage):
+        from .slide import extract_slide_patches
+
+        return extract_slide_patches(section.image, section.pixel_pos.numpy(), window_px, patch_size)
     return extract_patches(section.load_image(), section.pixel_pos.numpy(), window_px, patch_size)

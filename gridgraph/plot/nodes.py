@@ -82,11 +82,27 @@ def _draw_nodes(ax, pos, layout, colors, spacing, marker_size) -> None:
         ax.add_collection(coll)
 
 
+#: Longest side, in pixels, of a whole-slide background read for a figure.
+BACKGROUND_MAX_SIDE = 2048
+
+
+def _draw_background(ax, image) -> None:
+    """An image under the nodes: arrays and images as they are, whole-slide images from the
+    pyramid level that matches the figure (:meth:`~gridgraph.io.slide.SlideImage.thumbnail`),
+    drawn in level-0 pixel coordinates."""
+    if hasattr(image, "thumbnail"):
+        thumb, factor = image.thumbnail(BACKGROUND_MAX_SIDE)
+        h, w = thumb.shape[:2]
+        ax.imshow(thumb, extent=(0, w * factor, h * factor, 0), origin="upper", interpolation="nearest")
+        return
+    from ..io.image import as_array
+
+    ax.imshow(as_array(image), origin="upper", interpolation="nearest")
+
+
 def _setup_map_axes(ax, pos, spacing, image, title) -> None:
     if image is not None:
-        from ..io.image import as_array
-
-        ax.imshow(as_array(image), origin="upper", interpolation="nearest")
+        _draw_background(ax, image)
     if len(pos):
         lo = pos.min(axis=0) - spacing
         hi = pos.max(axis=0) + spacing

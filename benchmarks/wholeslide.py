@@ -1,0 +1,185 @@
+"""Whole-slide images: patch extraction and predict on a pyramidal BigTIFF, time and peak RSS.
+
+    python benchmarks/wholeslide.py [--sizes 20000 60000] [--spots 3639]
+
+Writes a synthetic textured pyramidal BigTIFF (JPEG tiles of 512 px, 5 levels) and a Space
+Ranger-like folder per size into --work, then measures, each in a fresh process:
+- gridgraph's patch extraction (256 px windows -> 224 px patches, ``SlideImage`` +
+  ``extract_slide_patches``) against a baseline that reads the same 2048 px blocks through
+  tifffile's zarr store and cuts them in one thread;
+- ``gridgraph predict`` with its figure (f = gridnet_simple, g = gcn, untrained weights).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, peak_rss_mib, print_table, run_worker  # noqa: E402
+
+TILE = 512
+
+
+def _texture(y0: int, x0: int, h: int, w: int, step: int) -> np.ndarray:
+    """Tissue-like texture at level-0 coordinates ``(y0, x0)`` sampled every ``step`` pixels."""
+    y, x = np.mgrid[y0: y0 + h * step: step, x0: x0 + w * step: step]
+    r = 180 + 50 * np.sin(x / 97.0) * np.cos(y / 131.0)
+    g = 120 + 60 * np.sin((x + y) / 53.0)
+    b = 170 + 40 * np.cos(x / 29.0 - y / 41.0)
+    return np.stack([r, g, b], axis=-1).clip(0, 255).astype(np.uint8)
+
+
+def _tiles(size: int, step: int):
+    n = -(-size // step)
+    for ty in range(0, n, TILE):
+        for tx in range(0, n, TILE):
+            yield _texture(ty * step, tx * step, TILE, TILE, step)
+
+
+def write_slide(path: Path, size: int, levels: int = 5) -> None:
+    import tifffile
+
+    with tifffile.TiffWriter(path, bigtiff=True) as tw:
+        opts = dict(tile=(TILE, TILE), compression="jpeg", photometric="rgb", dtype=np.uint8)
+        tw.write(_tiles(size, 1), shape=(size, size, 3), subifds=levels - 1, **opts)
+        for k in range(1, levels):
+            side = -(-size // 2 ** k)
+            tw.write(_tiles(size, 2 ** k), shape=(side, side, 3), subfiletype=1, **opts)
+
+
+def write_spaceranger(folder: Path, size: int, spots: int) -> None:
+    """Visium-like spot positions (hex rows) over the slide, in full-resolution pixels."""
+    spatial = folder / "spatial"
+    spatial.mkdir(parents=True, exist_ok=True)
+    cols = int(np.ceil(np.sqrt(spots * 2)))
+    pitch = 0.8 * size / cols
+    lines = []
+    for i in range(spots):
+        row, k = divmod(i, cols // 2)
+        col = 2 * k + row % 2
+        x, y = 0.1 * size + col * pitch / 2, 0.1 * size + row * pitch * 0.866
+        lines.append(f"B{i:06d}-1,1,{row},{col},{y:.2f},{x:.2f}\n")
+    (spatial / "tissue_positions_list.csv").write_text("".join(lines))
+    (spatial / "scalefactors_json.json").write_text(json.dumps({
+        "tissue_lowres_scalef": 0.01, "tissue_hires_scalef": 0.05, "fiducial_diameter_fullres": pitch,
+        "spot_diameter_fullres": 0.55 * pitch}))
+
+
+def _positions(folder: Path) -> np.ndarray:
+    rows = [line.split(",") for line in (folder / "spatial" / "tissue_positions_list.csv").read_text().splitlines()]
+    return np.array([[float(r[5]), float(r[4])] for r in rows])
+
+
+def worker_gridgraph(slide: str, folder: str, window: int, patch: int) -> dict:
+    from gridgraph.io.slide import SlideImage
+    from gridgraph.patches.slide import extract_slide_patches
+
+    pos = _positions(Path(folder))
+    t0 = time.perf_counter()
+    patches = extract_slide_patches(SlideImage(slide), pos, window, patch, threads=2)
+    return {"seconds": time.perf_counter() - t0, "shape": list(patches.shape), "sum": int(patches.sum())}
+
+
+def worker_baseline(slide: str, folder: str, window: int, patch: int) -> dict:
+    import tifffile
+    import torch
+    import torch.nn.functional as F
+    import zarr
+
+    pos = _positions(Path(folder))
+    t0 = time.perf_counter()
+    with tifffile.TiffFile(slide) as tf:
+        z = zarr.open(tf.series[0].aszarr(level=0), mode="r")
+        z = z if hasattr(z, "shape") else z["0"]
+        corners = np.floor(pos - window / 2 + 0.5).astype(np.int64)
+        out = torch.empty((len(pos), 3, patch, patch), dtype=torch.uint8)
+        keys = (corners[:, 1] // 2048) * 100000 + corners[:, 0] // 2048
+        for key in np.unique(keys):
+            idx = np.flatnonzero(keys == key)
+            lo, hi = corners[idx].min(0), corners[idx].max(0) + window
+            region = np.asarray(z[lo[1]: hi[1], lo[0]: hi[0]])
+            crops = np.stack([region[y - lo[1]: y - lo[1] + window, x - lo[0]: x - lo[0] + window]
+                              for x, y in corners[idx]])
+            t = torch.from_numpy(crops).permute(0, 3, 1, 2).float()
+            t = F.interpolate(t, size=(patch, patch), mode="bilinear", antialias=True, align_corners=False)
+            out[idx] = t.round_().clamp_(0, 255).to(torch.uint8)
+    return {"seconds": time.perf_counter() - t0, "shape": list(out.shape), "sum": int(out.sum())}
+
+
+def worker_predict(slide: str, folder: str, window: int, patch: int) -> dict:
+    import torch
+
+    from gridgraph.cli import main
+    from gridgraph.config import make_config
+    from gridgraph.pipeline import model_from_config
+    from gridgraph.train import save_checkpoint
+
+    cfg = make_config({"data": {"reader": "spaceranger"}, "patches": {"patch_size": patch, "window_px": window},
+                       "g": {"name": "gcn", "kwargs": {"hidden_channels": 16, "num_layers": 2}}})
+    torch.manual_seed(0)
+    model = model_from_config(cfg, 4)
+    ckpt = Path(folder) / "model.pt"
+    save_checkpoint(ckpt, {"config": cfg.to_dict(), "classes": list("abcd"), "model": model.state_dict()})
+    t0 = time.perf_counter()
+    code = main(["predict", str(ckpt), "--spaceranger", folder, "--fullres-image", slide,
+                 "--out", str(Path(folder) / "pred")])
+    if code != 0:
+        raise SystemExit(code)
+    return {"seconds": time.perf_counter() - t0}
+
+
+WORKERS = {"gridgraph": worker_gridgraph, "baseline": worker_baseline, "predict": worker_predict}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[20000])
+    ap.add_argument("--spots", type=int, default=3639)
+    ap.add_argument("--window", type=int, default=256)
+    ap.add_argument("--patch", type=int, default=224)
+    ap.add_argument("--work", default="/tmp/gridgraph-wholeslide")
+    ap.add_argument("--no-predict", action="store_true")
+    ap.add_argument("--worker", nargs=5, metavar=("KIND", "SLIDE", "FOLDER", "WINDOW", "PATCH"))
+    args = ap.parse_args(argv)
+    if args.worker:
+        kind, slide, folder, window, patch = args.worker
+        result = WORKERS[kind](slide, folder, int(window), int(patch))
+        print(json.dumps({**result, "peak_mib": peak_rss_mib()}))
+        return
+    rows = []
+    for size in args.sizes:
+        folder = Path(args.work) / f"s{size}"
+        slide = folder / "slide.tif"
+        if not slide.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            write_slide(slide, size)
+            print(f"wrote {slide} ({slide.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.0f} s",
+                  flush=True)
+        write_spaceranger(folder, size, args.spots)
+        argv_ = [str(slide), str(folder), str(args.window), str(args.patch)]
+        base, ours = run_worker(__file__, ["baseline", *argv_]), run_worker(__file__, ["gridgraph", *argv_])
+        same = base.get("sum") == ours.get("sum")
+        rows.append([f"{size} px", f"extraction {args.window}->{args.patch} px, {args.spots} spots",
+                     base.get("seconds"), base.get("peak_mib"), ours.get("seconds"), ours.get("peak_mib"),
+                     _ratio(ours, base, "seconds"), _ratio(ours, base, "peak_mib"), "yes" if same else "NO"])
+        if not args.no_predict:
+            pred = run_worker(__file__, ["predict", *argv_])
+            rows.append([f"{size} px", "predict with figure", "-", "-", pred.get("seconds", pred.get("error")),
+                         pred.get("peak_mib"), "-", "-", "-"])
+    print(f"\nwhole-slide reading on {machine()}\n")
+    print_table(["slide", "measurement", "baseline s", "baseline MiB", "gridgraph s", "gridgraph MiB",
+                 "time ratio", "RSS ratio", "same patches"], rows)
+
+
+def _ratio(a: dict, b: dict, key: str):
+    return a[key] / b[key] if key in a and key in b and b[key] else "-"
+
+
+if __name__ == "__main__":
+    main()
