@@ -2,32 +2,31 @@
 
 f (a patch CNN) classifies the image around every node; g (a corrector on the nodes' layout)
 refines those predictions: GridNet (Daly, Geras & Bonneau 2020) generalised to graphs.
+
+The names below are imported on first use, so ``import gridgraph.io`` (readers, slides) does
+not load the model stack (torch-geometric, HexagDLy).
 """
+from importlib import import_module
+
 __version__ = "0.1.0"
 
-from .baselines import resnet34_seg
-from .correctors import available_correctors, build_corrector, register_corrector
-from .encoders import build_encoder, densenet121, encode, gridnet_simple
-from .graph import SpotGraph, cartesian_graph, collate, hex_graph, knn_graph, radius_graph
-from .io import Section
-from .model import GridGraphNet, build_model
+_WHERE = {
+    "SpotGraph": "graph", "cartesian_graph": "graph", "hex_graph": "graph", "knn_graph": "graph",
+    "radius_graph": "graph", "collate": "graph", "Section": "io", "GridGraphNet": "model",
+    "build_model": "model", "build_encoder": "encoders", "encode": "encoders", "gridnet_simple": "encoders",
+    "densenet121": "encoders", "build_corrector": "correctors", "register_corrector": "correctors",
+    "available_correctors": "correctors", "resnet34_seg": "baselines",
+}
+__all__ = list(_WHERE)
 
-__all__ = [
-    "SpotGraph",
-    "Section",
-    "cartesian_graph",
-    "hex_graph",
-    "knn_graph",
-    "radius_graph",
-    "collate",
-    "GridGraphNet",
-    "build_model",
-    "build_encoder",
-    "build_corrector",
-    "register_corrector",
-    "available_correctors",
-    "encode",
-    "gridnet_simple",
-    "densenet121",
-    "resnet34_seg",
-]
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gridgraph' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

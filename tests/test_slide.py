@@ -49,7 +49,7 @@ def test_patches_are_bit_identical_to_the_decoded_slide(pyramid):
     pos = np.concatenate([rng.uniform(-20, [1044, 788], (60, 2)), [[-500.0, 30.0], [2000.0, 2000.0]]])
     for window, size in ((48, 48), (48, 20)):
         ref = extract_patches(full, pos, window, size)
-        got = extract_slide_patches(slide, pos, window, size, level=0, block=256, chunk=7)
+        got = extract_slide_patches(slide, pos, window, size, level=0, block=256, threads=3)
         assert torch.equal(got, ref)
     level1 = tifffile.imread(pyramid, level=1)
     got = extract_slide_patches(slide, pos, 64, 16)  # 4x wanted: read from level 2

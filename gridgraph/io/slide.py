@@ -157,6 +157,8 @@ class SlideImage:
 
     def _select(self, a: np.ndarray) -> np.ndarray:
         a = a[:, :, None] if a.ndim == 2 else a
+        if self._channels == list(range(a.shape[2])):
+            return a  # RGB as stored: no copy
         return a[:, :, self._channels]
 
     def to_rgb(self, raw: np.ndarray) -> np.ndarray:

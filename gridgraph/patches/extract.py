@@ -69,14 +69,21 @@ def window_corners(pos: np.ndarray, window: int) -> np.ndarray:
     return np.floor(pos - window / 2.0 + 0.5).astype(np.int64)
 
 
-def resize_windows(crops: np.ndarray, patch_size: int) -> torch.Tensor:
-    """``(n, w, w, 3)`` uint8 windows -> ``(n, 3, P, P)`` uint8 (bilinear, antialiased)."""
+def resize_windows(crops: np.ndarray, patch_size: int, batch: int = 32, out: Optional[torch.Tensor] = None,
+                   rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``(n, w, w, 3)`` uint8 windows -> ``(n, 3, P, P)`` uint8 (bilinear, antialiased), ``batch``
+    windows at a time so the float working memory stays small. With ``out`` (and ``rows``, one
+    row of ``out`` per window) the patches are written there instead of a new tensor."""
     chunk = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)
-    if chunk.shape[-1] == patch_size:
-        return chunk
-    chunk = F.interpolate(chunk.float(), size=(patch_size, patch_size), mode="bilinear", antialias=True,
-                          align_corners=False)
-    return chunk.round_().clamp_(0, 255).to(torch.uint8)
+    if out is None:
+        out, rows = torch.empty((len(chunk), 3, patch_size, patch_size), dtype=torch.uint8), None
+    for start in range(0, len(chunk), batch):
+        part = chunk[start: start + batch]
+        if part.shape[-1] != patch_size:
+            part = F.interpolate(part.float(), size=(patch_size, patch_size), mode="bilinear", antialias=True,
+                                 align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+        out[slice(start, start + batch) if rows is None else rows[start: start + batch]] = part
+    return out
 
 
 def section_window_px(section, window_px: Optional[float] = None, window_um: Optional[float] = None,

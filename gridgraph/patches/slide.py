@@ -9,6 +9,7 @@ decoded slide.
 """
 from __future__ import annotations
 
+import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional
@@ -39,7 +40,7 @@ def _groups(corners: np.ndarray, block: int) -> list:
     return np.split(order, cuts)
 
 
-def _cut_group(slide, level, idx, corners, w, p) -> tuple[np.ndarray, torch.Tensor]:
+def _cut_group(slide, level, idx, corners, w, p, out=None) -> tuple[np.ndarray, torch.Tensor]:
     lo, hi = corners[idx].min(0), corners[idx].max(0) + w
     width, height = slide.level_sizes[level]
     inside = (corners[idx, 0] + w > 0) & (corners[idx, 1] + w > 0) & (corners[idx, 0] < width) & (corners[idx, 1] < height)
@@ -51,26 +52,13 @@ def _cut_group(slide, level, idx, corners, w, p) -> tuple[np.ndarray, torch.Tens
             crops[k] = region[y: y + w, x: x + w]
     for k in np.flatnonzero(~inside):  # entirely outside: its own nearest-border read
         crops[k] = slide.read_region(int(corners[idx[k], 0]), int(corners[idx[k], 1]), w, w, level)
-    return idx, resize_windows(crops, p)
+    rows = None if out is None else torch.from_numpy(idx)
+    return idx, resize_windows(crops, p, out=out, rows=rows)
 
 
-def iter_slide_patches(slide: SlideImage, pixel_pos, window_px: float, patch_size: Optional[int] = None,
-                       level: Optional[int] = None, block: int = 2048, chunk: int = 2048,
-                       threads: int = 4) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(node indices (n,), patches (n, 3, P, P) uint8)`` until every node is covered.
-
-    Args:
-        slide: the open slide.
-        pixel_pos: ``(N, 2)`` level-0 pixel ``(x, y)`` of the node centres.
-        window_px: side of the window around each centre, in level-0 pixels.
-        patch_size: side ``P`` of the patches (default: the window at the level read).
-        level: pyramid level to read (default :func:`plan_level`'s choice).
-        block: side of the reading blocks, in pixels of that level.
-        chunk: about this many patches per yielded chunk.
-        threads: regions read and resized at once (imagecodecs decodes without the GIL).
-
-    Memory: ``threads`` regions of about ``(block + window)^2`` pixels, plus one chunk.
-    """
+def _group_results(slide, pixel_pos, window_px, patch_size, level, block, threads, out=None):
+    """``(node indices, patches)`` per block group, in reading order, ``threads`` groups ahead;
+    with ``out`` ``(N, 3, P, P)`` the patches are written into it instead."""
     pos = np.asarray(pixel_pos, dtype=np.float64).reshape(-1, 2)
     if not np.all(np.isfinite(pos)):
         raise ValueError("pixel_pos holds NaN or infinite coordinates")
@@ -81,18 +69,42 @@ def iter_slide_patches(slide: SlideImage, pixel_pos, window_px: float, patch_siz
     w = max(int(round(float(window_px) / down)), 1)
     p = w if patch_size is None else int(patch_size)
     corners = window_corners(pos / down, w)
-    pending, ready, count = deque(), [], 0
-    with ThreadPoolExecutor(max_workers=max(int(threads), 1)) as pool:
+    threads = max(1, min(4, (os.cpu_count() or 2) // 2)) if threads is None else max(int(threads), 1)
+    pending = deque()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         for idx in _groups(corners, block):
-            pending.append(pool.submit(_cut_group, slide, level, idx, corners, w, p))
-            while len(pending) > 2 * threads or (pending and pending[0].done()):
-                ready.append(pending.popleft().result())
-                count += len(ready[-1][0])
-                if count >= chunk:
-                    yield _join(ready)
-                    ready, count = [], 0
+            pending.append(pool.submit(_cut_group, slide, level, idx, corners, w, p, out))
+            if len(pending) > threads:
+                yield pending.popleft().result()
         while pending:
-            ready.append(pending.popleft().result())
+            yield pending.popleft().result()
+
+
+def iter_slide_patches(slide: SlideImage, pixel_pos, window_px: float, patch_size: Optional[int] = None,
+                       level: Optional[int] = None, block: int = 2048, chunk: int = 512,
+                       threads: Optional[int] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(node indices (n,), patches (n, 3, P, P) uint8)`` until every node is covered.
+
+    Args:
+        slide: the open slide.
+        pixel_pos: ``(N, 2)`` level-0 pixel ``(x, y)`` of the node centres.
+        window_px: side of the window around each centre, in level-0 pixels.
+        patch_size: side ``P`` of the patches (default: the window at the level read).
+        level: pyramid level to read (default :func:`plan_level`'s choice).
+        block: side of the reading blocks, in pixels of that level.
+        chunk: about this many patches per yielded chunk.
+        threads: regions read and resized at once (imagecodecs decodes without the GIL);
+            default: half the CPU cores, 1 to 4 (torch's own threads resize each region).
+
+    Memory: ``threads + 1`` regions of about ``(block + window)^2`` pixels, plus one chunk.
+    """
+    ready, count = [], 0
+    for part in _group_results(slide, pixel_pos, window_px, patch_size, level, block, threads):
+        ready.append(part)
+        count += len(part[0])
+        if count >= chunk:
+            yield _join(ready)
+            ready, count = [], 0
     if ready:
         yield _join(ready)
 
@@ -103,14 +115,19 @@ def _join(parts: list) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def extract_slide_patches(slide: SlideImage, pixel_pos, window_px: float, patch_size: Optional[int] = None,
-                          **kwargs) -> torch.Tensor:
-    """``(N, 3, P, P)`` uint8 patches in node order (see :func:`iter_slide_patches`)."""
+                          level: Optional[int] = None, block: int = 2048, threads: Optional[int] = None
+                          ) -> torch.Tensor:
+    """``(N, 3, P, P)`` uint8 patches in node order (see :func:`iter_slide_patches`), written
+    straight into the result."""
     n = len(np.asarray(pixel_pos).reshape(-1, 2))
-    out = None
-    for idx, patches in iter_slide_patches(slide, pixel_pos, window_px, patch_size, **kwargs):
-        if out is None:
-            out = torch.empty((n,) + tuple(patches.shape[1:]), dtype=torch.uint8)
-        out[idx] = patches
-    if out is None:
+    if n == 0:
         raise ValueError("extract_slide_patches() got no nodes")
+    if level is None:
+        level, down = plan_level(slide, window_px, patch_size)
+    else:
+        down = slide.downsamples[level]
+    p = int(patch_size) if patch_size is not None else max(int(round(float(window_px) / down)), 1)
+    out = torch.empty((n, 3, p, p), dtype=torch.uint8)
+    for _ in _group_results(slide, pixel_pos, window_px, p, level, block, threads, out=out):
+        pass
     return out
