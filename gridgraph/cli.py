@@ -53,6 +53,8 @@ PREDICT_INPUTS = {
     "spot_table": ("spot_table", "per-spot table; needs --image"),
     "synthetic": ("synthetic", "seed of a synthetic section"),
     "h5ad": ("anndata", "AnnData file (scanpy/squidpy layout); also writes predictions.h5ad"),
+    "visium_hd": ("visium_hd", "Visium HD square_XXXum folder (or binned_outputs / outs)"),
+    "xenium": ("xenium", "Xenium output folder; --image (+ --alignment) for an H&E image"),
 }
 
 
@@ -65,6 +67,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--image", help="image of --nuclei / --spot-table")
     p.add_argument("--fullres-image", help="with --spaceranger: the full-resolution image")
     p.add_argument("--library-id", help="with --h5ad: the library (section) to predict")
+    p.add_argument("--alignment", help="with --xenium --image: the alignment CSV of the H&E image")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-figure", action="store_true")
 
@@ -149,6 +152,10 @@ def _predict_input(args, ckpt: dict):
         if not args.image:
             raise ValueError(f"--{dest.replace('_', '-')} needs --image")
         paths["image"] = args.image
+    if dest == "xenium":
+        paths.update({k: getattr(args, k) for k in ("image", "alignment") if getattr(args, k)})
+    elif args.alignment:
+        raise ValueError("--alignment goes with --xenium")
     if args.fullres_image:
         if dest != "spaceranger":
             raise ValueError("--fullres-image goes with --spaceranger")

@@ -6,6 +6,8 @@ from .section import Section, encode_labels
 from .spaceranger import read_barcode_labels, read_scalefactors, read_spaceranger
 from .spot_table import read_class_names, read_spot_table
 from .st_tsv import read_st_tsv
+from .visium_hd import read_visium_hd
+from .xenium import read_xenium
 from .writers import read_loupe_csv, read_predictions, write_loupe_csv, write_predictions
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "read_class_names",
     "read_nuclei_csv",
     "read_anndata",
+    "read_visium_hd",
+    "read_xenium",
     "write_loupe_csv",
     "read_loupe_csv",
     "write_predictions",

@@ -18,6 +18,8 @@ from .section import Section
 from .spaceranger import read_spaceranger
 from .spot_table import read_spot_table
 from .st_tsv import read_st_tsv
+from .visium_hd import read_visium_hd
+from .xenium import read_xenium
 from .tables import natural_sorted
 
 __all__ = ["READERS", "SectionSource", "read_section"]
@@ -158,6 +160,10 @@ READERS.register("nuclei", SectionSource(
 READERS.register("spot_table", SectionSource(
     read_spot_table, path_params=("path", "image", "name"),
     suffixes={"path": "_spots.tsv", "image": "_HE.jpg"}, path_options=("label_names",)))
+READERS.register("visium_hd", SectionSource(
+    read_visium_hd, path_options=("labels", "image"),
+    keep_values={"image": ("auto", "hires", "lowres", None)}))
+READERS.register("xenium", SectionSource(read_xenium, path_options=("labels", "image", "alignment")))
 READERS.register("st_tsv", SectionSource(
     read_st_tsv, path_params=("annotation_tsv", "image", "name"),
     suffixes={"annotation_tsv": "_annotations.tsv", "image": ".jpg"}))
