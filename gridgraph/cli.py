@@ -70,6 +70,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--alignment", help="with --xenium --image: the alignment CSV of the H&E image")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-figure", action="store_true")
+    p.add_argument("--anndata", action="store_true",
+                   help="also write predictions.h5ad (for --h5ad always: the input annotated)")
 
 
 def _add_demo(sub) -> None:
@@ -178,6 +180,10 @@ def _cmd_predict(args) -> int:
 
     model, ckpt = load_model(args.checkpoint)
     section, adata = _predict_input(args, ckpt)
+    if adata is None and args.anndata:
+        from .io.anndata_out import section_anndata
+
+        adata = section_anndata(section)
     paths = predict_section(model, ckpt, section, args.out, figures=not args.no_figure, adata=adata)
     print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
     return 0

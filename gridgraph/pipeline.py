@@ -16,13 +16,11 @@ from .config import DataConfig, PatchConfig, RunConfig, dump_config
 from .datasets import load_splits, prepare, rebuild_graph, training_scale, unify_classes
 from .evaluate import accuracy, compute_metrics, confusion_matrix, ensemble, format_comparison, mean_std
 from .inference import evaluate_probs, predict_probs, predict_stream
-from .io.slide import SlideImage
 from .io.atomic import atomic_write
 from .io.output_set import OutputSet
 from .model import GridGraphNet, build_model
 from .patches import SectionTensors
-from .patches.extract import section_window_px
-from .patches.slide import iter_slide_patches
+from .patches.extract import iter_section_patches
 from .train.run_folder import prepare_run_folder
 from .train import CheckpointManager, Trainer, load_checkpoint
 
@@ -201,16 +199,15 @@ def _ensembles(y, stacked: dict, per_model: dict) -> dict:
 
 def _predict(model: GridGraphNet, ckpt: dict, section) -> tuple:
     """``(section, f probabilities, f + g probabilities)`` of a raw section, read as the
-    checkpoint was trained (its graph and patch settings, its classes). A whole-slide image is
-    streamed: its patches are read while f runs, never all held."""
+    checkpoint was trained (its graph and patch settings, its classes). Patches are streamed:
+    cut (from a whole-slide image, read) while f runs, one chunk at a time, never all held."""
     cfg, classes = ckpt["config"], ckpt["classes"]
     section = rebuild_graph(section, cfg.graph)
     if section.classes and section.labels.ge(0).any():
         section = unify_classes([section], classes)[0]
     patches = trained_window(ckpt, section)
-    if isinstance(section.image, SlideImage) and not patches.standardize:
-        window = section_window_px(section, **patches.window())
-        chunks = iter_slide_patches(section.image, section.pixel_pos.numpy(), window, patches.patch_size)
+    if not patches.standardize:  # standardisation needs the whole section's colours first
+        chunks = iter_section_patches(section, patches.patch_size, **patches.window())
         return (section, *predict_stream(model, chunks, section.graph))
     (f_prob, g_prob), = predict_probs(model, [prepare(section, patches)])
     return section, f_prob, g_prob

@@ -82,3 +82,19 @@ def test_predict_h5ad_writes_the_annotated_anndata(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "run" / "best.pt"), "--synthetic", "1", "--library-id", "x",
                  "--out", str(out)]) == 2
     assert "--library-id goes with --h5ad" in capsys.readouterr().err
+
+
+def test_predict_any_input_as_anndata(tmp_path):
+    cfg = tiny_config(tmp_path).to_dict()
+    cfg["output"] = str(tmp_path / "run")
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(path), "--set", "train.epochs_g=1"]) == 0
+    out = tmp_path / "pred"
+    assert main(["predict", str(tmp_path / "run" / "best.pt"), "--synthetic", "5", "--anndata", "--no-figure",
+                 "--out", str(out)]) == 0
+    pred = anndata.read_h5ad(out / "predictions.h5ad")
+    section = make_section("hex", seed=5, shape=(8, 16), n_classes=3, name="synthetic-5")
+    assert list(pred.obs_names) == section.barcodes and pred.obsm["spatial"].shape == (section.num_nodes, 2)
+    np.testing.assert_allclose(pred.obsm["gridgraph_probs"].sum(1), 1.0, atol=1e-5)
+    assert (pred.obs["array_row"].to_numpy() == section.array_row).all()

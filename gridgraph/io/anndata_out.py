@@ -9,7 +9,21 @@ import numpy as np
 
 from .atomic import atomic_path
 
-__all__ = ["add_predictions", "write_h5ad"]
+__all__ = ["add_predictions", "write_h5ad", "section_anndata"]
+
+
+def section_anndata(section):
+    """An AnnData of a section's nodes: ``obs_names`` the node ids, ``obsm["spatial"]`` their
+    pixel ``(x, y)`` in the section's image, ``obs["array_row"/"array_col"]`` where known."""
+    import anndata
+    import pandas as pd
+
+    obs = pd.DataFrame(index=pd.Index([str(b) for b in section.barcodes], name="id"))
+    if section.array_row is not None:
+        obs["array_row"], obs["array_col"] = np.asarray(section.array_row), np.asarray(section.array_col)
+    adata = anndata.AnnData(obs=obs)
+    adata.obsm["spatial"] = section.pixel_pos.numpy().astype(np.float64)
+    return adata
 
 
 def _categorical(names: list, classes: Sequence[str]):

@@ -127,3 +127,22 @@ def section_patches(
 
         return extract_slide_patches(section.image, section.pixel_pos.numpy(), window_px, patch_size)
     return extract_patches(section.load_image(), section.pixel_pos.numpy(), window_px, patch_size)
+
+
+def iter_section_patches(section, patch_size: int, window_px: Optional[float] = None,
+                         window_um: Optional[float] = None, window_spots: Optional[float] = None,
+                         chunk: int = 4096):
+    """Yield ``(node indices, patches)`` chunks covering every node of ``section``: a whole-slide
+    image block by block (:func:`~gridgraph.patches.slide.iter_slide_patches`), an image array
+    ``chunk`` nodes at a time. Patches equal :func:`section_patches`'s; memory is one chunk."""
+    window = section_window_px(section, window_px, window_um, window_spots)
+    pos = section.pixel_pos.numpy()
+    if isinstance(section.image, SlideImage):
+        from .slide import iter_slide_patches
+
+        yield from iter_slide_patches(section.image, pos, window, patch_size, chunk=chunk)
+        return
+    image = section.load_image()
+    for start in range(0, len(pos), chunk):
+        idx = torch.arange(start, min(start + chunk, len(pos)))
+        yield idx, extract_patches(image, pos[start: start + chunk], window, patch_size)
