@@ -142,3 +142,28 @@ def test_importing_gridgraph_leaves_pillows_limit(tmp_path):
     Image.fromarray(texture(8, 8)).save(tmp_path / "s.png")
     read_image(tmp_path / "s.png")
     assert Image.MAX_IMAGE_PIXELS == before and before is not None
+
+
+def test_a_dark_sixteen_bit_png_stays_dark(tmp_path):
+    from PIL import Image
+
+    from gridgraph.io import read_image
+
+    raw = np.array([[0, 255], [1000, 65535]], dtype=np.uint16)
+    Image.fromarray(raw).save(tmp_path / "dark.png")
+    assert read_image(tmp_path / "dark.png")[..., 0].tolist() == [[0, 1], [4, 255]]
+
+
+def test_a_config_names_slide_options(tmp_path):
+    from gridgraph.io.sources import READERS
+
+    raw = np.zeros((64, 64, 2), dtype=np.uint16)
+    raw[..., 0], raw[0, 0, 1], raw[0, 1, 1] = 100, 2048, 4095
+    tifffile.imwrite(tmp_path / "fluo.tif", raw, photometric="minisblack", planarconfig="contig")
+    source = READERS.get("spaceranger")
+    opts, _ = source._split(tmp_path, {"fullres_image": {"path": "fluo.tif", "intensity": 12, "channels": [1]}})
+    assert opts["fullres_image"]["path"] == str(tmp_path / "fluo.tif")
+    from gridgraph.io.tables import open_image
+
+    slide = open_image(opts["fullres_image"])
+    assert slide.load()[0, 0].tolist() == [128, 128, 128] and slide.load()[0, 1].tolist() == [255, 255, 255]

@@ -74,9 +74,11 @@ class Section:
 
     @property
     def microns_per_px(self) -> Optional[float]:
+        """µm per pixel of the section's image: from the spot diameter in µm and in pixels, else
+        from the image itself (a slide's OME metadata or resolution tags), else ``None``."""
         if self.spot_diameter_px and self.spot_diameter_um:
             return self.spot_diameter_um / self.spot_diameter_px
-        return None
+        return getattr(self.image, "microns_per_pixel", None)
 
     def load_image(self) -> np.ndarray:
         """``(H, W, 3)`` uint8 pixels of the section's image."""

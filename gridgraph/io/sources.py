@@ -62,8 +62,10 @@ class SectionSource:
         suffixes = {k: opts.pop(f"{k}_suffix", v) for k, v in self.suffixes.items()}
         for key in self.path_options:
             value = opts.get(key)
-            if isinstance(value, str) and not Path(value).is_absolute() and (root / value).exists():
-                opts[key] = str(root / value)
+            if isinstance(value, Mapping) and isinstance(value.get("path"), str):  # an image with options
+                opts[key] = {**value, "path": _under(root, value["path"])}
+            elif isinstance(value, str):
+                opts[key] = _under(root, value)
         return opts, suffixes
 
     def expand(self, root: Path, ids: Sequence, options: Mapping) -> list:
@@ -99,6 +101,11 @@ class SectionSource:
 
     def __repr__(self) -> str:
         return f"SectionSource({self.reader.__name__})"
+
+
+def _under(root: Path, value: str) -> str:
+    """``value`` relative to ``root`` when that names an existing file, else as given."""
+    return str(root / value) if not Path(value).is_absolute() and (root / value).exists() else value
 
 
 def _synthetic(seed, name=None, **options):

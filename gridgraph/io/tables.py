@@ -16,7 +16,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -341,14 +341,20 @@ def check_inside(pos: np.ndarray, size: tuple, source: str, ids: Sequence, kind:
 
 
 def open_image(image: Optional[ImageLike], what: str = "image") -> Optional[ImageLike]:
-    """A reader's image argument made usable: a path becomes a :class:`LazyImage` (decoded on
-    first use), an array is converted to ``(H, W, 3)`` uint8, ``None`` and ``LazyImage`` pass."""
+    """A reader's image argument made usable: a TIFF path becomes a :class:`SlideImage` (read
+    window by window), another path a :class:`LazyImage` (decoded on first use), a mapping
+    ``{"path": ..., "intensity": ..., "channels": ..., "microns_per_pixel": ...}`` a
+    :class:`SlideImage` with those options (as a config names them); an array is converted to
+    ``(H, W, 3)`` uint8; ``None`` and open images pass."""
     if image is None or isinstance(image, (LazyImage, SlideImage)):
         return image
     if isinstance(image, np.ndarray):
         return to_rgb_uint8(image, what)
     if hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
         return to_rgb_uint8(np.asarray(image.convert("RGBA") if image.mode == "P" else image), what)
+    if isinstance(image, Mapping):  # {"path": SLIDE.tif, "intensity": 12, "channels": [0, 1, 2], ...}
+        options = dict(image)
+        return SlideImage(require_file(options.pop("path", None) or "", what), **options)
     path = require_file(image, what)
     return SlideImage(path) if is_tiff(path) else LazyImage(path)
 
