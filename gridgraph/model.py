@@ -6,10 +6,10 @@ from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from .encoders import build_encoder, embedding_and_logits, encode
-from .names import GInput
 from .correctors import build_corrector
+from .encoders import Encoder, build_encoder, encode, logits_and_embedding
 from .graph.spot_graph import SpotGraph
+from .names import GInput, choices
 from .patches.transforms import normalize
 
 __all__ = ["GridGraphNet", "GridGraphOutput", "build_model"]
@@ -34,8 +34,11 @@ class GridGraphNet(nn.Module):
             ``g_input="features"`` f follows :class:`~gridgraph.encoders.Encoder` (``embed`` +
             ``classifier``, as every gridgraph encoder), or has a submodule ``f.classifier``
             mapping the embedding ``(B, D)`` to the logits (most torchvision classifiers), whose
-            input is then read by a forward hook. A forward hook on ``f.classifier`` sees every
-            pass of f whatever ``g_input``.
+            input is then read by a forward hook. Counting f's passes: an Encoder's features
+            come from ``f.embed`` + ``f.classifier`` without calling ``f.forward``, so hooks on
+            ``f`` itself see no pass with ``g_input="features"``; a forward hook on
+            ``f.classifier`` sees every pass of f (recomputations under checkpointing included)
+            whatever ``g_input``.
         g: corrector, ``(N, C)`` node features + :class:`~gridgraph.graph.SpotGraph` ->
             ``(N, K)`` node logits (see :mod:`gridgraph.correctors`).
         g_input: what g sees: ``"softmax"`` (default, f's class probabilities, as the paper),
@@ -73,16 +76,9 @@ class GridGraphNet(nn.Module):
     ):
         super().__init__()
         if g_input not in GInput.values():
-            raise ValueError(f"g_input must be one of {GInput.values()}, got {g_input!r}")
-        if g_input == GInput.FEATURES:
-            if not isinstance(getattr(f, "classifier", None), nn.Module):
-                raise ValueError(
-                    "g_input='features' needs an f whose last layer is the submodule "
-                    "f.classifier, e.g. gridnet_simple or densenet121"
-                )
-            width = getattr(f, "embedding_dim", getattr(f.classifier, "in_features", None))
-        else:
-            width = getattr(f, "num_classes", None)
+            raise ValueError(f"g_input must be {choices(GInput)}, got {g_input!r}")
+        g_input = GInput(g_input).value  # stored as a plain string
+        width = self._f_width(f, g_input)
         g_in = getattr(g, "in_channels", None)
         if width is not None and g_in is not None and int(width) != int(g_in):
             raise ValueError(
@@ -97,6 +93,21 @@ class GridGraphNet(nn.Module):
         self.eval_chunk_size = eval_chunk_size
         self.g_residual = bool(g_residual)
 
+    @staticmethod
+    def _f_width(f: nn.Module, g_input: str) -> Optional[int]:
+        """Width of what g reads of f (``None`` when f does not say)."""
+        if g_input != GInput.FEATURES:
+            return getattr(f, "num_classes", None)
+        if isinstance(f, Encoder):
+            return f.embedding_dim
+        if not isinstance(getattr(f, "classifier", None), nn.Module):
+            raise ValueError(
+                "g_input='features' needs an f following gridgraph.encoders.Encoder (embed + "
+                "classifier, e.g. gridnet_simple or densenet121) or with a submodule f.classifier "
+                "that maps its embedding to the logits"
+            )
+        return getattr(f.classifier, "in_features", None)
+
     def _encode(self, fn, patches: Tensor, device=None):
         # Without gradients no activations are kept, so larger chunks only cost transient memory;
         # large patches get proportionally fewer per chunk (the budget of 256 patches of 64 px).
@@ -108,8 +119,9 @@ class GridGraphNet(nn.Module):
 
     def _logits_and_embedding(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """One pass of f on a chunk: its logits and its embedding (see
-        :func:`~gridgraph.encoders.embedding_and_logits`)."""
-        return embedding_and_logits(self.f, x)
+        :func:`~gridgraph.encoders.logits_and_embedding`). A bound method of this module, so
+        :func:`~gridgraph.encoders.encode` finds f's device and batch-norm layers through it."""
+        return logits_and_embedding(self.f, x)
 
     def forward_f(self, patches: Tensor) -> Tensor:
         """f's logits alone, ``(N, 3, P, P)`` -> ``(N, K)`` (f-only evaluation or training)."""
@@ -133,20 +145,20 @@ class GridGraphNet(nn.Module):
 
         Chunked and checkpointed like :meth:`forward`.
         """
-        if self.g_input == "features":
+        if self.g_input == GInput.FEATURES:
             device = next(self.f.parameters()).device
             return self._encode(self._logits_and_embedding, patches, device)
         f_logits = self._encode(self.f, patches)
-        return f_logits, f_logits.softmax(-1) if self.g_input == "softmax" else f_logits
+        return f_logits, f_logits.softmax(-1) if self.g_input == GInput.SOFTMAX else f_logits
 
     def g_outputs(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
         """g's node logits from g's input (e.g. f's cached outputs in two-stage training)."""
         out = self.g(g_in, graph)
         if not self.g_residual:
             return out
-        if self.g_input == "softmax":
+        if self.g_input == GInput.SOFTMAX:
             return out + torch.log(g_in.clamp_min(1e-8))
-        if self.g_input == "logits":
+        if self.g_input == GInput.LOGITS:
             return out + g_in
         return out + self.f.classifier(g_in)
 
@@ -187,6 +199,6 @@ def build_model(
         **kwargs: :class:`GridGraphNet` options (``chunk_size``, ``checkpoint``, ``transform``).
     """
     f = build_encoder(encoder, num_classes, **(encoder_kwargs or {}))
-    in_channels = f.embedding_dim if g_input == "features" else num_classes
+    in_channels = f.embedding_dim if g_input == GInput.FEATURES else num_classes
     g = build_corrector(corrector, num_classes, in_channels=in_channels, **(corrector_kwargs or {}))
     return GridGraphNet(f, g, g_input=g_input, **kwargs)

@@ -93,7 +93,7 @@ def _render(
 
 
 def make_section(
-    layout: str = "hex",
+    layout: str = Layout.HEX.value,
     n_classes: int = 5,
     seed: int = 0,
     shape: Optional[tuple[int, int]] = None,
@@ -132,14 +132,14 @@ def make_section(
     s = float(spacing_px or default_spacing)
     tissue = _Tissue(rng, n_classes)
 
-    if layout == "hex":
+    if layout == Layout.HEX:
         r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
         keep = (r % 2) == (c % 2)
         array_row, array_col = r[keep], c[keep]
         x = s + array_col * s / 2
         y = s + array_row * s * np.sqrt(3) / 2
         width, height = int(np.ceil(x.max() + s)), int(np.ceil(y.max() + s))
-    elif layout == "cartesian":
+    elif layout == Layout.CARTESIAN:
         r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
         array_row, array_col = r.ravel(), c.ravel()
         x, y = s + array_col * s, s + array_row * s
@@ -161,10 +161,10 @@ def make_section(
     labels = np.where(drop, -1, labels)
     image = _render(tissue, rng, width, height, n_classes, s, ambiguity)
 
-    if layout == "hex":
+    if layout == Layout.HEX:
         array_row, array_col = array_row[inside], array_col[inside]
         graph = hex_graph(array_row, array_col, pos=pos)
-    elif layout == "cartesian":
+    elif layout == Layout.CARTESIAN:
         array_row, array_col = array_row[inside], array_col[inside]
         graph = cartesian_graph(array_row, array_col, pos=pos)
     else:
@@ -185,6 +185,6 @@ def make_section(
     )
 
 
-def make_dataset(n_sections: int = 4, layout: str = "hex", seed: int = 0, **kwargs) -> list:
+def make_dataset(n_sections: int = 4, layout: str = Layout.HEX.value, seed: int = 0, **kwargs) -> list:
     """``n_sections`` synthetic sections with seeds ``seed, seed + 1, ...`` (same classes)."""
     return [make_section(layout, seed=seed + i, **kwargs) for i in range(n_sections)]

@@ -165,35 +165,94 @@ def test_encode_normalises_chunks_and_options():
         encode(f, patches[0], chunk_size=4)
 
 
-def test_builtin_encoders_follow_the_protocol_and_the_hook_fallback_agrees():
-    import torch
-    from torch import nn
+def test_encoder_registry_lookups_and_parameters():
+    from gridgraph.encoders import ENCODERS, available_encoders, build_encoder, register_encoder
 
-    from gridgraph.encoders import ENCODERS, Encoder, build_encoder, embedding_and_logits
+    assert available_encoders() == ENCODERS.names()
+    assert {"gridnet_simple", "densenet121", "densenet_tiny"} <= set(ENCODERS.names())
+    with pytest.raises(ValueError, match=r"unknown encoder 'nope'; known: .*densenet121.*gridnet_simple"):
+        build_encoder("nope", 3)
+    assert ENCODERS.parameters("gridnet_simple") == ["stage_channels", "stem_channels", "blocks"]
+    assert ENCODERS.parameters("densenet121") == [
+        "weights", "progress", "bn_size", "drop_rate", "memory_efficient"]
+    assert "growth_rate" in ENCODERS.parameters("densenet_tiny")
+    with pytest.raises(ValueError, match=r"f\.kwargs\.stage_channel: encoder 'gridnet_simple'"):
+        ENCODERS.check_kwargs("gridnet_simple", {"stage_channel": (8,)}, "f.kwargs")
+    small = build_encoder("gridnet_simple", 3, stage_channels=(4, 8), blocks=(1, 1))
+    assert small.embedding_dim == 8 and small.num_classes == 3
+
+    @register_encoder("test_tiny")
+    def tiny(num_classes):
+        return gridnet_simple(num_classes, stage_channels=(4,), blocks=(1,))
+
+    try:
+        assert "test_tiny" in available_encoders() and build_encoder("test_tiny", 2).num_classes == 2
+        with pytest.raises(ValueError, match="already registered"):
+            register_encoder("test_tiny", gridnet_simple)
+    finally:
+        ENCODERS.remove("test_tiny")
+
+
+@pytest.mark.parametrize("name", ["gridnet_simple", "densenet_tiny"])
+def test_builtin_encoders_follow_the_protocol_and_the_hook_fallback_agrees(name):
+    from gridgraph.encoders import Encoder, build_encoder, logits_and_embedding
     from gridgraph.encoders.protocol import _hooked
 
-    assert set(ENCODERS.names()) >= {"gridnet_simple", "densenet121", "densenet_tiny"}
-    assert "stage_channels" in ENCODERS.parameters("gridnet_simple")
     torch.manual_seed(0)
     x = torch.randn(3, 3, 32, 32)
-    for name in ("gridnet_simple", "densenet_tiny"):
-        f = build_encoder(name, 4).eval()
-        assert isinstance(f, Encoder)
-        logits, emb = embedding_and_logits(f, x)
-        hooked_logits, hooked_emb = _hooked(f, x)
-        assert torch.equal(logits, hooked_logits) and torch.equal(emb, hooked_emb)
-        assert emb.shape == (3, f.embedding_dim) and logits.shape == (3, 4)
+    f = build_encoder(name, 4).eval()
+    assert isinstance(f, Encoder)
+    assert isinstance(f.embedding_dim, int) and f.num_classes == 4
+    assert f.classifier.in_features == f.embedding_dim
+    logits, emb = logits_and_embedding(f, x)
+    hooked_logits, hooked_emb = _hooked(f, x)  # the foreign-module path on the same module
+    assert torch.equal(logits, hooked_logits) and torch.equal(emb, hooked_emb)
+    assert torch.equal(logits, f(x)) and torch.equal(emb, f.embed(x))
+    assert emb.shape == (3, f.embedding_dim) and logits.shape == (3, 4)
 
-    class Foreign(nn.Module):  # a torchvision-style classifier without embed()
+
+def test_hook_fallback_reads_the_embedding_of_foreign_modules():
+    from collections import OrderedDict
+
+    from gridgraph.encoders import Encoder, logits_and_embedding
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 8, 8)
+    trunk = nn.Sequential(nn.Conv2d(3, 5, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    f = nn.Sequential(OrderedDict(trunk=trunk, classifier=nn.Linear(5, 2)))
+    assert not isinstance(f, Encoder)
+    logits, emb = logits_and_embedding(f, x)
+    assert torch.equal(emb, trunk(x)) and torch.equal(logits, f(x))
+    assert not f.classifier._forward_hooks  # the hook is removed again
+
+    class Unpooled(nn.Module):  # a classifier fed (B, C, 1, 1): the embedding is flattened
         def __init__(self):
             super().__init__()
-            self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 5))
-            self.classifier = nn.Linear(5, 2)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(3, 2))
 
         def forward(self, x):
-            return self.classifier(torch.relu(self.trunk(x)))
+            return self.classifier(self.pool(x))
 
-    f = Foreign()
-    assert not isinstance(f, Encoder)
-    logits, emb = embedding_and_logits(f, x)
-    assert torch.equal(emb, torch.relu(f.trunk(x))) and torch.equal(logits, f(x))
+    g = Unpooled()
+    logits, emb = logits_and_embedding(g, x)
+    assert emb.shape == (3, 3) and torch.equal(emb, x.mean((2, 3), keepdim=True).flatten(1))
+
+    class Bypass(nn.Module):  # never calls its classifier
+        def __init__(self):
+            super().__init__()
+            self.classifier = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return x.mean((2, 3))[:, :2]
+
+    with pytest.raises(RuntimeError, match="did not call f.classifier"):
+        logits_and_embedding(Bypass(), x)
+
+
+def test_densenet_module_uses_only_public_torchvision_api():
+    import inspect
+
+    import gridgraph.encoders.densenet as densenet
+
+    assert "_api" not in inspect.getsource(densenet)

@@ -116,7 +116,7 @@ class DenseCorrector(GridCorrector):
         if graph.num_nodes == 0:
             return graph
         low = graph.grid_index.amin(0)
-        if graph.layout == "hex":
+        if graph.layout == Layout.HEX:
             low = torch.stack([low[0], low[1] - low[1] % 2])
         high = graph.grid_index.amax(0)
         shape = tuple(int(v) for v in (high - low + 1))

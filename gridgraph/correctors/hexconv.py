@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..names import Layout
 from .dense import DenseCorrector, GridLayer
 from .registry import register_corrector
 
@@ -87,7 +88,7 @@ class HexConvCorrector(DenseCorrector):
     Shapes: ``x`` ``(N, in_channels)``, ``graph`` a SpotGraph (or a collated batch) -> ``(N, K)``.
     """
 
-    layouts = ("hex",)
+    layouts = (Layout.HEX.value,)
 
     def __init__(
         self,

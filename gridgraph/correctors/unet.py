@@ -5,7 +5,7 @@ bands whose identity depends on where a spot lies between the pial surface and t
 tens of spots away. :class:`UNetCorrector` downsamples the dense grid of a grid-layout graph three
 times (by default), which lets a spot see about 40 cells in every direction (most of a Visium
 slide), and it is given the foreground mask as an extra channel, so the tissue edge is visible.
-Unlike :class:`~.conv2d.GridLayer` stacks, background cells carry features between layers:
+Unlike :class:`~.dense.GridLayer` stacks, background cells carry features between layers:
 context flows across gaps in the tissue.
 """
 from __future__ import annotations

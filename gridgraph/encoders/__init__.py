@@ -1,26 +1,25 @@
 """Patch encoders f: ``(B, 3, P, P)`` float -> ``(B, K)`` logits, with an embedding.
 
-Every encoder here exposes ``embed(x) -> (B, embedding_dim)``, ``classifier`` (``embedding_dim``
--> K) and the attributes ``embedding_dim`` and ``num_classes``, so a corrector can take f's
-features instead of its logits. Any other ``nn.Module`` with ``(B, 3, P, P) -> (B, K)`` works as f
-for logits or probabilities.
+Every encoder here follows :class:`Encoder` (``embed(x) -> (B, embedding_dim)``, ``classifier``
+``embedding_dim -> K``, ``embedding_dim``, ``num_classes``), so a corrector can take f's features
+instead of its logits. Any other ``nn.Module`` with ``(B, 3, P, P) -> (B, K)`` works as f for
+logits or probabilities. Build one by name from :data:`ENCODERS` (:func:`build_encoder`).
 """
-from typing import Any
+from typing import Any, List
 
 from torch import nn
-from torchvision.models import DenseNet
 
 from ..registry import Registry
-
 from .densenet import DenseNetEncoder, densenet121, densenet_tiny, load_densenet_weights
 from .encode import encode, preserve_batchnorm_stats
 from .gridnet_simple import BasicBlock, GridNetSimple, gridnet_simple
-from .protocol import Encoder, embedding_and_logits
+from .protocol import Encoder, logits_and_embedding
 
+#: name -> builder ``(num_classes, **kwargs) -> nn.Module``; configs name f here.
 ENCODERS = Registry("encoder", fixed=("num_classes",))
 ENCODERS.register("gridnet_simple", gridnet_simple, forwards_to=lambda: [GridNetSimple])
-ENCODERS.register("densenet121", densenet121, forwards_to=lambda: [DenseNet])
-ENCODERS.register("densenet_tiny", densenet_tiny, forwards_to=lambda: [DenseNet])
+ENCODERS.register("densenet121", densenet121)
+ENCODERS.register("densenet_tiny", densenet_tiny)
 
 
 def register_encoder(name: str, builder=None, *, overwrite: bool = False):
@@ -29,7 +28,7 @@ def register_encoder(name: str, builder=None, *, overwrite: bool = False):
     return ENCODERS.register(name, builder, overwrite=overwrite)
 
 
-def available_encoders() -> list:
+def available_encoders() -> List[str]:
     """Sorted names accepted by :func:`build_encoder`."""
     return ENCODERS.names()
 
@@ -44,7 +43,7 @@ __all__ = [
     "DenseNetEncoder",
     "ENCODERS",
     "Encoder",
-    "embedding_and_logits",
+    "logits_and_embedding",
     "register_encoder",
     "available_encoders",
     "GridNetSimple",

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import DenseNet
-from torchvision.models import WeightsEnum
+from torchvision.models import DenseNet, WeightsEnum
 
 __all__ = ["DenseNetEncoder", "densenet121", "densenet_tiny", "load_densenet_weights"]
 
@@ -107,7 +106,9 @@ def densenet121(
     num_classes: int,
     weights: Optional[Union[WeightsEnum, str, os.PathLike]] = None,
     progress: bool = True,
-    **kwargs: Any,
+    bn_size: int = 4,
+    drop_rate: float = 0.0,
+    memory_efficient: bool = False,
 ) -> DenseNetEncoder:
     """DenseNet-121 patch classifier with a ``num_classes`` classifier (embedding 1024).
 
@@ -117,23 +118,35 @@ def densenet121(
             weights (e.g. ``DenseNet121_Weights.IMAGENET1K_V1`` or its name), or a local file;
             see :func:`load_densenet_weights`. The classifier is always new unless the file
             holds one of the right shape.
-        progress: show torchvision's download progress bar.
-        **kwargs: passed to :class:`torchvision.models.DenseNet` (e.g. ``drop_rate``,
-            ``memory_efficient``).
+        progress: show torchvision's download progress bar (default ``True``).
+        bn_size, drop_rate, memory_efficient: :class:`torchvision.models.DenseNet`'s options
+            (defaults 4, 0.0, ``False``, torchvision's).
     """
     model = DenseNetEncoder(
-        num_classes, growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64, **kwargs
+        num_classes, growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64,
+        bn_size=bn_size, drop_rate=drop_rate, memory_efficient=memory_efficient,
     )
     if weights is not None:
         load_densenet_weights(model, weights, progress)
     return model
 
 
-def densenet_tiny(num_classes: int, **kwargs: Any) -> DenseNetEncoder:
-    """A very small DenseNet (growth 4, blocks (2, 2), 8 initial features; embedding 16).
+def densenet_tiny(
+    num_classes: int,
+    growth_rate: int = 4,
+    block_config: Sequence[int] = (2, 2),
+    num_init_features: int = 8,
+    bn_size: int = 2,
+    drop_rate: float = 0.0,
+    memory_efficient: bool = False,
+) -> DenseNetEncoder:
+    """A very small DenseNet (defaults: growth 4, blocks (2, 2), 8 initial features, bottleneck
+    2; embedding 16). Arguments are :class:`torchvision.models.DenseNet`'s.
 
     Same code path as :func:`densenet121`, including batch-norm: meant for tests and smoke runs.
     """
-    cfg = dict(growth_rate=4, block_config=(2, 2), num_init_features=8, bn_size=2)
-    cfg.update(kwargs)
-    return DenseNetEncoder(num_classes, **cfg)
+    return DenseNetEncoder(
+        num_classes, growth_rate=growth_rate, block_config=tuple(block_config),
+        num_init_features=num_init_features, bn_size=bn_size, drop_rate=drop_rate,
+        memory_efficient=memory_efficient,
+    )

@@ -68,7 +68,7 @@ def _transform_grid(grid_index: np.ndarray, shape, layout: str, k: int, flip: bo
 
     Hex grids move in Visium array coordinates, where the hexagonal symmetries act.
     """
-    if layout == "hex":
+    if layout == Layout.HEX:
         to_lattice = lambda g: np.stack(hex_grid_to_visium(g), axis=1)  # noqa: E731
         to_grid = lambda a: visium_to_hex_grid(a[:, 0], a[:, 1])  # noqa: E731
         move = _hex_map
@@ -78,7 +78,7 @@ def _transform_grid(grid_index: np.ndarray, shape, layout: str, k: int, flip: bo
     before = to_lattice(grid_index)
     after, cells = move(before, k, flip), move(to_lattice(_full_grid(shape)), k, flip)
     shift = -cells.min(axis=0)
-    if layout == "hex" and (shift[1] - shift[0]) % 2:  # keep array_col's parity equal to array_row's
+    if layout == Layout.HEX and (shift[1] - shift[0]) % 2:  # keep array_col's parity equal to array_row's
         shift[1] += 1
     after, cells = after + shift, cells + shift
     new_shape = tuple(int(v) + 1 for v in to_grid(cells).max(axis=0))

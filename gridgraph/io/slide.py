@@ -1,10 +1,11 @@
-"""Whole-slide images: TIFF / BigTIFF / OME-TIFF pyramids read window by window.
+"""Whole-slide images: TIFF / BigTIFF / OME-TIFF / SVS pyramids read window by window.
 
 :class:`SlideImage` opens a (tiled or striped, pyramidal or not) TIFF through tifffile and reads
 regions through its zarr store, so only the tiles a window touches are decoded (JPEG, JPEG 2000,
-LZW, deflate, ... through imagecodecs). Sizes, pyramid levels and the pixel size come from the
-header. Pixels are converted to RGB uint8 by :class:`Intensity` (dtype range, a bit depth or
-percentiles) and an explicit channel choice for images that are not RGB.
+LZW, deflate, ... through imagecodecs), keeping recently decoded tiles in a bounded
+:class:`~gridgraph.io.slide_store.TileCache`. Sizes, pyramid levels and the pixel size come from
+the header. Pixels become RGB uint8 through :class:`~gridgraph.io.intensity.Intensity` (dtype
+range, a bit depth or percentiles) and an explicit channel choice for images that are not RGB.
 """
 from __future__ import annotations
 
@@ -15,74 +16,23 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from .intensity import Intensity, pick_channels
+from .slide_store import CachedStore, PlaneReader, TileCache, plane_axes
+
 __all__ = ["SlideImage", "Intensity", "TIFF_SUFFIXES", "is_tiff"]
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".svs", ".ndpi", ".scn", ".qptiff")
-_RGB = (2, 6)  # TIFF photometric RGB, and YCbCr (JPEG tiles, decoded to RGB)
+#: Pixels a side of the decimated sample that ``Intensity("percentile")`` is fitted on.
+PERCENTILE_SAMPLE_SIDE = 1024
 
 
 def is_tiff(path: Union[str, os.PathLike]) -> bool:
     return str(path).lower().endswith(TIFF_SUFFIXES)
 
 
-class Intensity:
-    """How pixel values become 0..255.
-
-    Args:
-        mode: ``"dtype"`` (default: the dtype's range, 0..65535 for uint16), an integer bit depth
-            (``12``: 0..4095), or ``"percentile"`` (per channel, ``low``..``high`` percentiles of
-            the slide's smallest pyramid level).
-        low, high: percentiles for ``"percentile"`` (default 1 and 99.5).
-    """
-
-    def __init__(self, mode: Union[str, int] = "dtype", low: float = 1.0, high: float = 99.5):
-        if not (mode in ("dtype", "percentile") or (isinstance(mode, int) and 1 <= mode <= 32)):
-            raise ValueError(f"intensity must be 'dtype', 'percentile' or a bit depth 1..32, got {mode!r}")
-        self.mode, self.low, self.high = mode, float(low), float(high)
-        self.range: Optional[tuple] = None
-
-    def fit(self, dtype: np.dtype, sample: Optional[np.ndarray] = None) -> "Intensity":
-        """Fix the value range: from the dtype, the bit depth, or ``(h, w, C)`` ``sample``."""
-        if self.mode == "percentile":
-            flat = sample.reshape(-1, sample.shape[-1]).astype(np.float64)
-            self.range = (np.percentile(flat, self.low, axis=0), np.percentile(flat, self.high, axis=0))
-        elif isinstance(self.mode, int):
-            self.range = (0.0, float(2 ** self.mode - 1))
-        elif np.issubdtype(dtype, np.integer):
-            self.range = (0.0, float(np.iinfo(dtype).max))
-        else:
-            self.range = (0.0, 1.0)
-        return self
-
-    def __call__(self, a: np.ndarray) -> np.ndarray:
-        if a.dtype == np.uint8 and self.mode == "dtype":
-            return a
-        low, high = self.range
-        scale = 255.0 / np.maximum(np.asarray(high, dtype=np.float64) - low, 1e-12)
-        return ((a.astype(np.float32) - low) * scale).round().clip(0, 255).astype(np.uint8)
-
-    def __repr__(self) -> str:
-        return f"Intensity({self.mode!r})"
-
-
-def _pick_channels(shape: tuple, photometric: int, channels: Optional[Sequence[int]], path: Path) -> list:
-    """Indices of the 1 or 3 channels shown as RGB."""
-    count = shape[2] if len(shape) == 3 else 1
-    if channels is not None:
-        chosen = [int(c) for c in channels]
-        if len(chosen) not in (1, 3) or any(not 0 <= c < count for c in chosen):
-            raise ValueError(f"{path}: channels must be 1 or 3 indices in 0..{count - 1}, got {list(channels)}")
-        return chosen
-    if count == 1:
-        return [0]
-    if photometric in _RGB and count in (3, 4):
-        return [0, 1, 2]  # RGB, alpha dropped
-    raise ValueError(f"{path}: the image has {count} channels that are not RGB (e.g. fluorescence); "
-                     "choose which to show with channels=[i] or channels=[r, g, b]")
-
-
 def _microns_per_pixel(tf) -> Optional[float]:
-    """µm per pixel from OME metadata (PhysicalSizeX) or the resolution tags (cm or inch)."""
+    """µm per pixel from OME metadata (PhysicalSizeX), Aperio's ``MPP`` or the resolution tags (cm or
+    inch); ``None`` when the file does not say."""
     if tf.ome_metadata:
         found = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', tf.ome_metadata)
         unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', tf.ome_metadata)
@@ -90,6 +40,9 @@ def _microns_per_pixel(tf) -> Optional[float]:
             factor = {"nm": 1e-3, "mm": 1e3, "cm": 1e4}.get(unit.group(1) if unit else "µm", 1.0)
             return float(found.group(1)) * factor
     page = tf.pages[0]
+    aperio = re.search(r"\|\s*MPP\s*=\s*([0-9.eE+-]+)", page.description or "") if tf.is_svs else None
+    if aperio and float(aperio.group(1)) > 0:
+        return float(aperio.group(1))
     res, unit = page.tags.get("XResolution"), page.tags.get("ResolutionUnit")
     if res is None or unit is None or int(unit.value) not in (2, 3):
         return None
@@ -100,70 +53,83 @@ def _microns_per_pixel(tf) -> Optional[float]:
     return (25400.0 if int(unit.value) == 2 else 10000.0) / per_unit
 
 
+
+
 class SlideImage:
     """A TIFF slide opened for windowed reading.
 
     Args:
-        path: TIFF / BigTIFF / OME-TIFF file (tiled or striped; pyramid levels are used when
-            present).
+        path: TIFF / BigTIFF / OME-TIFF / SVS file (tiled or striped; pyramid levels are used when
+            present). Axes ``YX``, ``YXS`` (RGB), ``SYX`` (planar) and ``CYX`` (channels) are read.
         intensity: an :class:`Intensity` or its ``mode`` (default ``"dtype"``).
         channels: the 1 or 3 channels shown as RGB; required for multi-channel images that are
             not RGB.
         microns_per_pixel: the level-0 pixel size when the file does not say (or to override it).
+        cache_mib: decoded tiles kept for reuse, in MiB (default 64; 0 disables the cache).
 
     Attributes:
         size: ``(width, height)`` of level 0, in pixels.
         level_sizes: ``[(width, height), ...]`` per pyramid level, level 0 first.
         downsamples: level-0 pixels per level pixel, per level.
         microns_per_pixel: µm per level-0 pixel, or ``None`` when unknown.
+        channels: indices of the channels shown as R, G, B (one index: grey).
+        cache: the :class:`~gridgraph.io.slide_store.TileCache`.
     """
 
     def __init__(self, path: Union[str, os.PathLike], intensity: Union[Intensity, str, int] = "dtype",
-                 channels: Optional[Sequence[int]] = None, microns_per_pixel: Optional[float] = None):
-        import tifffile
+                 channels: Optional[Sequence[int]] = None, microns_per_pixel: Optional[float] = None,
+                 cache_mib: float = 64):
+        import threading
 
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"image file not found: {self.path}")
+        self._open()
+        series = self._series
+        self._axes = series.axes
+        y, x, c = plane_axes(series.axes, series.levels[0].shape, self.path)
+        self.level_sizes = [(int(lv.shape[x]), int(lv.shape[y])) for lv in series.levels]
+        self.size = self.level_sizes[0]
+        self.downsamples = [self.size[0] / w for w, _ in self.level_sizes]
+        count = 1 if c is None else int(series.levels[0].shape[c])
+        self.channels = pick_channels(count, int(self._tif.pages[0].photometric), channels, self.path)
+        self.dtype = np.dtype(series.dtype)
+        if microns_per_pixel is not None and not float(microns_per_pixel) > 0:
+            raise ValueError(f"{self.path}: microns_per_pixel must be positive, got {microns_per_pixel}")
+        self.microns_per_pixel = float(microns_per_pixel) if microns_per_pixel else _microns_per_pixel(self._tif)
+        self.cache = TileCache(int(float(cache_mib) * (1 << 20)))
+        self._readers: dict = {}
+        self._lock = threading.Lock()
+        self.intensity = intensity if isinstance(intensity, Intensity) else Intensity(intensity)
+        sample = None
+        if self.intensity.mode == "percentile":
+            sample = self._decimated(len(self.level_sizes) - 1, PERCENTILE_SAMPLE_SIDE, rgb=False)[0]
+        self.intensity.fit(self.dtype, sample)
+
+    def _open(self) -> None:
+        import tifffile
+
         try:
             self._tif = tifffile.TiffFile(self.path)
-            series = self._tif.series[0]
+            self._series = self._tif.series[0]
         except Exception as err:  # tifffile raises several types for files that are not TIFF
             raise ValueError(f"{self.path}: cannot read as a TIFF image ({err})") from None
-        self._levels = list(series.levels)
-        shape0 = self._levels[0].shape
-        if len(shape0) not in (2, 3) or (len(shape0) == 3 and shape0[2] > 64):
-            raise ValueError(f"{self.path}: expected a 2-D image (Y, X[, channels]), got axes {series.axes} "
-                             f"of shape {shape0}")
-        self.size = (int(shape0[1]), int(shape0[0]))
-        self.level_sizes = [(int(s.shape[1]), int(s.shape[0])) for s in self._levels]
-        self.downsamples = [self.size[0] / w for w, _ in self.level_sizes]
-        self._channels = _pick_channels(shape0, int(self._tif.pages[0].photometric), channels, self.path)
-        self.dtype = np.dtype(series.dtype)
-        self.microns_per_pixel = microns_per_pixel or _microns_per_pixel(self._tif)
-        self._arrays: dict = {}
-        self.intensity = intensity if isinstance(intensity, Intensity) else Intensity(intensity)
-        sample = self._raw(len(self._levels) - 1) if self.intensity.mode == "percentile" else None
-        self.intensity.fit(self.dtype, None if sample is None else self._select(sample[:]))
 
-    def _raw(self, level: int):
-        """The zarr array of one level (opened once; reads decode only the touched tiles)."""
-        if level not in self._arrays:
-            import zarr
+    def _reader(self, level: int) -> PlaneReader:
+        """The windows of one level (opened once; reads decode only the touched tiles)."""
+        with self._lock:
+            if level not in self._readers:
+                import zarr
 
-            node = zarr.open(self._tif.series[0].aszarr(level=level), mode="r")
-            self._arrays[level] = node if hasattr(node, "shape") else node[str(level)]
-        return self._arrays[level]
-
-    def _select(self, a: np.ndarray) -> np.ndarray:
-        a = a[:, :, None] if a.ndim == 2 else a
-        if self._channels == list(range(a.shape[2])):
-            return a  # RGB as stored: no copy
-        return a[:, :, self._channels]
+                store = CachedStore(self._series.aszarr(level=level), self.cache, level)
+                node = zarr.open(store, mode="r")
+                node = node if hasattr(node, "shape") else node[str(level)]
+                self._readers[level] = PlaneReader(node, self._axes, self.channels, self.path)
+            return self._readers[level]
 
     def to_rgb(self, raw: np.ndarray) -> np.ndarray:
-        """Raw pixels ``(h, w[, C])`` of this slide -> ``(h, w, 3)`` uint8."""
-        a = self.intensity(self._select(raw))
+        """Raw pixels ``(h, w, k)`` of the chosen channels -> ``(h, w, 3)`` uint8."""
+        a = self.intensity(raw)
         return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else np.ascontiguousarray(a)
 
     def level_for(self, downsample: float) -> int:
@@ -175,40 +141,54 @@ class SlideImage:
         """``(height, width, 3)`` uint8 pixels of ``level`` with top-left ``(x0, y0)`` in that
         level's pixels; past the border the edge pixels are repeated."""
         w_img, h_img = self.level_sizes[level]
-        raw = self._raw(level)
+        reader = self._reader(level)
         xa, ya = max(x0, 0), max(y0, 0)
         xb, yb = min(x0 + width, w_img), min(y0 + height, h_img)
         if xa >= xb or ya >= yb:  # entirely outside: the nearest border pixel
             cx, cy = min(max(x0, 0), w_img - 1), min(max(y0, 0), h_img - 1)
-            pixel = self.to_rgb(np.asarray(raw[cy: cy + 1, cx: cx + 1]))
+            pixel = self.to_rgb(reader.read(slice(cy, cy + 1), slice(cx, cx + 1)))
             return np.broadcast_to(pixel, (height, width, 3)).copy()
-        crop = self.to_rgb(np.asarray(raw[ya:yb, xa:xb]))
+        crop = self.to_rgb(reader.read(slice(ya, yb), slice(xa, xb)))
         pad = ((ya - y0, y0 + height - yb), (xa - x0, x0 + width - xb), (0, 0))
         return np.pad(crop, pad, mode="edge") if any(p for pair in pad for p in pair) else crop
 
-    def thumbnail(self, max_side: int = 2048, block: int = 4096) -> tuple[np.ndarray, float]:
-        """The slide at most ``max_side`` pixels a side and its level-0 pixels per pixel: from the
-        smallest level that is large enough, decimated block by block (bounded memory)."""
-        want = max(self.size) / max_side
-        level = self.level_for(max(want, 1.0))
+    def _decimated(self, level: int, max_side: int, rgb: bool = True, block: int = 4096) -> tuple:
+        """Every ``step``-th pixel of ``level`` (at most ``max_side`` a side), read in bands of
+        ``block`` rows: ``(pixels, step)``, pixels ``(h, w, 3)`` uint8 with ``rgb``, else raw ``(h, w, k)``."""
         w, h = self.level_sizes[level]
         step = max(int(np.ceil(max(w, h) / max_side)), 1)
-        rows = []
-        for y in range(0, h, block - block % step):
-            band = self.to_rgb(np.asarray(self._raw(level)[y: y + block - block % step: step, ::step]))
-            rows.append(band)
-        return np.concatenate(rows), self.downsamples[level] * step
+        band = max(block - block % step, step)
+        reader = self._reader(level)
+        parts = [reader.read(slice(y, min(y + band, h), step), slice(0, w, step)) for y in range(0, h, band)]
+        return np.concatenate([self.to_rgb(p) for p in parts] if rgb else parts), step
+
+    def thumbnail(self, max_side: int = 2048) -> tuple[np.ndarray, float]:
+        """``(image, factor)``: the slide at most ``max_side`` pixels a side as ``(h, w, 3)``
+        uint8, and level-0 pixels per thumbnail pixel. Read from the smallest level that is
+        large enough and decimated band by band: memory is the thumbnail, not the level."""
+        level = self.level_for(max(max(self.size) / max_side, 1.0))
+        thumb, step = self._decimated(level, max_side)
+        return thumb, self.downsamples[level] * step
 
     def load(self) -> np.ndarray:
         """Level 0 as ``(H, W, 3)`` uint8 (the whole slide: for small images only)."""
-        return self.to_rgb(np.asarray(self._raw(0)[:]))
+        w, h = self.size
+        return self.to_rgb(self._reader(0).read(slice(0, h), slice(0, w)))
 
     def release(self) -> None:
-        self._arrays = {}
+        """Drop the open level arrays and the cached tiles."""
+        self._readers = {}
+        self.cache.clear()
 
     def close(self) -> None:
-        self._arrays = {}
+        self.release()
         self._tif.close()
+
+    def __enter__(self) -> "SlideImage":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return (f"SlideImage({str(self.path)!r}, size={self.size}, levels={len(self.level_sizes)}, "

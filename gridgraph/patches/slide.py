@@ -32,6 +32,14 @@ def plan_level(slide: SlideImage, window_px: float, patch_size: Optional[int]) -
     return level, slide.downsamples[level]
 
 
+def default_threads() -> int:
+    """Regions read at once by default: the CPU cores this process may use, 1 to 8. Resizing
+    one region at a time leaves torch's own threads idle much of the time, so one thread per core
+    is about twice as fast as one in all on 2 cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, cores))
+
+
 def _groups(corners: np.ndarray, block: int) -> list:
     """Node indices grouped by the block their window's corner falls in, in reading order."""
     key = np.floor_divide(corners[:, 1], block) * (1 << 32) + np.floor_divide(corners[:, 0], block)
@@ -69,7 +77,7 @@ def _group_results(slide, pixel_pos, window_px, patch_size, level, block, thread
     w = max(int(round(float(window_px) / down)), 1)
     p = w if patch_size is None else int(patch_size)
     corners = window_corners(pos / down, w)
-    threads = max(1, min(4, (os.cpu_count() or 2) // 2)) if threads is None else max(int(threads), 1)
+    threads = default_threads() if threads is None else max(int(threads), 1)
     pending = deque()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for idx in _groups(corners, block):
@@ -93,8 +101,8 @@ def iter_slide_patches(slide: SlideImage, pixel_pos, window_px: float, patch_siz
         level: pyramid level to read (default :func:`plan_level`'s choice).
         block: side of the reading blocks, in pixels of that level.
         chunk: about this many patches per yielded chunk.
-        threads: regions read and resized at once (imagecodecs decodes without the GIL);
-            default: half the CPU cores, 1 to 4 (torch's own threads resize each region).
+        threads: regions read and resized at once (imagecodecs and torch work without the GIL);
+            default :func:`default_threads`.
 
     Memory: ``threads + 1`` regions of about ``(block + window)^2`` pixels, plus one chunk.
     """

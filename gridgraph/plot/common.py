@@ -63,7 +63,7 @@ def _unpack_nodes(graph_or_pos: Any, layout: Optional[str]) -> tuple[np.ndarray,
         layout = graph_or_pos.layout if layout is None else layout
     else:
         pos = to_numpy(graph_or_pos)
-        layout = "irregular" if layout is None else layout
+        layout = Layout.IRREGULAR.value if layout is None else layout
     pos = np.asarray(pos, dtype=np.float64)
     if pos.ndim != 2 or pos.shape[1] != 2:
         raise ValueError(f"pos must have shape (N, 2) of pixel (x, y), got {pos.shape}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.collections import PolyCollection
 
+from ..names import Layout
+
 #: Sections with more nodes are drawn as one raster image instead of one shape per node.
 RASTER_MIN_NODES = 20_000
 
@@ -22,7 +24,7 @@ def _spacing(pos: np.ndarray) -> float:
 
 def _polygons(pos: np.ndarray, layout: str, spacing: float) -> np.ndarray:
     """``(N, V, 2)`` vertices of a square (cartesian) or pointy-top hexagon (hex) per node."""
-    if layout == "cartesian":
+    if layout == Layout.CARTESIAN:
         h = spacing / 2.0
         offsets = np.array([[-h, -h], [h, -h], [h, h], [-h, h]])
     else:  # hexagons that tile a lattice with neighbour distance ``spacing``
@@ -67,7 +69,7 @@ def _draw_nodes(ax, pos, layout, colors, spacing, marker_size) -> None:
         img, extent = node_raster(pos, np.asarray(colors, dtype=float), spacing, _axes_pixels(ax))
         ax.imshow(img, extent=extent, origin="upper", interpolation="nearest")
         return
-    if layout == "irregular":
+    if layout == Layout.IRREGULAR:
         if marker_size is None:
             fig = ax.figure
             bbox = ax.get_position()
