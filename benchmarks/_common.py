@@ -53,7 +53,19 @@ def run_worker(script: str, argv: Sequence[str]) -> dict:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident set size of this process so far, MiB (Linux reports KiB)."""
+    """Peak resident set size of this process so far, MiB.
+
+    Linux's ``ru_maxrss`` survives ``exec``: a worker started by a parent that once held more
+    memory would report the parent's peak. ``VmHWM`` belongs to the process's own address space,
+    so it is read first.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

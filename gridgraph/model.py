@@ -37,8 +37,9 @@ class GridGraphNet(nn.Module):
             input is then read by a forward hook. Counting f's passes: an Encoder's features
             come from ``f.embed`` + ``f.classifier`` without calling ``f.forward``, so hooks on
             ``f`` itself see no pass with ``g_input="features"``; a forward hook on
-            ``f.classifier`` sees every pass of f (recomputations under checkpointing included)
-            whatever ``g_input``.
+            ``f.classifier`` sees every pass of f (once per chunk) whatever ``g_input``.
+            Checkpoint recomputations during backward stop once f's saved activations are
+            rebuilt, before the classifier, so neither hook counts them.
         g: corrector, ``(N, C)`` node features + :class:`~gridgraph.graph.SpotGraph` ->
             ``(N, K)`` node logits (see :mod:`gridgraph.correctors`).
         g_input: what g sees: ``"softmax"`` (default, f's class probabilities, as the paper),

@@ -71,8 +71,9 @@ def test_registry():
     g = build_corrector("gcn", 4, in_channels=9, hidden_channels=8, num_layers=2)
     assert isinstance(g, GCNCorrector) and g.in_channels == 9 and g.num_classes == 4
     assert build_corrector("conv2d", 4).in_channels == 4
-    with pytest.raises(ValueError, match="unknown corrector 'nope'"):
+    with pytest.raises(ValueError, match=r"unknown corrector 'nope'; known: conv2d, gat, gcn, hexconv"):
         build_corrector("nope", 4)
+    assert available_correctors() == registry.CORRECTORS.names()
 
     @register_corrector("test_identity")
     class Identity(Corrector):
@@ -439,3 +440,21 @@ def test_base_corrector_accepts_any_graph_and_kwargs_are_checked():
     CORRECTORS.check_kwargs("gcn", {"hidden_channels": 8, "aggr": "mean"}, "g.kwargs")
     with pytest.raises(ValueError, match=r"g\.kwargs\.hidden_chanels: corrector 'gcn' takes no argument"):
         CORRECTORS.check_kwargs("gcn", {"hidden_chanels": 3}, "g.kwargs")
+
+
+def test_corrector_modules_and_registry_object():
+    import gridgraph.correctors as correctors
+    from gridgraph.correctors import base, conv2d, dense, hexconv, unet
+
+    assert correctors.CORRECTORS is registry.CORRECTORS
+    assert registry.CORRECTORS.kind == "corrector"
+    assert registry.CORRECTORS.fixed == ("num_classes", "in_channels")
+    assert correctors.Corrector is base.Corrector
+    assert conv2d.__all__ == ["Conv2dCorrector"]
+    assert {"GridLayer", "GridCorrector", "DenseCorrector"} <= set(vars(dense))
+    assert issubclass(hexconv.HexConvCorrector, dense.DenseCorrector)
+    assert issubclass(unet.UNetCorrector, dense.GridCorrector)
+    for name in available_correctors():  # every built-in corrector has a check_graph
+        assert callable(build_corrector(name, K).check_graph)
+    assert registry.CORRECTORS.parameters("conv2d") == [
+        "hidden_channels", "kernel_sizes", "batch_norm", "bias"]

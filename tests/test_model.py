@@ -141,6 +141,55 @@ def test_mismatched_widths_raise():
         GridGraphNet(torch.nn.Linear(3, K), Conv2dCorrector(K), g_input="features")
 
 
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("make_f", [gridnet_simple, densenet_tiny])
+def test_features_protocol_path_equals_hook_fallback_bitwise(make_f, train, monkeypatch):
+    """f.embed + f.classifier (protocol) == f's forward with a hook on f.classifier (fallback)."""
+    import gridgraph.model as model_module
+    from gridgraph.encoders import Encoder
+    from gridgraph.encoders.protocol import _hooked
+
+    torch.manual_seed(0)
+    graph = _sparse_cartesian()
+    f = make_f(K)
+    assert isinstance(f, Encoder)
+    model = GridGraphNet(f, GCNCorrector(K, in_channels=f.embedding_dim), g_input="features",
+                         chunk_size=5).train(train)
+    patches = _patches(graph.num_nodes)
+    state = copy.deepcopy(f.state_dict())
+    logits, emb = model.f_outputs(patches)
+    f.load_state_dict(state)  # the same batch-norm running statistics for the second pass
+    monkeypatch.setattr(model_module, "logits_and_embedding", _hooked)
+    hooked_logits, hooked_emb = model.f_outputs(patches)
+    assert torch.equal(logits, hooked_logits) and torch.equal(emb, hooked_emb)
+    assert emb.shape == (graph.num_nodes, f.embedding_dim) and logits.shape == (graph.num_nodes, K)
+
+
+@pytest.mark.parametrize("g_input", ["softmax", "features"])
+def test_a_hook_on_f_classifier_counts_every_pass_of_f(g_input):
+    graph = _sparse_cartesian()  # 12 nodes: chunks of 5, 5, 2
+    f = gridnet_simple(K)
+    in_channels = f.embedding_dim if g_input == "features" else K
+    model = GridGraphNet(f, GCNCorrector(K, in_channels=in_channels), g_input=g_input,
+                         chunk_size=5)
+    rows, forward_calls = [], []
+    f.classifier.register_forward_hook(lambda m, i, o: rows.append(o.shape[0]))
+    f.register_forward_hook(lambda *a: forward_calls.append(1))
+    model(_patches(graph.num_nodes), graph)  # training mode: chunked and checkpointed
+    assert rows == [5, 5, 2]
+    # f.forward runs only for logits/probabilities: an Encoder's features skip it.
+    assert len(forward_calls) == (0 if g_input == "features" else 3)
+
+
+def test_g_input_is_checked_and_stored_as_a_plain_string():
+    from gridgraph.names import GInput
+
+    model = GridGraphNet(gridnet_simple(K), Conv2dCorrector(K), g_input=GInput.LOGITS)
+    assert type(model.g_input) is str and model.g_input == "logits"
+    with pytest.raises(ValueError, match="g_input must be 'softmax', 'logits' or 'features'"):
+        GridGraphNet(gridnet_simple(K), Conv2dCorrector(K), g_input="probs")
+
+
 @pytest.mark.parametrize(
     "corrector,kind",
     [("conv2d", "cartesian"), ("hexconv", "hex"), ("gcn", "hex"), ("gcn", "irregular")],

@@ -3,7 +3,8 @@
 Counting f's passes: :func:`logits_and_embedding` calls ``f.embed`` and ``f.classifier`` of an
 :class:`Encoder`, not ``f.forward``, so a forward hook on ``f`` itself sees only the passes made
 through ``f(x)`` (``g_input`` ``"softmax"`` or ``"logits"``). A forward hook on ``f.classifier``
-sees every pass of f, by either path and whatever ``g_input``.
+sees every pass of f, by either path and whatever ``g_input`` (checkpoint recomputations during
+backward stop before the classifier, so they are not counted).
 """
 from __future__ import annotations
 

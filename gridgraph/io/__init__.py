@@ -1,8 +1,10 @@
 """Readers and writers: Space Ranger, classic ST, spot tables, nuclei CSVs, AnnData, Loupe CSV."""
 from .anndata_io import read_anndata
-from .image import LazyImage, read_image, to_rgb_uint8
+from .image import LazyImage, read_image, thumbnail, to_rgb_uint8
+from .intensity import Intensity
 from .nuclei import read_nuclei_csv
 from .section import Section, encode_labels
+from .slide import SlideImage
 from .spaceranger import read_barcode_labels, read_scalefactors, read_spaceranger
 from .spot_table import read_class_names, read_spot_table
 from .st_tsv import read_st_tsv
@@ -14,6 +16,9 @@ __all__ = [
     "Section",
     "encode_labels",
     "LazyImage",
+    "SlideImage",
+    "Intensity",
+    "thumbnail",
     "read_image",
     "to_rgb_uint8",
     "read_spaceranger",

@@ -89,6 +89,20 @@ class LazyImage:
             self._array = read_image(self.path)
         return self._array
 
+    def thumbnail(self, max_side: int = 2048) -> tuple[np.ndarray, float]:
+        """``(image, factor)``: ``(h, w, 3)`` uint8 at most ``max_side`` a side, and image pixels
+        per thumbnail pixel. A JPEG is decoded at a reduced scale (Pillow's draft mode); other
+        formats are decoded once and reduced, without keeping the full image."""
+        if self._array is not None or max(self.size) <= max_side:
+            return thumbnail(self.load() if self._array is None else self._array, max_side)
+        with _no_pixel_limit(), Image.open(self.path) as im:
+            if im.mode not in ("RGB", "RGBA", "L", "LA", "P"):
+                return thumbnail(read_image(self.path), max_side)
+            im = im.convert("RGBA") if im.mode == "P" else im
+            im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+            small = to_rgb_uint8(np.asarray(im), str(self.path))
+        return small, self.size[0] / small.shape[1]
+
     def release(self) -> None:
         """Drop the decoded pixels (they are read again on the next :meth:`load`)."""
         self._array = None
@@ -104,6 +118,19 @@ def image_size(image: ImageLike) -> tuple[int, int]:
     if isinstance(image, np.ndarray):
         return int(image.shape[1]), int(image.shape[0])
     return LazyImage(image).size
+
+
+def thumbnail(image: ImageLike, max_side: int = 2048) -> tuple[np.ndarray, float]:
+    """``(pixels, factor)``: an image at most ``max_side`` pixels a side as ``(h, w, 3)`` uint8,
+    and full-resolution pixels per thumbnail pixel. Slides read a pyramid level
+    (:meth:`~gridgraph.io.slide.SlideImage.thumbnail`), image files a reduced decode
+    (:meth:`LazyImage.thumbnail`), arrays every ``factor``-th pixel (no copy when small)."""
+    if hasattr(image, "thumbnail"):  # LazyImage, SlideImage
+        return image.thumbnail(max_side)
+    if not isinstance(image, np.ndarray):
+        return LazyImage(image).thumbnail(max_side)
+    step = max(int(np.ceil(max(image.shape[:2]) / max_side)), 1)
+    return to_rgb_uint8(image[::step, ::step]), float(step)
 
 
 def as_array(image: ImageLike) -> np.ndarray:

@@ -21,7 +21,8 @@ class Section:
         labels: ``(N,)`` int64, ``-1`` for unlabeled nodes; label ``i`` means ``classes[i]``.
         classes: class names.
         barcodes: ``N`` node ids (spot barcodes, or generated ids for nuclei).
-        image: ``(H, W, 3)`` uint8 array, a :class:`~gridgraph.io.image.LazyImage`, or ``None``.
+        image: ``(H, W, 3)`` uint8 array, a :class:`~gridgraph.io.image.LazyImage`, a
+            :class:`~gridgraph.io.slide.SlideImage` (read window by window), or ``None``.
         spot_diameter_px: spot diameter in image pixels, where known.
         spot_diameter_um: physical spot diameter in micrometres (Visium 55, classic ST 100).
         array_row, array_col: ``(N,)`` array coordinates for grid layouts.
@@ -79,6 +80,11 @@ class Section:
         if self.spot_diameter_px and self.spot_diameter_um:
             return self.spot_diameter_um / self.spot_diameter_px
         return getattr(self.image, "microns_per_pixel", None)
+
+    @property
+    def microns_per_pixel(self) -> Optional[float]:
+        """The same as :attr:`microns_per_px` (the name slides and Space Ranger use)."""
+        return self.microns_per_px
 
     def load_image(self) -> np.ndarray:
         """``(H, W, 3)`` uint8 pixels of the section's image."""

@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from .intensity import Intensity, pick_channels
-from .slide_store import CachedStore, PlaneReader, TileCache, plane_axes
+from .slide_store import PlaneReader, TileCache, cached_store, plane_axes
 
 __all__ = ["SlideImage", "Intensity", "TIFF_SUFFIXES", "is_tiff"]
 
@@ -121,7 +121,7 @@ class SlideImage:
             if level not in self._readers:
                 import zarr
 
-                store = CachedStore(self._series.aszarr(level=level), self.cache, level)
+                store = cached_store(self._series.aszarr(level=level), self.cache, level)
                 node = zarr.open(store, mode="r")
                 node = node if hasattr(node, "shape") else node[str(level)]
                 self._readers[level] = PlaneReader(node, self._axes, self.channels, self.path)

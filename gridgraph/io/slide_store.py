@@ -2,7 +2,7 @@
 pyramid level read as ``(h, w, k)`` arrays whatever the file's axis order.
 
 tifffile's zarr store decodes a tile (JPEG, JPEG 2000, LZW, deflate, ... through imagecodecs)
-each time zarr asks for it; :class:`CachedStore` keeps the decoded tiles in a
+each time zarr asks for it; :func:`cached_store` keeps the decoded tiles in a
 :class:`TileCache` (least recently used out first, bounded in bytes), so the tiles shared by
 neighbouring windows or read again for a figure are decoded once. :class:`PlaneReader` maps a
 level's axes (``YXS`` contiguous RGB, ``SYX`` planar RGB, ``CYX`` OME channels, ...) to windows.
@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
-from zarr.storage import WrapperStore
 
-__all__ = ["TileCache", "CachedStore", "PlaneReader", "plane_axes"]
+__all__ = ["TileCache", "cached_store", "PlaneReader", "plane_axes"]
 
 
 class TileCache:
@@ -62,27 +61,37 @@ def _is_metadata(key: str) -> bool:
     return key.endswith(("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"))
 
 
-class CachedStore(WrapperStore):
-    """A zarr store (tifffile's, which returns decoded tiles) whose chunk reads go through a
-    :class:`TileCache` under ``tag`` (e.g. the pyramid level)."""
+_CACHED_STORE = None
 
-    def __init__(self, store, cache: TileCache, tag):
-        super().__init__(store)
-        self._cache, self._tag = cache, tag
 
-    def _with_store(self, store):
-        return type(self)(store, self._cache, self._tag)
+def cached_store(store, cache: TileCache, tag):
+    """``store`` (tifffile's zarr store, which returns decoded tiles) with its chunk reads going
+    through ``cache`` under ``tag`` (e.g. the pyramid level). zarr is imported on first use."""
+    global _CACHED_STORE
+    if _CACHED_STORE is None:
+        from zarr.storage import WrapperStore
 
-    async def get(self, key, prototype, byte_range=None):
-        if byte_range is not None or _is_metadata(key) or not self._cache.max_bytes:
-            return await self._store.get(key, prototype, byte_range)
-        tile = self._cache.get((self._tag, key))
-        if tile is not None:
-            return prototype.buffer.from_bytes(tile)
-        found = await self._store.get(key, prototype, byte_range)
-        if found is not None:
-            self._cache.put((self._tag, key), found.to_bytes())
-        return found
+        class CachedStore(WrapperStore):
+            def __init__(self, inner, tiles: TileCache, key_tag):
+                super().__init__(inner)
+                self._cache, self._tag = tiles, key_tag
+
+            def _with_store(self, inner):
+                return type(self)(inner, self._cache, self._tag)
+
+            async def get(self, key, prototype, byte_range=None):
+                if byte_range is not None or _is_metadata(key) or not self._cache.max_bytes:
+                    return await self._store.get(key, prototype, byte_range)
+                tile = self._cache.get((self._tag, key))
+                if tile is not None:
+                    return prototype.buffer.from_bytes(tile)
+                found = await self._store.get(key, prototype, byte_range)
+                if found is not None:
+                    self._cache.put((self._tag, key), found.to_bytes())
+                return found
+
+        _CACHED_STORE = CachedStore
+    return _CACHED_STORE(store, cache, tag)
 
 
 def plane_axes(axes: str, shape: Sequence[int], path: Union[str, Path]) -> tuple:

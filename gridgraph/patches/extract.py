@@ -31,7 +31,7 @@ def extract_patches(
     pixel_pos,
     window_px: float,
     patch_size: Optional[int] = None,
-    chunk_size: int = 256,
+    chunk_size: Optional[int] = None,
 ) -> torch.Tensor:
     """Patches centred on each node.
 
@@ -42,7 +42,8 @@ def extract_patches(
             at least 1). Past the image border the edge pixels are repeated.
         patch_size: side ``P`` of the returned patches; windows are resized to it (bilinear,
             antialiased). Defaults to the window size.
-        chunk_size: windows resized at a time (bounds the float working memory).
+        chunk_size: windows cut and resized at a time (bounds the working memory; default
+            16 MiB of float windows).
 
     Returns:
         ``(N, 3, P, P)`` uint8 tensor. Only node windows are cut: no dense grid of background.
@@ -57,6 +58,7 @@ def extract_patches(
         raise ValueError(f"patch_size must be positive, got {patch_size}")
     out = torch.empty((len(pos), 3, p, p), dtype=torch.uint8)
     corners = window_corners(pos, w)
+    chunk_size = chunk_size or max(8, (16 << 20) // (w * w * 12))
     for start in range(0, len(pos), chunk_size):
         idx = range(start, min(start + chunk_size, len(pos)))
         out[start: start + len(idx)] = resize_windows(
@@ -69,11 +71,12 @@ def window_corners(pos: np.ndarray, window: int) -> np.ndarray:
     return np.floor(pos - window / 2.0 + 0.5).astype(np.int64)
 
 
-def resize_windows(crops: np.ndarray, patch_size: int, batch: int = 32, out: Optional[torch.Tensor] = None,
+def resize_windows(crops: np.ndarray, patch_size: int, batch: int = 8, out: Optional[torch.Tensor] = None,
                    rows: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``(n, w, w, 3)`` uint8 windows -> ``(n, 3, P, P)`` uint8 (bilinear, antialiased), ``batch``
-    windows at a time so the float working memory stays small. With ``out`` (and ``rows``, one
-    row of ``out`` per window) the patches are written there instead of a new tensor."""
+    windows at a time so the float working memory stays small (8: about 1.3x faster than 32 for
+    224 px patches on a 2-core x86 machine; the result does not depend on it). With ``out`` (and
+    ``rows``, one row of ``out`` per window) the patches are written there instead of a new tensor."""
     chunk = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)
     if out is None:
         out, rows = torch.empty((len(chunk), 3, patch_size, patch_size), dtype=torch.uint8), None

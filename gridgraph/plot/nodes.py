@@ -89,17 +89,16 @@ BACKGROUND_MAX_SIDE = 2048
 
 
 def _draw_background(ax, image) -> None:
-    """An image under the nodes: arrays and images as they are, whole-slide images from the
-    pyramid level that matches the figure (:meth:`~gridgraph.io.slide.SlideImage.thumbnail`),
-    drawn in level-0 pixel coordinates."""
-    if hasattr(image, "thumbnail"):
-        thumb, factor = image.thumbnail(BACKGROUND_MAX_SIDE)
-        h, w = thumb.shape[:2]
-        ax.imshow(thumb, extent=(0, w * factor, h * factor, 0), origin="upper", interpolation="nearest")
-        return
-    from ..io.image import as_array
+    """An image under the nodes, at most ``BACKGROUND_MAX_SIDE`` pixels a side
+    (:func:`~gridgraph.io.image.thumbnail`: whole-slide images from the pyramid level that
+    matches the figure, image files decoded reduced, arrays decimated), drawn in full-resolution
+    pixel coordinates: a figure of a gigapixel slide needs tens of MiB, not the slide."""
+    from ..io.image import thumbnail
 
-    ax.imshow(as_array(image), origin="upper", interpolation="nearest")
+    thumb, f = thumbnail(image, BACKGROUND_MAX_SIDE)
+    h, w = thumb.shape[:2]
+    ax.imshow(thumb, extent=(-0.5 * f, (w - 0.5) * f, (h - 0.5) * f, -0.5 * f), origin="upper",
+              interpolation="nearest")
 
 
 def _setup_map_axes(ax, pos, spacing, image, title) -> None:
