@@ -8,8 +8,9 @@ from .slide import SlideImage
 from .spaceranger import read_barcode_labels, read_scalefactors, read_spaceranger
 from .spot_table import read_class_names, read_spot_table
 from .st_tsv import read_st_tsv
-from .visium_hd import read_visium_hd
-from .xenium import read_xenium
+from .frames import read_frame
+from .visium_hd import hd_bin_folder, read_visium_hd
+from .xenium import read_alignment, read_xenium
 from .writers import read_loupe_csv, read_predictions, write_loupe_csv, write_predictions
 
 __all__ = [
@@ -30,7 +31,10 @@ __all__ = [
     "read_nuclei_csv",
     "read_anndata",
     "read_visium_hd",
+    "hd_bin_folder",
     "read_xenium",
+    "read_alignment",
+    "read_frame",
     "write_loupe_csv",
     "read_loupe_csv",
     "write_predictions",

@@ -4,13 +4,16 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
 
+from .intensity import PERCENTILE_SAMPLE_SIDE, Intensity, pick_channels
+
 
 ImageLike = Union[str, os.PathLike, np.ndarray, "LazyImage"]
+IntensityLike = Union[Intensity, str, int, None]
 
 
 @contextlib.contextmanager
@@ -51,14 +54,29 @@ def to_rgb_uint8(array: np.ndarray, source: str = "image") -> np.ndarray:
     raise ValueError(f"{source}: unsupported image dtype {a.dtype}")
 
 
-def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
-    """Read an image file as ``(H, W, 3)`` uint8 (greyscale, RGBA, palette and 16-bit converted)."""
+#: Pillow modes whose samples are wider than 8 bits; read as they are when scaled explicitly.
+HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def read_image(path: Union[str, os.PathLike], intensity: IntensityLike = None,
+               channels: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Read an image file as ``(H, W, 3)`` uint8.
+
+    By default greyscale, RGBA, palette and 16-bit images are converted as
+    :func:`to_rgb_uint8` does (16-bit by the dtype's range). ``intensity`` (an
+    :class:`~gridgraph.io.intensity.Intensity`, ``"dtype"``, ``"percentile"`` or a bit depth such
+    as ``12``) and ``channels`` (1 or 3 indices of the R, G, B or grey channels) scale and select
+    the raw samples the way :class:`~gridgraph.io.slide.SlideImage` does; ``"percentile"`` is
+    fitted on the image decimated to about 1024 px a side.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with _no_pixel_limit(), Image.open(path) as im:
-            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            if intensity is not None or channels is not None:
+                return _scaled(im, path, intensity, channels)
+            if im.mode in HIGH_BIT_MODES:
                 return to_rgb_uint8(np.asarray(im), str(path))
             if im.mode != "RGB":
                 im = im.convert("RGBA" if "A" in im.getbands() or im.mode == "P" else "RGB")
@@ -67,16 +85,53 @@ def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
         raise ValueError(f"{path}: cannot read as an image ({err})") from err
 
 
+def _scaled(im, path: Path, intensity: IntensityLike, channels: Optional[Sequence[int]]) -> np.ndarray:
+    """An open Pillow image -> ``(H, W, 3)`` uint8 through :class:`Intensity` and a channel
+    choice: high-bit modes keep their samples, other modes become 8-bit ``L`` or ``RGB``."""
+    if im.mode not in HIGH_BIT_MODES and im.mode not in ("L", "RGB"):
+        grey = set(im.getbands()) <= {"L", "A", "a", "1"}
+        im = im.convert("L" if grey else "RGB")
+    raw = np.asarray(im)
+    raw = raw[:, :, None] if raw.ndim == 2 else raw
+    chosen = pick_channels(raw.shape[2], 2 if im.mode == "RGB" else 1, channels, path)
+    raw = raw[:, :, chosen]
+    scale = as_intensity(intensity)
+    step = max(int(np.ceil(max(raw.shape[:2]) / PERCENTILE_SAMPLE_SIDE)), 1)
+    scale.fit(raw.dtype, raw[::step, ::step] if scale.mode == "percentile" else None)
+    out = scale(raw)
+    return np.repeat(out, 3, axis=2) if out.shape[2] == 1 else np.ascontiguousarray(out)
+
+
+def as_intensity(intensity: IntensityLike) -> Intensity:
+    """An :class:`~gridgraph.io.intensity.Intensity` from itself, its mode or ``None`` (``"dtype"``)."""
+    if isinstance(intensity, Intensity):
+        return intensity
+    return Intensity("dtype" if intensity is None else intensity)
+
+
 class LazyImage:
     """An image file that is decoded on first use; its size comes from the header alone.
+
+    Args:
+        path: a PNG, JPEG, ... file Pillow reads (whole-slide TIFFs: :class:`~gridgraph.io.slide.SlideImage`).
+        intensity, channels: raw sample scaling and channel choice (see :func:`read_image`);
+            default ``None``: Pillow's conversion, 16-bit by the dtype's range.
+        microns_per_pixel: the pixel size in µm, when known (never guessed from DPI tags:
+            PNG and JPEG files carry screen defaults such as 72 dpi).
 
     ``size`` is ``(width, height)`` in pixels; :meth:`load` returns ``(H, W, 3)`` uint8 and caches it.
     """
 
-    def __init__(self, path: Union[str, os.PathLike]):
+    def __init__(self, path: Union[str, os.PathLike], intensity: IntensityLike = None,
+                 channels: Optional[Sequence[int]] = None, microns_per_pixel: Optional[float] = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"image file not found: {self.path}")
+        if microns_per_pixel is not None and not float(microns_per_pixel) > 0:
+            raise ValueError(f"{self.path}: microns_per_pixel must be positive, got {microns_per_pixel}")
+        self.microns_per_pixel = None if microns_per_pixel is None else float(microns_per_pixel)
+        self.intensity = None if intensity is None else as_intensity(intensity)
+        self.channels = None if channels is None else [int(c) for c in channels]
         try:
             with _no_pixel_limit(), Image.open(self.path) as im:
                 self.size = (int(im.width), int(im.height))
@@ -86,14 +141,15 @@ class LazyImage:
 
     def load(self) -> np.ndarray:
         if self._array is None:
-            self._array = read_image(self.path)
+            self._array = read_image(self.path, self.intensity, self.channels)
         return self._array
 
     def thumbnail(self, max_side: int = 2048) -> tuple[np.ndarray, float]:
         """``(image, factor)``: ``(h, w, 3)`` uint8 at most ``max_side`` a side, and image pixels
         per thumbnail pixel. A JPEG is decoded at a reduced scale (Pillow's draft mode); other
         formats are decoded once and reduced, without keeping the full image."""
-        if self._array is not None or max(self.size) <= max_side:
+        plain = self.intensity is None and self.channels is None
+        if self._array is not None or max(self.size) <= max_side or not plain:
             return thumbnail(self.load() if self._array is None else self._array, max_side)
         with _no_pixel_limit(), Image.open(self.path) as im:
             if im.mode not in ("RGB", "RGBA", "L", "LA", "P"):

@@ -12,7 +12,10 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["Intensity", "pick_channels"]
+__all__ = ["Intensity", "pick_channels", "PERCENTILE_SAMPLE_SIDE"]
+
+#: Pixels a side of the decimated sample that ``Intensity("percentile")`` is fitted on.
+PERCENTILE_SAMPLE_SIDE = 1024
 
 RGB_PHOTOMETRIC = (2, 6)  # TIFF photometric RGB, and YCbCr (JPEG tiles, decoded to RGB)
 

@@ -16,28 +16,65 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .intensity import Intensity, pick_channels
-from .slide_store import PlaneReader, TileCache, cached_store, plane_axes
+from .intensity import PERCENTILE_SAMPLE_SIDE, Intensity, pick_channels
+from .slide_store import PlaneReader, TileCache, cached_store, plane_axes, usable_cores
 
-__all__ = ["SlideImage", "Intensity", "TIFF_SUFFIXES", "is_tiff"]
+__all__ = ["SlideImage", "Intensity", "TIFF_SUFFIXES", "is_tiff", "open_image_file"]
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".btf", ".svs", ".ndpi", ".scn", ".qptiff")
-#: Pixels a side of the decimated sample that ``Intensity("percentile")`` is fitted on.
-PERCENTILE_SAMPLE_SIDE = 1024
 
 
-def is_tiff(path: Union[str, os.PathLike]) -> bool:
-    return str(path).lower().endswith(TIFF_SUFFIXES)
+#: The first four bytes of little- and big-endian TIFF and BigTIFF files.
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def is_tiff(path: Union[str, os.PathLike], sniff: bool = False) -> bool:
+    """Whether ``path`` names a TIFF by its suffix (:data:`TIFF_SUFFIXES`), or with ``sniff`` also
+    by its first bytes (a TIFF saved under another name)."""
+    if str(path).lower().endswith(TIFF_SUFFIXES):
+        return True
+    if not sniff:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in TIFF_MAGIC
+    except OSError:
+        return False
+
+
+def open_image_file(path: Union[str, os.PathLike], intensity=None, channels: Optional[Sequence[int]] = None,
+                    microns_per_pixel: Optional[float] = None, **slide_options):
+    """An image file opened for reading, whatever its format: a TIFF (by suffix or content) as a
+    :class:`SlideImage` (``slide_options``: ``cache_mib``, ``decode_threads``), anything Pillow
+    reads as a :class:`~gridgraph.io.image.LazyImage`. ``intensity``, ``channels`` and
+    ``microns_per_pixel`` mean the same for both; slide options given for a non-TIFF raise
+    ``ValueError`` naming the file."""
+    from .image import LazyImage
+
+    if is_tiff(path, sniff=True):
+        return SlideImage(path, "dtype" if intensity is None else intensity, channels, microns_per_pixel,
+                          **slide_options)
+    if slide_options:
+        raise ValueError(f"{path}: {sorted(slide_options)} apply to TIFF slides only; this file is read by "
+                         "Pillow (give intensity, channels or microns_per_pixel)")
+    return LazyImage(path, intensity, channels, microns_per_pixel)
+
+
+#: Resolution tags coarser than this (µm per pixel) are print or screen defaults (72, 96, 300,
+#: 1200 dpi: 21 to 353 µm/px), not a microscope's pixel size, and are ignored.
+MAX_TAG_MICRONS_PER_PIXEL = 20.0
+#: µm per unit of the OME ``PhysicalSizeXUnit`` values a slide may use (others: pixel size unknown).
+OME_LENGTH_UNITS = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "Å": 1e-4, "mm": 1e3, "cm": 1e4, "m": 1e6}
 
 
 def _microns_per_pixel(tf) -> Optional[float]:
     """µm per pixel from OME metadata (PhysicalSizeX), Aperio's ``MPP`` or the resolution tags (cm or
-    inch); ``None`` when the file does not say."""
+    inch, up to :data:`MAX_TAG_MICRONS_PER_PIXEL`); ``None`` when the file does not say."""
     if tf.ome_metadata:
         found = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', tf.ome_metadata)
         unit = re.search(r'PhysicalSizeXUnit="([^"]+)"', tf.ome_metadata)
-        if found:
-            factor = {"nm": 1e-3, "mm": 1e3, "cm": 1e4}.get(unit.group(1) if unit else "µm", 1.0)
+        factor = OME_LENGTH_UNITS.get(unit.group(1) if unit else "µm")
+        if found and factor and float(found.group(1)) > 0:
             return float(found.group(1)) * factor
     page = tf.pages[0]
     aperio = re.search(r"\|\s*MPP\s*=\s*([0-9.eE+-]+)", page.description or "") if tf.is_svs else None
@@ -49,10 +86,8 @@ def _microns_per_pixel(tf) -> Optional[float]:
     num, den = res.value
     if not num or not den:
         return None
-    per_unit = num / den
-    return (25400.0 if int(unit.value) == 2 else 10000.0) / per_unit
-
-
+    mpp = (25400.0 if int(unit.value) == 2 else 10000.0) * den / num
+    return mpp if mpp <= MAX_TAG_MICRONS_PER_PIXEL else None
 
 
 class SlideImage:
@@ -66,6 +101,8 @@ class SlideImage:
             not RGB.
         microns_per_pixel: the level-0 pixel size when the file does not say (or to override it).
         cache_mib: decoded tiles kept for reuse, in MiB (default 64; 0 disables the cache).
+        decode_threads: tiles of one read decoded at once (default: the usable cores, at most 8;
+            1 decodes them one after another in zarr's event-loop thread).
 
     Attributes:
         size: ``(width, height)`` of level 0, in pixels.
@@ -78,7 +115,7 @@ class SlideImage:
 
     def __init__(self, path: Union[str, os.PathLike], intensity: Union[Intensity, str, int] = "dtype",
                  channels: Optional[Sequence[int]] = None, microns_per_pixel: Optional[float] = None,
-                 cache_mib: float = 64):
+                 cache_mib: float = 64, decode_threads: Optional[int] = None):
         import threading
 
         self.path = Path(path)
@@ -98,6 +135,7 @@ class SlideImage:
             raise ValueError(f"{self.path}: microns_per_pixel must be positive, got {microns_per_pixel}")
         self.microns_per_pixel = float(microns_per_pixel) if microns_per_pixel else _microns_per_pixel(self._tif)
         self.cache = TileCache(int(float(cache_mib) * (1 << 20)))
+        self.decode_threads = usable_cores() if decode_threads is None else max(int(decode_threads), 1)
         self._readers: dict = {}
         self._lock = threading.Lock()
         self.intensity = intensity if isinstance(intensity, Intensity) else Intensity(intensity)
@@ -121,7 +159,8 @@ class SlideImage:
             if level not in self._readers:
                 import zarr
 
-                store = cached_store(self._series.aszarr(level=level), self.cache, level)
+                raw = self._series.aszarr(level=level, maxworkers=self.decode_threads)
+                store = cached_store(raw, self.cache, level)
                 node = zarr.open(store, mode="r")
                 node = node if hasattr(node, "shape") else node[str(level)]
                 self._readers[level] = PlaneReader(node, self._axes, self.channels, self.path)
@@ -136,6 +175,19 @@ class SlideImage:
         """The coarsest level whose resolution is still at least ``1 / downsample`` of level 0."""
         ok = [i for i, d in enumerate(self.downsamples) if d <= downsample * (1 + 1e-6)]
         return max(ok, key=lambda i: self.downsamples[i]) if ok else 0
+
+    def level_for_microns(self, microns_per_pixel: float) -> int:
+        """The coarsest level whose pixels are at most ``microns_per_pixel`` µm (level 0 when even
+        it is coarser); ``ValueError`` naming the file when its pixel size is unknown."""
+        if self.microns_per_pixel is None:
+            raise ValueError(f"{self.path}: its pixel size is unknown (no OME, Aperio MPP or resolution "
+                             "tags); give SlideImage(..., microns_per_pixel=...)")
+        return self.level_for(float(microns_per_pixel) / self.microns_per_pixel)
+
+    def level_microns_per_pixel(self, level: int) -> Optional[float]:
+        """µm per pixel of ``level`` (``None`` when the slide's pixel size is unknown)."""
+        mpp = self.microns_per_pixel
+        return None if mpp is None else mpp * self.downsamples[level]
 
     def read_region(self, x0: int, y0: int, width: int, height: int, level: int = 0) -> np.ndarray:
         """``(height, width, 3)`` uint8 pixels of ``level`` with top-left ``(x0, y0)`` in that

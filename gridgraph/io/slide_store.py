@@ -9,6 +9,7 @@ level's axes (``YXS`` contiguous RGB, ``SYX`` planar RGB, ``CYX`` OME channels, 
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -16,7 +17,13 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["TileCache", "cached_store", "PlaneReader", "plane_axes"]
+__all__ = ["TileCache", "cached_store", "PlaneReader", "plane_axes", "usable_cores"]
+
+
+def usable_cores(limit: int = 8) -> int:
+    """The CPU cores this process may run on (its affinity mask), from 1 to ``limit``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(limit), cores))
 
 
 class TileCache:

@@ -14,10 +14,10 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..graph.spec import GraphSpec, GraphSpecLike
-from .frames import numeric_column, read_frame, text_column
+from .frames import RowNames, map_labels, numeric_column, read_frame, text_column, unique_column
 from .image import ImageLike, image_size
 from .section import Section
-from .tables import PathLike, check_inside, check_unique, encode_names, open_image, require_file
+from .tables import PathLike, check_inside, image_source, is_positive_number, open_image, require_file
 
 __all__ = ["read_xenium", "read_alignment", "CELL_DIAMETER_UM"]
 
@@ -36,7 +36,7 @@ def _cells_file(folder: Path) -> Path:
 
 def _pixel_size(folder: Path, given: Optional[float]) -> float:
     if given is not None:
-        if not np.isfinite(given) or given <= 0:
+        if not is_positive_number(given):
             raise ValueError(f"pixel_size_um must be a finite positive number, got {given}")
         return float(given)
     path = require_file(folder / "experiment.xenium", "Xenium experiment file (or give pixel_size_um)")
@@ -44,21 +44,26 @@ def _pixel_size(folder: Path, given: Optional[float]) -> float:
         value = json.loads(path.read_text()).get("pixel_size")
     except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
         raise ValueError(f"{path}: not a JSON object") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{path}: pixel_size must be a finite positive number (µm per pixel)")
+    if not is_positive_number(value):
+        raise ValueError(f"{path}: field 'pixel_size' must be a finite positive number (µm per pixel)")
     return float(value)
 
 
 def read_alignment(path: PathLike) -> np.ndarray:
-    """The ``(3, 3)`` affine matrix (image pixels -> Xenium pixels) of an alignment CSV."""
+    """The ``(3, 3)`` affine matrix of a Xenium Explorer alignment CSV (three lines of three
+    numbers; image pixels -> Xenium pixels, last row ``0, 0, 1``)."""
     path = require_file(path, "Xenium alignment CSV")
+    if path.stat().st_size > 4096:
+        raise ValueError(f"{path}: too large for an alignment CSV; expected a 3 x 3 matrix of numbers")
     try:
         rows = [line.replace(",", " ").split() for line in path.read_text().splitlines() if line.strip()]
         matrix = np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
     except (UnicodeDecodeError, ValueError):
         raise ValueError(f"{path}: expected a 3 x 3 matrix of numbers (the alignment CSV)") from None
-    if matrix.shape != (3, 3) or not np.isfinite(matrix).all() or abs(np.linalg.det(matrix[:2, :2])) < 1e-12:
-        raise ValueError(f"{path}: expected an invertible 3 x 3 affine matrix, got shape {matrix.shape}")
+    if matrix.shape != (3, 3) or not np.isfinite(matrix).all():
+        raise ValueError(f"{path}: expected an invertible 3 x 3 affine matrix of finite numbers, got shape {matrix.shape}")
+    if not np.allclose(matrix[2], [0.0, 0.0, 1.0]) or abs(np.linalg.det(matrix[:2, :2])) < 1e-12:
+        raise ValueError(f"{path}: expected an invertible affine matrix (last row 0, 0, 1)")
     return matrix
 
 
@@ -66,46 +71,80 @@ def read_xenium(path: PathLike, image: Optional[ImageLike] = None, alignment: Op
                 pixel_size_um: Optional[float] = None, labels: Union[None, PathLike, Mapping] = None,
                 classes: Optional[Sequence[str]] = None, graph: GraphSpecLike = "knn",
                 name: Optional[str] = None) -> Section:
-    """Read a Xenium bundle's cells as a :class:`Section` (node ids = ``cell_id``).
+    """Read a Xenium bundle's cells as a :class:`Section`.
 
     Args:
-        path: the Xenium output folder.
+        path: the Xenium output folder (``cells.parquet``, else ``cells.csv.gz`` / ``cells.csv``).
         image: an image registered to the cells: with ``alignment`` an H&E image, without it the
-            morphology image (Xenium pixels); ``None``: positions in Xenium pixels, no image.
-        alignment: the alignment CSV of ``image`` (H&E pixels -> Xenium pixels).
-        pixel_size_um: µm per Xenium pixel (default ``experiment.xenium``'s ``pixel_size``).
-        labels: ``cell_id`` -> class mapping, or a CSV with columns ``cell_id``, ``label``.
-        graph: the cell graph (default symmetric 6-nearest neighbours).
+            morphology image (Xenium pixels); ``None`` (default): positions in Xenium pixels.
+        alignment: the alignment CSV of ``image`` (H&E pixels -> Xenium pixels, as Xenium
+            Explorer exports it); its inverse puts the cells into the image's pixels.
+        pixel_size_um: µm per Xenium pixel (default ``experiment.xenium``'s ``pixel_size``,
+            0.2125 on current instruments).
+        labels: ``cell_id`` -> class mapping, or a CSV/TSV/parquet with columns ``cell_id``,
+            ``label``; ``classes`` fixes the order. Cells without a label get ``-1``.
+        graph: a :class:`~gridgraph.graph.GraphSpec`-like on the image pixels (default ``"knn"``,
+            symmetric 6 nearest neighbours; ``{"builder": "radius", "r": <px>}``); ``None`` is
+            the default.
+        name: section name (default the folder's name).
+
+    Returns:
+        A :class:`Section` over the ``N`` cells in file order: node ids the ``cell_id`` values,
+        ``pos`` ``(N, 2)`` pixel ``(x, y)``; ``spot_diameter_um`` a nominal cell
+        (:data:`CELL_DIAMETER_UM` = 10 µm) and ``spot_diameter_px`` its size in the image's
+        pixels, so ``microns_per_px`` is the image's µm per pixel and windows in µm (or in
+        cells) work.
     """
     folder = Path(path)
     cells = _cells_file(folder)
-    frame = read_frame(cells, ["cell_id", "x_centroid", "y_centroid"], "Xenium cell table")
-    ids = text_column(frame, "cell_id")
-    check_unique(ids, f"{cells}: column 'cell_id'")
-    um = np.stack([numeric_column(frame, "x_centroid", cells), numeric_column(frame, "y_centroid", cells)], 1)
-    if len(ids) == 0:
+    frame = read_frame(cells, ["cell_id", "x_centroid", "y_centroid"], "Xenium cell table", text=("cell_id",))
+    if len(frame) == 0:
         raise ValueError(f"{cells}: no cells; expected one row per cell")
+    ids = text_column(frame, "cell_id", cells)
+    unique_column(ids, "cell_id", cells)
+    um = np.stack([numeric_column(frame, "x_centroid", cells), numeric_column(frame, "y_centroid", cells)], 1)
     mpp = _pixel_size(folder, pixel_size_um)
-    pos = um / mpp
-    if alignment is not None:
-        inverse = np.linalg.inv(read_alignment(alignment))
-        pos = pos @ inverse[:2, :2].T + inverse[:2, 2]
-        mpp *= float(np.sqrt(abs(np.linalg.det(read_alignment(alignment)[:2, :2]))))
+    pos, mpp = _to_image_pixels(um, mpp, alignment)
     img = open_image(image, "Xenium image")
     if img is not None:
-        check_inside(pos, image_size(img), str(cells), ids, kind="cells")
-    mapping = _labels(labels)
-    label_codes, class_names = encode_names([mapping.get(i) for i in ids], classes, str(labels or "labels"))
-    return Section(graph=GraphSpec.parse(graph).build(pos, where=str(cells)), labels=label_codes,
-                   classes=class_names, barcodes=ids, image=img, spot_diameter_px=CELL_DIAMETER_UM / mpp,
-                   spot_diameter_um=CELL_DIAMETER_UM, name=name or folder.name,
-                   meta={"source": str(folder), "microns_per_pixel": mpp})
+        check_inside(pos, image_size(img), f"{cells} (in {image_source(img)})", RowNames(cells, np.arange(len(ids))),
+                     kind="cells")
+    codes, class_names = map_labels(ids, _labels(labels), classes, _label_source(labels))
+    if labels is not None and not (codes >= 0).any():
+        raise ValueError(f"{_label_source(labels)}: none of its cell ids is a cell of {cells}; expected "
+                         "ids spelled as in the column 'cell_id'")
+    section_graph = (GraphSpec.parse(graph) or GraphSpec("knn")).build(pos, where=str(cells))
+    return Section(graph=section_graph, labels=codes, classes=class_names, barcodes=ids, image=img,
+                   spot_diameter_px=CELL_DIAMETER_UM / mpp, spot_diameter_um=CELL_DIAMETER_UM,
+                   name=name or folder.name, meta={"source": str(folder), "cells": str(cells),
+                                                   "microns_per_pixel": mpp})
+
+
+def _to_image_pixels(um: np.ndarray, mpp: float, alignment: Optional[PathLike]) -> tuple[np.ndarray, float]:
+    """``(pos, µm per image pixel)``: ``(N, 2)`` µm -> Xenium pixels -> (with ``alignment``)
+    image pixels through the inverse affine; one image pixel spans ``sqrt|det A|`` Xenium pixels."""
+    pos = um / mpp
+    if alignment is None:
+        return pos, mpp
+    matrix = read_alignment(alignment)
+    inverse = np.linalg.inv(matrix)
+    pos = pos @ inverse[:2, :2].T + inverse[:2, 2]
+    return pos, mpp * float(np.sqrt(abs(np.linalg.det(matrix[:2, :2]))))
+
+
+def _label_source(labels) -> str:
+    return str(labels) if isinstance(labels, (str, Path)) else "labels mapping"
 
 
 def _labels(labels) -> dict:
+    """``{cell_id: name}`` from ``None``, a mapping (or pandas Series) or a label table."""
     if labels is None:
         return {}
-    if isinstance(labels, Mapping):
+    if isinstance(labels, Mapping) or hasattr(labels, "items"):
         return {str(k): v for k, v in labels.items()}
-    frame = read_frame(labels, ["cell_id", "label"], "cell label table")
-    return {k: (None if v != v else str(v)) for k, v in zip(text_column(frame, "cell_id"), frame["label"].tolist())}
+    if not isinstance(labels, (str, Path)):
+        raise TypeError(f"labels must be a mapping cell_id -> name or a table path, got {type(labels).__name__}")
+    frame = read_frame(labels, ["cell_id", "label"], "cell label table", text=("cell_id", "label"))
+    ids = text_column(frame, "cell_id", labels)
+    unique_column(ids, "cell_id", labels)
+    return dict(zip(ids, frame["label"].where(frame["label"].notna(), None).tolist()))

@@ -1,5 +1,5 @@
 """Node patches: extraction (uint8, foreground only) and batch-time transforms."""
-from .extract import extract_patches, section_patches
+from .extract import extract_patches, iter_section_patches, section_patches, window_for_resolution
 from .section_tensors import SectionTensors, prepare_section
 from .transforms import (
     IMAGENET_MEAN,
@@ -18,6 +18,8 @@ from .transforms import (
 __all__ = [
     "extract_patches",
     "section_patches",
+    "iter_section_patches",
+    "window_for_resolution",
     "SectionTensors",
     "prepare_section",
     "normalize",

@@ -105,7 +105,8 @@ def section_window_px(section, window_px: Optional[float] = None, window_um: Opt
     if window_um is not None:
         if section.microns_per_px is None:
             raise ValueError(
-                f"section {section.name}: window_um needs spot_diameter_px and spot_diameter_um"
+                f"section {section.name}: window_um needs its µm per pixel (spot_diameter_px and "
+                "spot_diameter_um, the slide's metadata or microns_per_pixel)"
             )
         return window_um / section.microns_per_px
     if window_spots is not None:
@@ -113,6 +114,20 @@ def section_window_px(section, window_px: Optional[float] = None, window_um: Opt
             raise ValueError(f"section {section.name}: window_spots needs spot_diameter_px")
         return window_spots * section.spot_diameter_px
     return float(window_px)
+
+
+def window_for_resolution(section, patch_size: int, microns_per_pixel: float) -> float:
+    """The window side, in the section's image pixels, whose ``patch_size``-pixel patches have
+    ``microns_per_pixel`` µm per pixel (e.g. the resolution a model was trained at):
+    ``patch_size * microns_per_pixel / section.microns_per_px``. Pass it as ``window_px`` to
+    :func:`section_patches`; a whole slide then reads the pyramid level closest above that
+    resolution. ``ValueError`` when the section's pixel size is unknown."""
+    if not (float(microns_per_pixel) > 0 and int(patch_size) >= 1):
+        raise ValueError(f"microns_per_pixel must be > 0 and patch_size >= 1, got {microns_per_pixel}, {patch_size}")
+    if section.microns_per_px is None:
+        raise ValueError(f"section {section.name}: its µm per pixel is unknown (no spot diameter, "
+                         "slide metadata or microns_per_pixel given)")
+    return int(patch_size) * float(microns_per_pixel) / section.microns_per_px
 
 
 def section_patches(

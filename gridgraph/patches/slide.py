@@ -9,7 +9,6 @@ decoded slide.
 """
 from __future__ import annotations
 
-import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Optional
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from ..io.slide import SlideImage
+from ..io.slide_store import usable_cores
 from .extract import resize_windows, window_corners
 
 __all__ = ["plan_level", "iter_slide_patches", "extract_slide_patches"]
@@ -36,8 +36,7 @@ def default_threads() -> int:
     """Regions read at once by default: the CPU cores this process may use, 1 to 8. Resizing
     one region at a time leaves torch's own threads idle much of the time, so one thread per core
     is about twice as fast as one in all on 2 cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, cores))
+    return usable_cores(8)
 
 
 def _groups(corners: np.ndarray, block: int) -> list:

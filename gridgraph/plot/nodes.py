@@ -1,6 +1,8 @@
 """Drawing nodes on a map: squares, hexagons or dots, rasterised for large sections."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from matplotlib.collections import PolyCollection
 
@@ -84,31 +86,43 @@ def _draw_nodes(ax, pos, layout, colors, spacing, marker_size) -> None:
         ax.add_collection(coll)
 
 
-#: Longest side, in pixels, of a whole-slide background read for a figure.
-BACKGROUND_MAX_SIDE = 2048
+#: Longest side, in pixels, of a background read for a figure (4096: 48 MiB of RGB at most).
+BACKGROUND_MAX_SIDE = 4096
+#: Shortest side it is read at, so small figures of small images stay sharp.
+BACKGROUND_MIN_SIDE = 256
 
 
-def _draw_background(ax, image) -> None:
-    """An image under the nodes, at most ``BACKGROUND_MAX_SIDE`` pixels a side
-    (:func:`~gridgraph.io.image.thumbnail`: whole-slide images from the pyramid level that
-    matches the figure, image files decoded reduced, arrays decimated), drawn in full-resolution
-    pixel coordinates: a figure of a gigapixel slide needs tens of MiB, not the slide."""
-    from ..io.image import thumbnail
+def background_side(ax, image_side: float, view_side: float) -> int:
+    """Pixels a side of a background that gives about one image pixel per figure pixel over the
+    view: the figure's longest side in pixels times ``image_side / view_side`` (the view is the
+    part of the image the axes show), within ``BACKGROUND_MIN_SIDE..BACKGROUND_MAX_SIDE``."""
+    fig_px = float(max(ax.figure.get_size_inches())) * float(ax.figure.dpi)
+    need = int(np.ceil(fig_px * image_side / max(view_side, 1.0)))
+    return min(max(need, BACKGROUND_MIN_SIDE), BACKGROUND_MAX_SIDE)
 
-    thumb, f = thumbnail(image, BACKGROUND_MAX_SIDE)
+
+def _draw_background(ax, image, view_side: Optional[float] = None) -> None:
+    """An image under the nodes, read at the figure's pixel size (:func:`background_side`;
+    :func:`~gridgraph.io.image.thumbnail`: whole-slide images from the matching pyramid level,
+    image files decoded reduced, arrays decimated), drawn in full-resolution pixel coordinates:
+    a figure of a gigapixel slide needs tens of MiB, not the slide."""
+    from ..io.image import image_size, thumbnail
+
+    side = max(image_size(image))
+    thumb, f = thumbnail(image, background_side(ax, side, side if view_side is None else view_side))
     h, w = thumb.shape[:2]
     ax.imshow(thumb, extent=(-0.5 * f, (w - 0.5) * f, (h - 0.5) * f, -0.5 * f), origin="upper",
               interpolation="nearest")
 
 
 def _setup_map_axes(ax, pos, spacing, image, title) -> None:
-    if image is not None:
-        _draw_background(ax, image)
     if len(pos):
         lo = pos.min(axis=0) - spacing
         hi = pos.max(axis=0) + spacing
     else:
         lo, hi = np.zeros(2), np.ones(2)
+    if image is not None:
+        _draw_background(ax, image, float(max(hi - lo)))
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(hi[1], lo[1])  # y downwards, as in the image
     ax.set_aspect("equal")
