@@ -167,3 +167,14 @@ def test_a_config_names_slide_options(tmp_path):
 
     slide = open_image(opts["fullres_image"])
     assert slide.load()[0, 0].tolist() == [128, 128, 128] and slide.load()[0, 1].tolist() == [255, 255, 255]
+
+
+def test_image_options_work_for_pngs_too(tmp_path):
+    from PIL import Image
+
+    from gridgraph.io.image import LazyImage
+    from gridgraph.io.tables import open_image
+
+    Image.fromarray(np.full((4, 4), 4095, dtype=np.uint16)).save(tmp_path / "grey12.png")
+    image = open_image({"path": str(tmp_path / "grey12.png"), "intensity": 12})
+    assert isinstance(image, LazyImage) and image.load()[0, 0].tolist() == [255, 255, 255]

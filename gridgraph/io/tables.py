@@ -21,7 +21,7 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 
 from .image import ImageLike, LazyImage, to_rgb_uint8
-from .slide import SlideImage, is_tiff
+from .slide import SlideImage, open_image_file
 from .section import encode_labels
 
 PathLike = Union[str, os.PathLike]
@@ -354,9 +354,8 @@ def open_image(image: Optional[ImageLike], what: str = "image") -> Optional[Imag
         return to_rgb_uint8(np.asarray(image.convert("RGBA") if image.mode == "P" else image), what)
     if isinstance(image, Mapping):  # {"path": SLIDE.tif, "intensity": 12, "channels": [0, 1, 2], ...}
         options = dict(image)
-        return SlideImage(require_file(options.pop("path", None) or "", what), **options)
-    path = require_file(image, what)
-    return SlideImage(path) if is_tiff(path) else LazyImage(path)
+        return open_image_file(require_file(options.pop("path", None) or "", what), **options)
+    return open_image_file(require_file(image, what))
 
 
 def image_source(image: ImageLike) -> str:
