@@ -9,25 +9,21 @@ from .ensemble import (
     stack_predictions,
     vote_counts,
 )
+from .adjacency import class_adjacency, dataset_class_adjacency
 from .metrics import (
     IGNORE_INDEX,
     accuracy,
     binary_auroc,
-    class_adjacency,
-    classification_report,
-    compare_models,
     compute_metrics,
     confusion_matrix,
-    dataset_class_adjacency,
     f1_score,
-    format_comparison,
-    format_report,
     macro_auroc,
     misclassification,
     per_class_auroc,
     precision_recall_f1,
     to_numpy,
 )
+from .report import classification_report, compare_models, format_comparison, format_report
 from .selection import (
     DLPFC_FOLDS,
     PAPER_SEARCH_SPACE,

@@ -12,7 +12,7 @@ Conventions shared by every function here:
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 from scipy.stats import rankdata
@@ -29,13 +29,7 @@ __all__ = [
     "precision_recall_f1",
     "f1_score",
     "misclassification",
-    "class_adjacency",
-    "dataset_class_adjacency",
     "compute_metrics",
-    "classification_report",
-    "format_report",
-    "compare_models",
-    "format_comparison",
 ]
 
 
@@ -277,76 +271,6 @@ def misclassification(y_true: Any, probs: Any) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- dataset statistics
-def class_adjacency(
-    labels: Any,
-    edge_index: Any,
-    num_classes: Optional[int] = None,
-    normalize: Optional[str] = None,
-) -> np.ndarray:
-    """How often a node of class ``i`` has a neighbour of class ``j``.
-
-    Every directed edge ``(u, v)`` of ``edge_index`` with both ends labeled adds one to
-    ``A[labels[u], labels[v]]``. With undirected graphs stored in both directions (as
-    :class:`~gridgraph.graph.SpotGraph` does) ``A`` is symmetric and an edge joining two nodes of
-    the same class adds 2 to the diagonal (one per end).
-
-    Args:
-        labels: ``(N,)`` int labels, ``-1`` ignored.
-        edge_index: ``(2, E)`` int node pairs.
-        num_classes: ``K``; default ``max label + 1``.
-        normalize: ``None`` (counts), ``"row"`` (each row sums to one; empty rows stay zero) or
-            ``"all"`` (the whole matrix sums to one).
-
-    Returns ``(K, K)`` int64 counts, or float64 when normalised.
-    """
-    y = _labels(labels, "labels")
-    ei = to_numpy(edge_index)
-    if ei.ndim != 2 or ei.shape[0] != 2:
-        raise ValueError(f"edge_index must have shape (2, E), got {tuple(ei.shape)}")
-    ei = ei.astype(np.int64, copy=False)
-    if ei.size and (ei.min() < 0 or ei.max() >= y.shape[0]):
-        raise ValueError(f"edge_index refers to nodes outside 0..{y.shape[0] - 1}")
-    k = int(num_classes) if num_classes is not None else int(y.max(initial=-1) + 1)
-    if y.size and y.max() >= k:
-        raise ValueError(f"label {y.max()} out of range for num_classes={k}")
-    a, b = y[ei[0]], y[ei[1]]
-    keep = (a != IGNORE_INDEX) & (b != IGNORE_INDEX)
-    counts = np.bincount(a[keep] * k + b[keep], minlength=k * k).reshape(k, k).astype(np.int64)
-    return _normalize_matrix(counts, normalize)
-
-
-def _normalize_matrix(counts: np.ndarray, normalize: Optional[str]) -> np.ndarray:
-    if normalize is None:
-        return counts
-    if normalize == "row":
-        rows = counts.sum(axis=1, keepdims=True).astype(np.float64)
-        return np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
-    if normalize == "all":
-        total = counts.sum()
-        return counts / total if total else np.zeros(counts.shape)
-    raise ValueError(f"normalize must be None, 'row' or 'all', got {normalize!r}")
-
-
-def dataset_class_adjacency(
-    sections: Sequence[Any], num_classes: Optional[int] = None, normalize: Optional[str] = None
-) -> np.ndarray:
-    """:func:`class_adjacency` summed over several sections.
-
-    Each section needs ``.labels`` and ``.graph.edge_index`` (a :class:`~gridgraph.io.Section`);
-    ``num_classes`` defaults to ``len(section.classes)`` of the first section.
-    """
-    sections = list(sections)
-    if not sections:
-        raise ValueError("dataset_class_adjacency() needs at least one section")
-    if num_classes is None:
-        num_classes = len(sections[0].classes)
-    total = np.zeros((num_classes, num_classes), dtype=np.int64)
-    for s in sections:
-        total += class_adjacency(s.labels, s.graph.edge_index, num_classes)
-    return _normalize_matrix(total, normalize)
-
-
-# ----------------------------------------------------------------------------- summaries
 def compute_metrics(y_true: Any, y_score: Any) -> dict[str, float]:
     """The headline scalars of one prediction.
 
@@ -370,96 +294,3 @@ def compute_metrics(y_true: Any, y_score: Any) -> dict[str, float]:
         "num_labeled": int((yt != IGNORE_INDEX).sum()),
     }
     return out
-
-
-def classification_report(
-    y_true: Any,
-    y_score: Any,
-    classes: Optional[Sequence[str]] = None,
-    output_dict: bool = False,
-    digits: int = 3,
-):
-    """Per-class precision / recall / F1 / AUROC / support plus the overall scores.
-
-    Args:
-        y_true: ``(N,)`` int labels, ``-1`` ignored.
-        y_score: ``(N, K)`` class probabilities, or ``(N,)`` predictions (AUROC left out).
-        classes: ``K`` class names; default ``"0" .. "K-1"``.
-        output_dict: return the dict instead of the formatted text.
-        digits: decimals in the text.
-
-    The dict holds ``"per_class"`` (``{name: {"precision", "recall", "f1", "auroc", "support"}}``),
-    the keys of :func:`compute_metrics` and ``"confusion_matrix"`` (nested lists of counts).
-    """
-    yt = _labels(y_true)
-    raw = to_numpy(y_score)
-    k = raw.shape[1] if raw.ndim == 2 else None
-    if classes is not None:
-        if k is not None and len(classes) != k:
-            raise ValueError(f"{len(classes)} class names for y_score with {k} columns")
-        k = len(classes)
-    cm = confusion_matrix(yt, raw, k)
-    k = cm.shape[0]
-    names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(k)]
-    precision, recall, f1, support = precision_recall_f1(yt, raw, k)
-    auc = per_class_auroc(yt, raw) if raw.ndim == 2 else np.full(k, np.nan)
-    report: dict[str, Any] = {
-        "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "auroc": float(auc[i]),
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(names)
-        }
-    }
-    report.update(compute_metrics(yt, raw))
-    report["confusion_matrix"] = cm.tolist()
-    return report if output_dict else format_report(report, digits)
-
-
-def _fmt(x: float, digits: int) -> str:
-    return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}f}"
-
-
-def format_report(report: Mapping[str, Any], digits: int = 3) -> str:
-    """Text table of a :func:`classification_report` dict."""
-    names = list(report["per_class"])
-    width = max([len(n) for n in names] + [len("weighted_f1")])
-    cols = ("precision", "recall", "f1", "auroc")
-    lines = [f"{'':>{width}}  " + "  ".join(f"{c:>9}" for c in cols) + f"  {'support':>8}"]
-    for name in names:
-        row = report["per_class"][name]
-        vals = "  ".join(f"{_fmt(row[c], digits):>9}" for c in cols)
-        lines.append(f"{name:>{width}}  {vals}  {row['support']:>8d}")
-    lines.append("")
-    for key in ("accuracy", "macro_auroc", "macro_f1", "weighted_f1"):
-        lines.append(f"{key:>{width}}  {_fmt(report[key], digits):>9}")
-    lines.append(f"{'num_labeled':>{width}}  {report['num_labeled']:>9d}")
-    return "\n".join(lines)
-
-
-def compare_models(y_true: Any, predictions: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """:func:`compute_metrics` of several predictions of the same nodes (e.g. f-only vs f+g).
-
-    Args:
-        y_true: ``(N,)`` int labels, ``-1`` ignored.
-        predictions: name -> ``(N, K)`` probabilities (or ``(N,)`` predictions).
-    """
-    if not predictions:
-        raise ValueError("compare_models() needs at least one prediction")
-    return {name: compute_metrics(y_true, p) for name, p in predictions.items()}
-
-
-def format_comparison(results: Mapping[str, Mapping[str, float]], digits: int = 3) -> str:
-    """Text table of :func:`compare_models`: one column per model, one row per metric."""
-    names = list(results)
-    keys = ("accuracy", "macro_auroc", "macro_f1", "weighted_f1")
-    width = max(max(len(n) for n in names), digits + 3) + 2
-    lines = [f"{'':<12}" + "".join(f"{n:>{width}}" for n in names)]
-    for key in keys:
-        cells = "".join(f"{_fmt(results[n][key], digits):>{width}}" for n in names)
-        lines.append(f"{key:<12}{cells}")
-    return "\n".join(lines)

@@ -6,7 +6,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..evaluate.metrics import class_adjacency, confusion_matrix, dataset_class_adjacency, to_numpy
+from ..evaluate.adjacency import class_adjacency, dataset_class_adjacency
+from ..evaluate.metrics import confusion_matrix, to_numpy
 from .common import PathLike, _finish, _new_figure
 
 
