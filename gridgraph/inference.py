@@ -100,9 +100,6 @@ def evaluate_probs(labels: Sequence[Tensor], probs: Sequence) -> dict:
     }
 
 
-def flat_metrics(result: dict, with_g: bool = True) -> dict:
+def flat_metrics(result: dict) -> dict:
     """``{"f": m1, "f+g": m2}`` -> ``{"f_<key>": ..., "<key>": ...}`` as in ``metrics.jsonl``."""
-    out = {f"f_{k}": v for k, v in result["f"].items()}
-    if with_g:
-        out.update(result["f+g"])
-    return out
+    return {**{f"f_{k}": v for k, v in result["f"].items()}, **result["f+g"]}

@@ -95,8 +95,9 @@ class CheckpointManager:
             "stages": [str(s) for s in stages], **state,
         })
 
-    def save_best(self, model_state: dict, metrics: dict, history: Sequence[dict]) -> Path:
-        return save_checkpoint(self.best, {
+    def save_best(self, model_state: dict, metrics: dict, history: Sequence[dict], path=None) -> Path:
+        """``best.pt`` (or ``path``): all that ``predict`` needs."""
+        return save_checkpoint(self.best if path is None else path, {
             **self.meta, "config": self.config, "classes": self.classes, "model": model_state,
             "metrics": metrics, "history": list(history),
         })

@@ -20,10 +20,11 @@ import torch
 
 from ..config import RunConfig, TrainConfig
 from ..graph.symmetry import RandomLatticeSymmetry
+from ..evaluate import compute_metrics
 from ..inference import evaluate_probs, f_outputs, flat_metrics, predict_probs
 from ..names import Metric, Stage
 from ..patches import SectionTensors
-from .checkpoint import MODEL_SECTIONS, CheckpointManager, load_checkpoint, save_checkpoint
+from .checkpoint import MODEL_SECTIONS, CheckpointManager, load_checkpoint
 from .f_cache import FOutputCache
 from .loops import PatchAugment, patch_epoch, section_epoch
 from .regimen import StagePlan, make_optimizer, plan_stages
@@ -107,9 +108,9 @@ class Trainer:
                  f_cache: Optional[Sequence] = None) -> dict:
         """Metrics of f alone (``f_*``) and, with ``use_g``, of f + g over all sections pooled."""
         if not use_g:
-            probs = [(f_outputs(self.model, st, self.t.amp)[0], None) for st in sections]
-            y = [st.labels for st in sections]
-            return flat_metrics(evaluate_probs(y, [(p, p) for p, _ in probs]), with_g=False)
+            f_probs = torch.cat([f_outputs(self.model, st, self.t.amp)[0] for st in sections])
+            y = torch.cat([st.labels for st in sections])
+            return {f"f_{k}": v for k, v in compute_metrics(y, f_probs).items()}
         probs = predict_probs(self.model, sections, f_cache=f_cache, amp=self.t.amp)
         return flat_metrics(evaluate_probs([st.labels for st in sections], probs))
 
@@ -229,13 +230,15 @@ class Trainer:
         if self.state.best is not None:
             self.model.load_state_dict(self.state.best["state"])
         if self.files is not None:
-            best = self.state.best or {"state": self.model.state_dict(), "metrics": {}}
-            self.files.save_best(best["state"], best.get("metrics", {}), self.state.history)
+            self.files.save_best(*self._best_model(), self.state.history)
         return self
+
+    def _best_model(self) -> tuple[dict, dict]:
+        """The best weights and their validation metrics (the current model before any epoch)."""
+        best = self.state.best or {"state": self.model.state_dict(), "metrics": {}}
+        return best["state"], best.get("metrics", {})
 
     def save_best(self, path) -> Path:
         """Write the best model (weights, config, classes, validation metrics) to ``path``."""
-        best = self.state.best or {"state": self.model.state_dict(), "metrics": {}}
-        config, meta = (self.files.config, self.files.meta) if self.files is not None else ({}, {})
-        return save_checkpoint(path, {**meta, "config": config, "classes": self.classes, "model": best["state"],
-                                      "metrics": best.get("metrics", {}), "history": self.state.history})
+        files = self.files or CheckpointManager(Path(path).parent, None, self.classes)
+        return files.save_best(*self._best_model(), self.state.history, path=path)
