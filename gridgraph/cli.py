@@ -145,7 +145,7 @@ def _cmd_evaluate(args) -> int:
 def _predict_input(args, ckpt: dict):
     """The section named by predict's input flag, read with the registered reader and the
     options the model was trained with (when it was trained with the same reader)."""
-    from .io.sources import READERS
+    from .pipeline import read_as_trained
 
     dest = next(d for d in PREDICT_INPUTS if getattr(args, d) is not None)
     reader = PREDICT_INPUTS[dest][0]
@@ -170,9 +170,7 @@ def _predict_input(args, ckpt: dict):
 
         adata = paths["path"] = load_h5ad(paths["path"])
         paths["library_id"] = args.library_id
-    data = ckpt["config"].data
-    options = data.options if data.reader == reader else {}
-    return READERS.get(reader).from_paths(paths, options), adata
+    return read_as_trained(ckpt, reader, paths), adata
 
 
 def _cmd_predict(args) -> int:

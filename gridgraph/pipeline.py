@@ -237,17 +237,23 @@ def _summary(ckpt: dict) -> dict:
             "validation": {k: v for k, v in (ckpt.get("metrics") or {}).items() if isinstance(v, float)}}
 
 
+def read_as_trained(ckpt: dict, reader: str, paths: dict):
+    """A new section read by the registered ``reader`` from explicit files (``paths``), with the
+    reader options the model was trained with when it was trained with the same reader."""
+    from .io.sources import READERS
+
+    data = ckpt["config"].data
+    return READERS.get(reader).from_paths(paths, data.options if data.reader == reader else {})
+
+
 def predict_anndata(model: GridGraphNet, ckpt: dict, adata, library_id=None):
     """An AnnData in memory -> a copy with gridgraph's predictions in ``obs["gridgraph"]``,
     ``obs["gridgraph_f"]``, ``obsm["gridgraph_probs"]`` and ``uns["gridgraph"]`` (see
     :func:`gridgraph.io.anndata_out.add_predictions`); read with the trained reader options when
     the model was trained on AnnData."""
     from .io.anndata_out import add_predictions
-    from .io.sources import READERS
 
-    data = ckpt["config"].data
-    options = data.options if data.reader == "anndata" else {}
-    section = READERS.get("anndata").from_paths({"path": adata, "library_id": library_id}, options)
+    section = read_as_trained(ckpt, "anndata", {"path": adata, "library_id": library_id})
     section, f_prob, g_prob = _predict(model, ckpt, section)
     return add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), ckpt["classes"],
                            info=_summary(ckpt))
