@@ -127,12 +127,12 @@ def read_barcode_labels(path: PathLike, section: Optional[str] = None) -> dict:
     sections: only rows whose second column equals ``section`` are kept.
     """
     table = read_table(path, header=False, what="label table")
-    header = table.rows[0][0].lower() == "barcode"
+    header = table.row(0)[0].lower() == "barcode"
     if len(table.columns) == 2:
         if not header:
             raise ValueError(
                 f"{table.path}: a two-column label table must be a Loupe CSV with header "
-                f"'Barcode,<Category>', got first row {table.rows[0]}"
+                f"'Barcode,<Category>', got first row {table.row(0)}"
             )
         return read_loupe_csv(path)
     if len(table.columns) != 3:

@@ -1,6 +1,7 @@
 """Cut a fixed window around every node of a section into a uint8 patch stack."""
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import numpy as np
@@ -60,10 +61,25 @@ def extract_patches(
     corners = window_corners(pos, w)
     chunk_size = chunk_size or max(8, (16 << 20) // (w * w * 12))
     for start in range(0, len(pos), chunk_size):
-        idx = range(start, min(start + chunk_size, len(pos)))
-        out[start: start + len(idx)] = resize_windows(
-            np.stack([_window(img, corners[i, 0], corners[i, 1], w) for i in idx]), p)
+        crops = cut_windows(img, corners[start: start + chunk_size], w)
+        out[start: start + len(crops)] = resize_chw(torch.from_numpy(crops), p)
     return out
+
+
+def cut_windows(img: np.ndarray, corners: np.ndarray, w: int) -> np.ndarray:
+    """``(n, 3, w, w)`` uint8 windows of ``img`` ``(H, W, 3)`` with top-left ``corners``
+    ``(n, 2)`` ``(x, y)``. Windows inside the image are gathered in one vectorised copy; the
+    few that cross the border are edge-padded one by one."""
+    h_img, w_img = img.shape[:2]
+    x0, y0 = corners[:, 0], corners[:, 1]
+    inside = (x0 >= 0) & (y0 >= 0) & (x0 + w <= w_img) & (y0 + w <= h_img)
+    crops = np.empty((len(corners), 3, w, w), dtype=np.uint8)
+    if inside.any():
+        view = np.lib.stride_tricks.sliding_window_view(img, (w, w), axis=(0, 1))  # (H', W', 3, w, w)
+        crops[inside] = view[y0[inside], x0[inside]]
+    for k in np.flatnonzero(~inside):
+        crops[k] = _window(img, int(x0[k]), int(y0[k]), w).transpose(2, 0, 1)
+    return crops
 
 
 def window_corners(pos: np.ndarray, window: int) -> np.ndarray:
@@ -71,25 +87,47 @@ def window_corners(pos: np.ndarray, window: int) -> np.ndarray:
     return np.floor(pos - window / 2.0 + 0.5).astype(np.int64)
 
 
-def resize_windows(crops: np.ndarray, patch_size: int, batch: Optional[int] = None,
-                   out: Optional[torch.Tensor] = None, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``(n, w, w, 3)`` uint8 windows -> ``(n, 3, P, P)`` uint8 (bilinear, antialiased), ``batch``
-    windows at a time. The default keeps about 6 MiB of float windows per call: 8 windows of
-    256 px (faster than 32 on a 2-core machine) but hundreds of small ones (per-call overhead
-    dominates below ~64 px: 4096 windows of 37 px take 1.9 s in calls of 32, 0.15 s in large
-    calls). The result does not depend on it. With ``out`` (and ``rows``, one row of ``out`` per
-    window) the patches are written there instead of a new tensor."""
-    chunk = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)
+@functools.lru_cache(maxsize=16)
+def resize_matrix(size: int, patch_size: int) -> torch.Tensor:
+    """``(P, w)`` float32 weights of the bilinear antialiased resize of ``w`` pixels to ``P``
+    (:func:`torch.nn.functional.interpolate`'s, read off by resizing the identity), so that a
+    ``(w, w)`` window resizes to ``R @ window @ R.T``: two matrix products instead of the
+    per-pixel kernel, several times faster on small windows."""
+    eye = torch.eye(size, dtype=torch.float32).reshape(size, 1, 1, size)
+    rows = F.interpolate(eye, size=(1, patch_size), mode="bilinear", antialias=True, align_corners=False)
+    return rows.reshape(size, patch_size).T.contiguous()
+
+
+def resize_chw(chunk: torch.Tensor, patch_size: int, batch: Optional[int] = None,
+               out: Optional[torch.Tensor] = None, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``(n, 3, h, w)`` uint8 windows -> ``(n, 3, P, P)`` uint8 (bilinear, antialiased; square
+    windows by two matrix products, see :func:`resize_matrix`), ``batch`` windows at a time
+    (default: about 6 MiB of float windows; the result does not depend on it). With ``out``
+    (and ``rows``, one row of ``out`` per window) the patches are written there instead."""
     if out is None:
         out, rows = torch.empty((len(chunk), 3, patch_size, patch_size), dtype=torch.uint8), None
-    batch = batch or max(1, (6 << 20) // max(chunk.shape[-1] * chunk.shape[-2] * 12, 1))
+    h, w = chunk.shape[-2:]
+    batch = batch or max(1, (6 << 20) // max(h * w * 12, 1))
+    weights = resize_matrix(w, patch_size) if h == w and w != patch_size else None
     for start in range(0, len(chunk), batch):
         part = chunk[start: start + batch]
-        if part.shape[-1] != patch_size:
-            part = F.interpolate(part.contiguous().float(), size=(patch_size, patch_size), mode="bilinear",
-                                 antialias=True, align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+        if weights is not None:
+            part = torch.matmul(torch.matmul(weights, part.float()), weights.T)
+        elif (h, w) != (patch_size, patch_size):
+            part = F.interpolate(part.float(), size=(patch_size, patch_size), mode="bilinear",
+                                 antialias=True, align_corners=False)
+        if part.dtype != torch.uint8:
+            part = part.round_().clamp_(0, 255).to(torch.uint8)
         out[slice(start, start + batch) if rows is None else rows[start: start + batch]] = part
     return out
+
+
+def resize_windows(crops: np.ndarray, patch_size: int, batch: Optional[int] = None,
+                   out: Optional[torch.Tensor] = None, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``(n, w, w, 3)`` uint8 windows (channels last, as read from an image) -> ``(n, 3, P, P)``
+    uint8; see :func:`resize_chw`."""
+    return resize_chw(torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2), patch_size,
+                      batch=batch, out=out, rows=rows)
 
 
 def section_window_px(section, window_px: Optional[float] = None, window_um: Optional[float] = None,
