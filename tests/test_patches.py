@@ -138,3 +138,28 @@ def test_random_color_jitter_seeded_bounded_and_off_at_zero():
     assert torch.equal(jitter(x), a) and repr(jitter) == "RandomColorJitter(strength=0.3)"
     with pytest.raises(ValueError, match="strength"):
         random_color_jitter(x, -0.1)
+
+
+def test_matrix_resize_matches_interpolate():
+    import torch.nn.functional as F
+
+    from gridgraph.patches.extract import resize_chw, resize_matrix
+
+    rng = np.random.default_rng(0)
+    for w, p in [(28, 16), (40, 24), (6, 32), (9, 9)]:
+        x = torch.from_numpy(rng.integers(0, 256, (64, 3, w, w), dtype=np.uint8))
+        ref = F.interpolate(x.float(), size=(p, p), mode="bilinear", antialias=True, align_corners=False)
+        got = resize_chw(x, p)
+        assert got.shape == (64, 3, p, p)
+        assert (got.float() - ref).abs().max() <= 0.5 + 1e-3  # the same value up to float rounding
+    assert torch.allclose(resize_matrix(28, 16).sum(1), torch.ones(16))
+
+
+def test_cut_windows_equal_one_by_one_crops():
+    from gridgraph.patches.extract import _window, cut_windows
+
+    img = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    corners = np.array([[0, 0], [5, 7], [34, 24], [-3, 10], [38, 29], [-50, -50]])
+    got = cut_windows(img, corners, 6)
+    for k, (x, y) in enumerate(corners):
+        assert np.array_equal(got[k], _window(img, x, y, 6).transpose(2, 0, 1))
