@@ -113,8 +113,9 @@ def worker_bare_f(kind: str, folder: str) -> dict:
 
     folder = Path(folder)
     model, ckpt = load_model(_checkpoint(folder, "visium_hd" if kind == "hd" else "xenium"))
-    args = build_parser().parse_args(["predict", "x", *_argv(kind, folder), "--out", "x"])
-    section, _ = _predict_input(args, ckpt)
+    argv = _argv(kind, folder)
+    args = build_parser().parse_args(["predict", "x", *argv, "--out", "x"])
+    section, _ = _predict_input(args, ckpt, argv[1])
     window = trained_window(ckpt, section)
     chunks = [p for _, p in iter_section_patches(section, window.patch_size, **window.window())]
     t0 = time.perf_counter()

@@ -59,11 +59,14 @@ PREDICT_INPUTS = {
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="label a new section with a checkpoint")
+    p = sub.add_parser("predict", help="label new sections with a checkpoint (several: split over "
+                       "the processes of torchrun)")
     p.add_argument("checkpoint")
     src = p.add_mutually_exclusive_group(required=True)
     for dest, (_, text) in PREDICT_INPUTS.items():
-        src.add_argument(f"--{dest.replace('_', '-')}", dest=dest, metavar="PATH", help=text)
+        src.add_argument(f"--{dest.replace('_', '-')}", dest=dest, metavar="PATH", nargs="+",
+                         help=f"{text}; several (or a glob, or @FILE listing one per line): one output "
+                              "folder each under --out")
     p.add_argument("--image", help="image of --nuclei / --spot-table")
     p.add_argument("--fullres-image", help="with --spaceranger: the full-resolution image")
     p.add_argument("--library-id", help="with --h5ad: the library (section) to predict")
@@ -142,14 +145,14 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
-def _predict_input(args, ckpt: dict):
-    """The section named by predict's input flag, read with the registered reader and the
+def _predict_input(args, ckpt: dict, path: str):
+    """The section ``path`` of predict's input flag, read with the registered reader and the
     options the model was trained with (when it was trained with the same reader)."""
     from .pipeline import read_as_trained
 
     dest = next(d for d in PREDICT_INPUTS if getattr(args, d) is not None)
     reader = PREDICT_INPUTS[dest][0]
-    paths = {"path": getattr(args, dest)}
+    paths = {"path": path}
     if dest in ("nuclei", "spot_table"):
         if not args.image:
             raise ValueError(f"--{dest.replace('_', '-')} needs --image")
@@ -173,17 +176,52 @@ def _predict_input(args, ckpt: dict):
     return read_as_trained(ckpt, reader, paths), adata
 
 
-def _cmd_predict(args) -> int:
-    from .pipeline import load_model, predict_section
+def _predict_one(args, model, ckpt: dict, path: str, out) -> dict:
+    from .pipeline import predict_section
 
-    model, ckpt = load_model(args.checkpoint)
-    section, adata = _predict_input(args, ckpt)
+    section, adata = _predict_input(args, ckpt, path)
     if adata is None and args.anndata:
         from .io.anndata_out import section_anndata
 
         adata = section_anndata(section)
-    paths = predict_section(model, ckpt, section, args.out, figures=not args.no_figure, adata=adata)
-    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+    paths = predict_section(model, ckpt, section, out, figures=not args.no_figure, adata=adata)
+    return {k: str(v) for k, v in paths.items()}
+
+
+def _cmd_predict(args) -> int:
+    """One input: outputs in --out. Several: one folder per input under --out, the inputs split
+    over the processes of torchrun (each writes its own folders atomically)."""
+    from . import distributed as dist
+    from .pipeline import load_model
+
+    dest = next(d for d in PREDICT_INPUTS if getattr(args, d) is not None)
+    inputs = dist.expand_inputs(getattr(args, dest))
+    if len(inputs) > 1:
+        for flag in ("image", "fullres_image", "alignment", "library_id"):
+            if getattr(args, flag):
+                raise ValueError(f"--{flag.replace('_', '-')} belongs to one input; predict "
+                                 f"{len(inputs)} inputs one by one")
+    dist.init_from_env("cpu")  # predict runs on the CPU: gloo carries the bookkeeping
+    model, ckpt = load_model(args.checkpoint)
+    names = dist.output_names(inputs)
+    done = {}
+    for i in dist.shard_inputs(len(inputs)):
+        out = args.out if len(inputs) == 1 else Path(args.out) / names[i]
+        if not dist.is_distributed():
+            done[i] = _predict_one(args, model, ckpt, inputs[i], out)
+            continue
+        try:  # one rank's failure must reach the others, which wait for its results
+            done[i] = _predict_one(args, model, ckpt, inputs[i], out)
+        except Exception as err:  # noqa: BLE001 - raised again on every rank below
+            done[i] = {"error": f"{inputs[i]}: {type(err).__name__}: {err}",
+                       "input_error": isinstance(err, (ValueError, OSError))}
+    done = dist.gather_indexed(done, len(inputs))
+    failed = [d for d in done if "error" in d]
+    if failed:
+        kind = ValueError if all(d["input_error"] for d in failed) else RuntimeError
+        raise kind(f"{len(failed)} of {len(inputs)} inputs failed; first: {failed[0]['error']}")
+    if dist.is_main():
+        print(json.dumps(done[0] if len(inputs) == 1 else dict(zip(inputs, done)), indent=2))
     return 0
 
 
@@ -216,8 +254,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # argparse: --help (0) or a usage error (2, already printed)
         return int(stop.code or 0)
+    from .distributed import shutdown
+
+    ok = False
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        ok = True
+        return code
     except KeyboardInterrupt:
         print("gridgraph: interrupted (rerun the same command to resume from last.pt)", file=sys.stderr)
         return 130
@@ -225,6 +268,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.debug:
             traceback.print_exc()
         return _report(err)
+    finally:
+        shutdown(wait=ok)  # under torchrun: leave the process group (nothing otherwise)
 
 
 if __name__ == "__main__":

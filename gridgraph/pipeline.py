@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from . import distributed as dist
 from .config import DataConfig, PatchConfig, RunConfig, dump_config
 from .datasets import load_splits, prepare, rebuild_graph, training_scale, unify_classes
 from .evaluate import accuracy, compute_metrics, confusion_matrix, ensemble, format_comparison, mean_std
@@ -101,13 +102,27 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
     unless ``resume`` (continue it) or ``overwrite`` (its run files are removed first);
     ``config_file`` (the file the config came from) is never written over.
     Returns ``{"val": ..., "test": ..., "classes": ...}``.
+
+    Under torchrun (``WORLD_SIZE > 1``) every process runs this; the process group is joined
+    here (:func:`gridgraph.distributed.init_from_env`), training and the final predictions are
+    split over the ranks, and only rank 0 logs and writes files (the output folder must be
+    shared by all machines).
     """
     resume = resume and not overwrite
-    out = prepare_run_folder(cfg.output, resume=resume, overwrite=overwrite, config_file=config_file)
-    if resume:
-        CheckpointManager(out, cfg.to_dict(), []).check_resumable()
-    with atomic_write(out / "config.yaml") as fh:
-        fh.write(dump_config(cfg))
+    dist.init_from_env(cfg.train.device)
+
+    def prepare():
+        folder = prepare_run_folder(cfg.output, resume=resume, overwrite=overwrite, config_file=config_file)
+        if resume:
+            CheckpointManager(folder, cfg.to_dict(), []).check_resumable()
+        with atomic_write(folder / "config.yaml") as fh:
+            fh.write(dump_config(cfg))
+        return folder
+
+    out = Path(dist.on_main(prepare))  # rank 0 prepares; its errors are raised on every rank
+    main = dist.is_main()
+    if not main:
+        log = lambda line: None  # noqa: E731 - only rank 0 logs
     splits, classes = load_splits(cfg)
     for split in ("train", "val", "test"):
         log(f"{split}: {len(splits[split])} sections, {sum(st.num_nodes for st in splits[split])} nodes")
@@ -117,18 +132,20 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
         torch.manual_seed(cfg.seed)  # a run's initial weights follow its seed
         model = model_from_config(cfg, len(classes))
     scale = training_scale(splits["train"], cfg.patches)
-    Trainer(model, cfg, classes, out_dir=out, log=log, meta={"scale": scale}).fit(
+    trainer = Trainer(model, cfg, classes, out_dir=out, log=log, meta={"scale": scale}).fit(
         splits["train"], splits["val"], resume=resume)
     result, probs = {"classes": classes}, {}
     for split in ("val", "test"):
         if splits[split]:
-            probs[split] = predict_probs(model, splits[split])
+            probs[split] = trainer.predict(splits[split], amp=False)  # split over ranks, gathered
             result[split] = evaluate_probs([st.labels for st in splits[split]], probs[split])
-    write_json(out / "test_metrics.json", result)
     which = "test" if splits["test"] else "val"
-    log(f"\n{which} split, best model:\n" + format_comparison(result[which]))
-    if figures:
-        _training_figures(out, splits, which, probs[which], classes)
+    if main:
+        write_json(out / "test_metrics.json", result)
+        log(f"\n{which} split, best model:\n" + format_comparison(result[which]))
+        if figures:
+            _training_figures(out, splits, which, probs[which], classes)
+    dist.barrier()
     return result
 
 

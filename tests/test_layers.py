@@ -7,9 +7,10 @@ PKG = Path(__file__).resolve().parents[1] / "gridgraph"
 # Lower layers first; a module may import its own layer and those before it.
 LAYERS = [
     {"names", "registry"},
+    {"distributed"},  # torch.distributed machinery: imports no other gridgraph package
     {"graph"},
     {"io", "synthetic"},
-    {"patches"},
+    {"patches", "features"},
     {"encoders", "correctors", "evaluate"},
     {"model", "baselines"},
     {"inference", "plot"},

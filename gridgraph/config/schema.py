@@ -110,7 +110,14 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """Settings of :class:`~gridgraph.train.Trainer`; see the README's regimens."""
+    """Settings of :class:`~gridgraph.train.Trainer`; see the README's regimens.
+
+    Under torchrun, ``batch_size`` (stage f patches) and ``accumulate`` (sections) are per
+    process: an optimizer step takes ``batch_size * N`` patches / ``accumulate * N`` sections
+    on N processes. GPU options: ``amp`` (bf16 autocast), ``channels_last`` (f's memory format),
+    ``pin_memory`` (page-locked host patches, asynchronous copies), ``compile_f``
+    (``torch.compile`` of f, off by default). ``amp`` and ``pin_memory`` do nothing on the CPU.
+    """
 
     regimen: Regimen = Regimen.TWO_STAGE
     epochs_f: StrictInt = Field(default=5, ge=0)
@@ -132,6 +139,9 @@ class TrainConfig(_Section):
     init_from: Optional[StrictStr] = None
     cache_dir: Optional[StrictStr] = None
     progress: Optional[StrictBool] = None  # None: on when stderr is a terminal
+    channels_last: StrictBool = False
+    pin_memory: StrictBool = True
+    compile_f: StrictBool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed as dist
 from ..inference import f_outputs
 from ..patches import SectionTensors
 
@@ -27,6 +28,11 @@ class FOutputCache:
         progress: show a progress bar.
 
     ``cache[k]`` is section ``k``'s ``(f_probs (N, K) CPU, g_in (N, C) on the model's device)``.
+
+    Distributed: each rank runs f on its share of the sections
+    (:func:`~gridgraph.distributed.shard_positions`) and the outputs are gathered, so every rank
+    holds all of them (ranks train on different sections each epoch) after one pass of f per
+    section in the whole job.
     """
 
     def __init__(self, model, sections: Sequence[SectionTensors], cache_dir: Optional[str] = None,
@@ -41,17 +47,31 @@ class FOutputCache:
             Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
             self._folder = Path(tempfile.mkdtemp(prefix="f-outputs-", dir=self.cache_dir))
         try:
-            for k, st in enumerate(tqdm(self.sections, desc="cache f", leave=False, disable=not self.progress)):
-                item = f_outputs(self.model, st, self.amp)
-                if self._folder is not None:
-                    path = self._folder / f"{k:05d}.pt"
-                    torch.save(item[1].cpu(), path)
-                    item = (item[0], path)
-                self._items.append(item)
+            world = dist.world_size()
+            mine = dist.shard_positions(len(self.sections), dist.rank(), world)
+            local = {}
+            for k in tqdm(mine, desc="cache f", leave=False, disable=not self.progress):
+                item = f_outputs(self.model, self.sections[k], self.amp)
+                # one process: stored at once (on disk, g_in leaves the device section by section)
+                local[k] = item if world > 1 else self._store(k, item)
+            if world > 1:
+                local = dict(enumerate(self._store(k, item) for k, item in
+                                       enumerate(dist.gather_indexed(local, len(self.sections)))))
+            self._items = [local[k] for k in range(len(self.sections))]
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def _store(self, k: int, item: tuple) -> tuple:
+        """Section ``k``'s ``(f_prob, g_in)`` as held: g_in on the model's device (gathered
+        outputs arrive on the CPU) or, with a cache folder, the path of its file."""
+        f_prob, g_in = item
+        if self._folder is None:
+            return f_prob, g_in.to(next(self.model.parameters()).device)
+        path = self._folder / f"{k:05d}.pt"
+        torch.save(g_in.cpu(), path)
+        return f_prob, path
 
     def __exit__(self, *exc) -> None:
         self._items = []

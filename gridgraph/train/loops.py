@@ -1,17 +1,30 @@
-"""The epoch loops: f alone on shuffled patch minibatches, and whole sections with accumulation."""
+"""The epoch loops: f alone on shuffled patch minibatches, and whole sections with accumulation.
+
+Both loops run on one process or on every rank of a torchrun job alike (see
+:mod:`gridgraph.distributed.sampler`): the epoch's order of items is drawn once from the epoch's
+generator, cut into optimizer steps of ``per_rank * world`` items, and each rank trains on its
+part of every step. Each item's randomness (augmentation, dropout) comes from its own seed,
+drawn from the epoch's generator by its position in the order, so it does not depend on which
+rank takes the item: N ranks with ``per_rank`` items per step train exactly as one process with
+``N * per_rank`` items per step (up to float rounding; batch-norm in stage f aside, whose batch
+statistics are per rank's part of a minibatch).
+"""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import contextlib
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..distributed import Replica, step_plan, sum_over_ranks
 from ..encoders import encode
+from ..encoders.encode import preserve_batchnorm_stats
 from ..inference import autocast
 from ..patches import SectionTensors, random_color_jitter, random_dihedral
 
-__all__ = ["masked_cross_entropy", "PatchAugment", "patch_epoch", "section_epoch"]
+__all__ = ["masked_cross_entropy", "PatchAugment", "patch_epoch", "section_epoch", "item_seeds", "seeded_item"]
 
 
 def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -37,69 +50,128 @@ class PatchAugment:
         return f"PatchAugment(dihedral={self.dihedral}, color_jitter={self.color_jitter})"
 
 
-def _minibatches(sections: Sequence[SectionTensors], batch_size: int, gen: torch.Generator):
-    """Shuffled ``(patches, labels)`` minibatches over the labeled nodes of all sections."""
+def item_seeds(n: int, gen: torch.Generator) -> list:
+    """``n`` seeds drawn from the epoch's generator, one per position in the epoch's order."""
+    return torch.randint(0, 2**62, (n,), generator=gen).tolist()
+
+
+@contextlib.contextmanager
+def seeded_item(seed: int) -> Iterator[torch.Generator]:
+    """Seed the global RNGs (dropout) with ``seed`` and yield a generator seeded alike.
+
+    Called inside the trainer's forked RNG of the epoch, so the caller's RNG state is untouched.
+    """
+    torch.manual_seed(seed)
+    yield torch.Generator().manual_seed(seed)
+
+
+def _labeled_nodes(sections: Sequence[SectionTensors]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(section index, node index)`` of every labeled node, sections in order."""
     labeled = [torch.nonzero(st.labels >= 0)[:, 0] for st in sections]
     sec = torch.cat([torch.full((len(n),), i) for i, n in enumerate(labeled)])
-    node = torch.cat(labeled)
-    order = torch.randperm(len(node), generator=gen)
-    for start in range(0, len(order), batch_size):
-        pick = order[start: start + batch_size]
-        s, n = sec[pick], node[pick]
-        parts = [(sections[i].patches[n[s == i]], sections[i].labels[n[s == i]]) for i in s.unique().tolist()]
-        yield torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    return sec, torch.cat(labeled)
+
+
+def _batch(sections, sec: torch.Tensor, node: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(patches, labels)`` of the picked nodes, grouped by section (in section order)."""
+    parts = [(sections[i].patches[node[sec == i]], sections[i].labels[node[sec == i]]) for i in sec.unique().tolist()]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _pin(x: torch.Tensor, device: torch.device, pin: bool) -> torch.Tensor:
+    return x.pin_memory() if pin and device.type == "cuda" else x
 
 
 def patch_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch.Generator, *,
-                batch_size: int, augment: PatchAugment, amp: bool = False, progress: bool = False) -> float:
-    """One epoch of f alone over shuffled minibatches of labeled patches; the mean loss."""
+                batch_size: int, augment: PatchAugment, amp: bool = False, progress: bool = False,
+                replica: Replica = None, pin_memory: bool = False) -> float:
+    """One epoch of f alone over shuffled minibatches of labeled patches; the mean loss (over
+    all ranks' patches).
+
+    ``batch_size`` patches per rank and step: each step takes ``batch_size * world`` patches of
+    the epoch's order, augments them as one minibatch (every rank alike, from the step's seed)
+    and each rank trains f on its contiguous part; the loss is scaled so that DDP's average is
+    the mean over the whole minibatch. ``replica``: the model as :class:`~gridgraph.distributed.Replica`
+    (default: ``model`` alone). ``pin_memory``: page-locked host patches for asynchronous copies
+    to a GPU.
+    """
+    replica = replica or Replica(model)
     model.train()
     device = next(model.parameters()).device
+    sec, node = _labeled_nodes(sections)
+    order = torch.randperm(len(node), generator=gen)
+    steps = step_plan(len(node), batch_size, replica.rank, replica.world)
+    seeds = item_seeds(len(steps), gen)
     total, count = 0.0, 0
-    num_batches = -(-sum(int((st.labels >= 0).sum()) for st in sections) // batch_size)
-    for x, y in tqdm(_minibatches(sections, batch_size, gen), total=num_batches, desc="f",
-                     leave=False, disable=not progress):
-        x = augment(x, gen)
-        with autocast(device, amp):
-            logits = encode(model.f, x, chunk_size=None, checkpoint=False, transform=model.transform,
-                            device=device)
-        loss = masked_cross_entropy(logits, y.to(device))
+    for step in tqdm(steps, desc="f", leave=False, disable=not progress):
+        pick = order[step.start: step.start + step.size]
+        x, y = _batch(sections, sec[pick], node[pick])
+        with seeded_item(seeds[step.index]) as item_gen:
+            x = augment(x, item_gen)
+        lo, hi = step.mine.start - step.start, step.mine.stop - step.start
+        real = hi > lo
+        if not real:  # fewer patches than ranks in the last step: a zero-weight pass keeps DDP in step
+            lo, hi = 0, 1
+        xs, ys = _pin(x[lo:hi], device, pin_memory), y[lo:hi].to(device, non_blocking=True)
+
+        def run(m, xs=xs):
+            with autocast(device, amp):
+                return encode(m.f, xs, chunk_size=None, checkpoint=False, transform=m.transform, device=device)
+
+        with contextlib.nullcontext() if real else preserve_batchnorm_stats(model):
+            loss = masked_cross_entropy(replica(run), ys)
+        scale = (hi - lo) * replica.world / step.size if real else 0.0
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * scale if scale != 1.0 else loss).backward()
         optimizer.step()
-        total += loss.item() * len(y)
-        count += len(y)
+        if real:
+            total += loss.item() * (hi - lo)
+            count += hi - lo
+    total, count = sum_over_ranks(total, count)
     return total / max(count, 1)
 
 
 def section_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch.Generator,
-                  forward: Callable[[int, SectionTensors], torch.Tensor], *, accumulate: int = 1,
-                  progress: bool = False) -> tuple[float, int]:
-    """One epoch over whole sections in random order, stepping every ``accumulate`` sections and
-    at the end; ``forward(k, section)`` gives the section's node logits. Returns
-    ``(mean loss, optimizer steps)``."""
+                  forward: Callable[..., torch.Tensor], *, accumulate: int = 1,
+                  progress: bool = False, replica: Replica = None) -> tuple[float, int]:
+    """One epoch over whole sections in random order, one optimizer step every ``accumulate``
+    sections per rank (``accumulate * world`` sections per step) and at the end.
+
+    ``forward(m, k, section, gen)`` gives section ``k``'s node logits computed with the model
+    ``m`` it is handed (the DDP-wrapped call when distributed) and the section's own generator.
+    Each step averages the loss of its own sections (the last, shorter step too); gradients are
+    all-reduced once per step (``no_sync`` before). Returns ``(mean loss over all sections,
+    optimizer steps)``.
+    """
+    replica = replica or Replica(model)
     model.train()
     device = next(model.parameters()).device
     order = torch.randperm(len(sections), generator=gen).tolist()
+    seeds = item_seeds(len(sections), gen)
     optimizer.zero_grad(set_to_none=True)
-    total, pending, steps = 0.0, 0, 0
-    for k in tqdm(order, desc="sections", leave=False, disable=not progress):
-        st = sections[k]
-        loss = masked_cross_entropy(forward(k, st), st.labels.to(device))
-        (loss / accumulate).backward()
-        total += loss.item()
-        pending += 1
-        if pending == accumulate:
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            pending, steps = 0, steps + 1
-    if pending:
-        # The last group is smaller: rescale so its step averages its own sections.
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.grad.mul_(accumulate / pending)
+    total, steps = 0.0, 0
+    plan = step_plan(len(sections), accumulate, replica.rank, replica.world)
+    bar = tqdm(total=len(sections), desc="sections", leave=False, disable=not progress)
+    for step in plan:
+        # A rank without a section in the last, short step makes a zero-weight pass so that
+        # every rank joins the step's all-reduce.
+        mine = list(step.mine) or [step.start]
+        for j, pos in enumerate(mine):
+            real = bool(step.mine)
+            k = order[pos]
+            st = sections[k]
+            with replica.accumulating(last=j == len(mine) - 1):
+                with seeded_item(seeds[pos]) as item_gen, \
+                        contextlib.nullcontext() if real else preserve_batchnorm_stats(model):
+                    logits = replica(lambda m: forward(m, k, st, item_gen))
+                loss = masked_cross_entropy(logits, st.labels.to(device))
+                (loss * (replica.world / step.size if real else 0.0)).backward()
+            if real:
+                total += loss.item()
+        bar.update(step.size)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         steps += 1
-    return total / max(len(order), 1), steps
+    bar.close()
+    (total,) = sum_over_ranks(total)
+    return total / max(len(sections), 1), steps

@@ -6,6 +6,14 @@ validated through the one inference path (:mod:`gridgraph.inference`), is record
 epoch's randomness is a pure function of ``(seed, stage, epoch)`` drawn inside a forked RNG, so a
 run resumed from ``last.pt`` ends with the same weights as an uninterrupted one (on CPU) and the
 caller's global RNG is left alone.
+
+Several processes (``torchrun``, see :mod:`gridgraph.distributed`): when a process group is
+initialised, every rank runs this same trainer. Sections (and in stage f, patch minibatches) are
+split over ranks by :mod:`gridgraph.distributed.sampler`, gradients are all-reduced by DDP once
+per optimizer step, validation sections are split over ranks and their predictions gathered in
+section order before the metrics are computed once (so every rank selects the same best model,
+the one a single process would select), and only rank 0 logs, shows progress bars and writes
+files. Each rank reads ``last.pt`` to resume, so a run may resume on any number of ranks.
 """
 from __future__ import annotations
 
@@ -18,10 +26,11 @@ from typing import Callable, Iterator, Optional, Sequence, Union
 
 import torch
 
+from .. import distributed as dist
 from ..config import RunConfig, TrainConfig
 from ..graph.symmetry import RandomLatticeSymmetry
 from ..evaluate import compute_metrics
-from ..inference import evaluate_probs, f_outputs, flat_metrics, predict_probs
+from ..inference import autocast, evaluate_probs, f_outputs, flat_metrics, predict_probs
 from ..names import Metric, Stage
 from ..patches import SectionTensors
 from .checkpoint import MODEL_SECTIONS, CheckpointManager, load_checkpoint
@@ -34,9 +43,8 @@ __all__ = ["Trainer", "pick_device"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    """The device of a ``train.device`` setting (under torchrun: this rank's GPU, ``cuda:LOCAL_RANK``)."""
+    return dist.device_for(name)
 
 
 @contextlib.contextmanager
@@ -71,7 +79,7 @@ class Trainer:
         classes: class names (label ``i`` = ``classes[i]``).
         out_dir: where ``last.pt``, ``best.pt`` and ``metrics.jsonl`` go (``None``: nothing written).
         seed: seed of every epoch's randomness (default: the run config's, else 0).
-        log: called with one line of text per epoch.
+        log: called with one line of text per epoch (on rank 0 only when distributed).
         meta: plain data stored in every checkpoint (e.g. ``{"scale": ...}``, the physical scale
             the model was trained at, which ``predict`` applies).
     """
@@ -84,13 +92,21 @@ class Trainer:
         self.seed = int(seed if seed is not None else (run.seed if run is not None else 0))
         self.model = model
         self.classes = list(classes)
-        self.log = log
+        self.rank, self.world = dist.rank(), dist.world_size()
+        self.main = self.rank == 0
+        self.log = log if self.main else (lambda line: None)
         self.device = pick_device(self.t.device)
         self.model.to(self.device)
+        if self.t.channels_last:
+            self.model.f.to(memory_format=torch.channels_last)
+        if self.t.compile_f:
+            self.model.f.compile()  # in place: parameter names (and checkpoints) are unchanged
         self.plans = plan_stages(self.t)
         self.state = TrainingState()
         self.steps_taken = 0
-        self.progress = self.t.progress if self.t.progress is not None else sys.stderr.isatty()
+        progress = self.t.progress if self.t.progress is not None else sys.stderr.isatty()
+        self.progress = progress and self.main
+        self.pin_memory = self.t.pin_memory and self.device.type == "cuda"
         self.augment = PatchAugment(self.t.augment, self.t.color_jitter)
         config = run.to_dict() if run is not None else None
         self.files = CheckpointManager(out_dir, config, self.classes, meta) if out_dir is not None else None
@@ -106,55 +122,102 @@ class Trainer:
     # ----------------------------------------------------------------- validation
     def validate(self, sections: Sequence[SectionTensors], use_g: bool = True,
                  f_cache: Optional[Sequence] = None) -> dict:
-        """Metrics of f alone (``f_*``) and, with ``use_g``, of f + g over all sections pooled."""
+        """Metrics of f alone (``f_*``) and, with ``use_g``, of f + g over all sections pooled.
+
+        Distributed: each rank predicts its share of the sections; the predictions are gathered
+        in section order and every rank computes the same metrics from all of them.
+        """
         if not use_g:
-            f_probs = torch.cat([f_outputs(self.model, st, self.t.amp)[0] for st in sections])
+            mine = dist.shard_positions(len(sections), self.rank, self.world)
+            local = {k: f_outputs(self.model, sections[k], self.t.amp)[0] for k in mine}
+            f_probs = torch.cat(dist.gather_indexed(local, len(sections)))
             y = torch.cat([st.labels for st in sections])
             return {f"f_{k}": v for k, v in compute_metrics(y, f_probs).items()}
-        probs = predict_probs(self.model, sections, f_cache=f_cache, amp=self.t.amp)
+        probs = self.predict(sections, f_cache=f_cache)
         return flat_metrics(evaluate_probs([st.labels for st in sections], probs))
 
-    # ----------------------------------------------------------------- one stage
-    def _g_forward(self, plan: StagePlan, cache, gen):
-        """``(k, section) -> node logits`` for the section-level stages; with
-        ``augment_sections`` each training section is seen under a random lattice symmetry."""
-        symmetry = RandomLatticeSymmetry(gen) if self.t.augment_sections else (lambda g: g)
+    def predict(self, sections: Sequence[SectionTensors], f_cache: Optional[Sequence] = None,
+                amp: Optional[bool] = None) -> list:
+        """:func:`~gridgraph.inference.predict_probs` of the current model, split over the ranks
+        and gathered on every rank: ``[(f_probs (N, K), g_probs (N, K)), ...]`` CPU, in section
+        order. ``amp``: bf16 autocast on CUDA (default: ``train.amp``)."""
+        mine = dist.shard_positions(len(sections), self.rank, self.world)
+        cache = [f_cache[k] for k in mine] if f_cache is not None else None
+        amp = self.t.amp if amp is None else amp
+        probs = predict_probs(self.model, [sections[k] for k in mine], f_cache=cache, amp=amp)
+        return dist.gather_indexed(dict(zip(mine, probs)), len(sections))
 
-        def forward(k, st):
+    # ----------------------------------------------------------------- one stage
+    def _g_forward(self, plan: StagePlan, cache):
+        """``(m, k, section, gen) -> node logits`` for the section-level stages, ``m`` the model
+        (as DDP calls it); with ``augment_sections`` each training section is seen under a random
+        lattice symmetry drawn from the section's own generator."""
+
+        def forward(m, k, st, gen):
+            symmetry = RandomLatticeSymmetry(gen) if self.t.augment_sections else (lambda g: g)
             if plan.uses_f_cache:
                 g_in = cache[k][1]
             else:
                 patches = self.augment(st.patches, gen)
-                g_in = self.model.f_outputs(patches)[1].float()
-            return self.model.g_outputs(g_in, symmetry(st.graph).to(self.device))
+                if self.pin_memory:
+                    patches = patches.pin_memory()
+                with autocast(self.device, self.t.amp):
+                    g_in = m.f_outputs(patches)[1].float()
+            return m.g_outputs(g_in, symmetry(st.graph).to(self.device))
 
         return forward
 
-    def _epoch(self, plan, train, val, optimizer, gen, caches) -> tuple[float, dict]:
+    def _epoch(self, plan, train, val, optimizer, gen, caches) -> tuple[float, dict, float]:
+        """Train one epoch and validate: ``(train loss, validation metrics, training seconds)``."""
+        replica = dist.Replica(self.model)
+        t0 = time.perf_counter()
         if plan.stage == Stage.F:
             loss = patch_epoch(self.model, train, optimizer, gen, batch_size=self.t.batch_size,
-                               augment=self.augment, amp=self.t.amp, progress=self.progress)
-            return loss, self.validate(val, use_g=False)
-        loss, steps = section_epoch(self.model, train, optimizer, gen,
-                                    self._g_forward(plan, caches[0], gen),
-                                    accumulate=self.t.accumulate, progress=self.progress)
-        self.steps_taken += steps
-        return loss, self.validate(val, f_cache=caches[1])
+                               augment=self.augment, amp=self.t.amp, progress=self.progress,
+                               replica=replica, pin_memory=self.pin_memory)
+        else:
+            loss, steps = section_epoch(self.model, train, optimizer, gen, self._g_forward(plan, caches[0]),
+                                        accumulate=self.t.accumulate, progress=self.progress,
+                                        replica=replica)
+            self.steps_taken += steps
+        dist.average_buffers(self.model)  # batch-norm statistics: the same model on every rank
+        seconds = time.perf_counter() - t0
+        val_metrics = self.validate(val, use_g=False) if plan.stage == Stage.F else \
+            self.validate(val, f_cache=caches[1])
+        return loss, val_metrics, seconds
 
-    def _record(self, idx: int, plan: StagePlan, epoch: int, loss: float, val: dict, seconds: float):
+    @staticmethod
+    def _throughput(plan: StagePlan, train: Sequence[SectionTensors], seconds: float) -> str:
+        """``"<patches>/s, <sections>/s"`` of an epoch's training (all ranks together): the
+        patches f trained on (labeled ones in stage f, every node in the joint stage, none in
+        stage g, where f's outputs are cached)."""
+        seconds = max(seconds, 1e-9)
+        sections = f"{len(train) / seconds:.2f} sections/s"
+        if plan.stage == Stage.G:
+            return f"f cached, {sections}"
+        if plan.stage == Stage.F:
+            patches = sum(int((st.labels >= 0).sum()) for st in train)
+        else:
+            patches = sum(st.num_nodes for st in train)
+        return f"{patches / seconds:.1f} patches/s, {sections}"
+
+    def _record(self, idx: int, plan: StagePlan, epoch: int, loss: float, val: dict, seconds: float,
+                speed: str = ""):
         key = Metric(self.t.metric).key
         score = val[f"f_{key}"] if plan.stage == Stage.F else val[key]
         self.state.history.append({"stage": str(plan.stage), "epoch": epoch + 1, "train_loss": loss,
                                    "seconds": seconds, **val})
         shown = f"val {key} f={val[f'f_{key}']:.3f}" + ("" if plan.stage == Stage.F else f" f+g={val[key]:.3f}")
-        self.log(f"[{plan.stage} {epoch + 1}/{plan.epochs}] loss {loss:.4f}  {shown}")
+        ranks = f" on {self.world} ranks" if self.world > 1 else ""
+        self.log(f"[{plan.stage} {epoch + 1}/{plan.epochs}] loss {loss:.4f}  {shown}"
+                 + (f"  | {speed}{ranks}" if speed else ""))
         if math.isnan(score):
             raise ValueError(f"validation {key} is undefined (NaN): the validation sections need "
                              "labeled nodes, and for AUROC more than one class")
         self.state.record(plan.stage, idx, epoch, score, val, self.model)
 
     def _save(self, idx: int, epoch: int, optimizer) -> None:
-        if self.files is None:
+        if self.files is None or not self.main:
             return
         self.files.write_metrics(self.state.history)
         if self.state.is_best(idx, epoch):
@@ -162,9 +225,12 @@ class Trainer:
         self.files.save_last(self.model.state_dict(), self.state.to_dict(), optimizer, self.stages)
 
     def _run_stage(self, idx: int, plan: StagePlan, train, val, first: int, optimizer) -> None:
-        freeze = _frozen(self.model.f) if plan.stage == Stage.G else contextlib.nullcontext()
+        # What a stage does not train is frozen, so DDP (built per epoch) sees only trained
+        # parameters, each used in every backward (see gridgraph.distributed.ddp).
+        frozen = {Stage.F: self.model.g, Stage.G: self.model.f}.get(plan.stage)
         with contextlib.ExitStack() as stack:
-            stack.enter_context(freeze)
+            if frozen is not None:
+                stack.enter_context(_frozen(frozen))
             caches = (None, None)
             if plan.uses_f_cache and first < plan.epochs:
                 caches = tuple(stack.enter_context(FOutputCache(self.model, s, self.t.cache_dir, self.t.amp,
@@ -172,10 +238,11 @@ class Trainer:
             for epoch in range(first, plan.epochs):
                 t0 = time.perf_counter()
                 with _seeded(self.seed * 1_000_003 + idx * 10_007 + epoch, self.device) as gen:
-                    loss, metrics = self._epoch(plan, train, val, optimizer, gen, caches)
+                    loss, metrics, train_seconds = self._epoch(plan, train, val, optimizer, gen, caches)
                 if plan.stage == Stage.G:
                     self.state.g_optimizer = optimizer.state_dict()
-                self._record(idx, plan, epoch, loss, metrics, time.perf_counter() - t0)
+                self._record(idx, plan, epoch, loss, metrics, time.perf_counter() - t0,
+                             self._throughput(plan, train, train_seconds))
                 self._save(idx, epoch, optimizer)
         if plan.stage == Stage.F and self.state.best_f is not None:
             self.model.f.load_state_dict(self.state.best_f["state"])
@@ -218,7 +285,8 @@ class Trainer:
         check = getattr(self.model.g, "check_graph", None)
         for st in list(train) + list(val) if check is not None else []:
             check(st.graph)  # a corrector that cannot take these graphs fails before stage f
-        if self.files is not None:
+        self._check_same_data(train, val)
+        if self.files is not None and self.main:
             self.files.out_dir.mkdir(parents=True, exist_ok=True)
         start, first, opt_state = self._start(resume)
         for idx in range(start, len(self.plans)):
@@ -229,9 +297,20 @@ class Trainer:
             self._run_stage(idx, plan, train, val, first if idx == start else 0, optimizer)
         if self.state.best is not None:
             self.model.load_state_dict(self.state.best["state"])
-        if self.files is not None:
+        if self.files is not None and self.main:
             self.files.save_best(*self._best_model(), self.state.history)
+        dist.barrier()  # best.pt is written before any rank goes on
         return self
+
+    def _check_same_data(self, train, val) -> None:
+        """Distributed: refuse ranks that read different sections (they would train different models)."""
+        if self.world == 1:
+            return
+        mine = [[(st.name, st.num_nodes) for st in split] for split in (train, val)]
+        for r, theirs in enumerate(dist.all_gather_objects(mine)):
+            if theirs != mine:
+                raise ValueError(f"rank {r} read other training/validation sections than rank {self.rank} "
+                                 "(every rank must read the same data; is the data folder shared?)")
 
     def _best_model(self) -> tuple[dict, dict]:
         """The best weights and their validation metrics (the current model before any epoch)."""
@@ -239,6 +318,9 @@ class Trainer:
         return best["state"], best.get("metrics", {})
 
     def save_best(self, path) -> Path:
-        """Write the best model (weights, config, classes, validation metrics) to ``path``."""
+        """Write the best model (weights, config, classes, validation metrics) to ``path``
+        (on rank 0 only when distributed; every rank returns the path)."""
+        if not self.main:
+            return Path(path)
         files = self.files or CheckpointManager(Path(path).parent, None, self.classes)
         return files.save_best(*self._best_model(), self.state.history, path=path)
