@@ -71,6 +71,9 @@ def _add_predict(sub) -> None:
     p.add_argument("--fullres-image", help="with --spaceranger: the full-resolution image")
     p.add_argument("--library-id", help="with --h5ad: the library (section) to predict")
     p.add_argument("--alignment", help="with --xenium --image: the alignment CSV of the H&E image")
+    p.add_argument("--counts", help="gene counts of the section, for a model that reads expression "
+                   "('{section}' stands for the section id; default: the file its config names)")
+    p.add_argument("--embeddings", help="precomputed node embeddings of the section, for a model that reads them")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-figure", action="store_true")
     p.add_argument("--anndata", action="store_true",
@@ -203,6 +206,12 @@ def _cmd_predict(args) -> int:
                                  f"{len(inputs)} inputs one by one")
     dist.init_from_env("cpu")  # predict runs on the CPU: gloo carries the bookkeeping
     model, ckpt = load_model(args.checkpoint)
+    if args.counts or args.embeddings:
+        from .features import with_sources
+
+        f = ckpt["config"].f
+        kwargs = with_sources(f.name, f.kwargs, {"expression": args.counts, "embedding": args.embeddings})
+        ckpt["config"] = ckpt["config"].model_copy(update={"f": f.model_copy(update={"kwargs": kwargs})})
     names = dist.output_names(inputs)
     done = {}
     for i in dist.shard_inputs(len(inputs)):

@@ -8,7 +8,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .config import DataConfig, GraphConfig, PatchConfig, RunConfig
+from .config import DataConfig, GraphConfig, ModuleConfig, PatchConfig, RunConfig
+from .features import fit_features, in_features, modalities, needs_image, section_inputs
 from .graph import GraphSpec
 from .io import Section
 from .io.sources import READERS
@@ -70,10 +71,23 @@ def rebuild_graph(section: Section, graph: GraphConfig | GraphSpec | dict | None
     return replace(section, graph=new)
 
 
-def prepare(section: Section, patches: PatchConfig, keep_section: bool = True) -> SectionTensors:
-    """:func:`~gridgraph.patches.prepare_section` with a config's ``patches`` settings."""
-    return prepare_section(section, patches.patch_size, standardize=patches.standardize,
-                           keep_section=keep_section, **patches.window())
+def prepare(section: Section, patches: PatchConfig, keep_section: bool = True, f: Optional[ModuleConfig] = None,
+            features: Optional[dict] = None) -> SectionTensors:
+    """:func:`~gridgraph.patches.prepare_section` with a config's ``patches`` settings; for an
+    ``f`` that reads other modalities than images (see :mod:`gridgraph.features`), its
+    :class:`~gridgraph.patches.NodeInputs`, built with ``features`` (:func:`fit_features`' state)."""
+    if f is None or set(modalities(f.name, f.kwargs)) == {"image"}:
+        return prepare_section(section, patches.patch_size, standardize=patches.standardize,
+                               keep_section=keep_section, **patches.window())
+    if section.graph.num_nodes == 0:
+        raise ValueError(f"section {section.name}: has no nodes (no spots or nuclei were read)")
+    image = None
+    if needs_image(f.name, f.kwargs):
+        image = prepare_section(section, patches.patch_size, standardize=patches.standardize,
+                                keep_section=False, **patches.window()).patches
+    inputs = section_inputs(section, f.name, f.kwargs, features or {}, image)
+    return SectionTensors(name=section.name, patches=inputs, graph=section.graph, labels=section.labels,
+                          section=section if keep_section else None)
 
 
 def window_um_of(section: Section, patches: PatchConfig) -> Optional[float]:
@@ -98,22 +112,41 @@ def training_scale(sections: Sequence[SectionTensors], patches: PatchConfig) -> 
 
 
 def load_splits(cfg: RunConfig, splits: Sequence[str] = ("train", "val", "test"),
-                classes: Optional[Sequence[str]] = None) -> tuple[dict, list]:
+                classes: Optional[Sequence[str]] = None, features: Optional[dict] = None) -> tuple[dict, list]:
     """Read the sections of each split, rebuild graphs, share one class list, cut patches.
 
     Returns ``({split: [SectionTensors, ...]}, classes)``. Classes are ``classes``, else
     ``data.classes``, else the natural-sorted union over every split (so that labels mean the same
-    in train, val and test).
+    in train, val and test). ``features``: the node-feature state a checkpoint keeps (default:
+    fitted on the train split, see :func:`load_splits_and_features`).
     """
+    out, names, _ = load_splits_and_features(cfg, splits, classes, features)
+    return out, names
+
+
+def load_splits_and_features(cfg: RunConfig, splits: Sequence[str] = ("train", "val", "test"),
+                             classes: Optional[Sequence[str]] = None, features: Optional[dict] = None,
+                             log=lambda line: None) -> tuple[dict, list, dict]:
+    """:func:`load_splits` and the node-feature state of f's inputs: fitted on the ``train``
+    split (:func:`~gridgraph.features.fit_features`) unless ``features`` is given, with the
+    width of each feature modality (``in_features``) that the model is built with."""
     data = cfg.data
     ids = {split: expand_ids(data, getattr(data, split)) for split in splits}
     loaded = {split: [load_section(data, sid, cfg.graph) for sid in ids[split]]
               for split in splits}
     everything = unify_classes([s for split in splits for s in loaded[split]], classes or data.classes)
     names = everything[0].classes if everything else list(classes or [])
+    if features is None:
+        start = sum(len(loaded[s]) for s in splits[: list(splits).index("train")]) if "train" in loaded else 0
+        fit_on = everything[start: start + len(loaded.get("train", []))]
+        features = fit_features(cfg.f.name, cfg.f.kwargs, fit_on, log=log)
     out, at = {}, 0
     for split in splits:
         n = len(loaded[split])
-        out[split] = [prepare(s, cfg.patches) for s in everything[at: at + n]]
+        out[split] = [prepare(s, cfg.patches, f=cfg.f, features=features) for s in everything[at: at + n]]
         at += n
-    return out, names
+    widths = {st.name: in_features(st.patches) for split in splits for st in out[split]}
+    if len({tuple(sorted(w.items())) for w in widths.values()}) > 1:
+        raise ValueError(f"the sections' node features differ in width: {widths}")
+    features = {**features, "in_features": next(iter(widths.values()), {})}
+    return out, names, features

@@ -10,7 +10,8 @@ from .correctors import build_corrector
 from .encoders import Encoder, build_encoder, encode, logits_and_embedding
 from .graph.spot_graph import SpotGraph
 from .names import GInput, choices
-from .patches.transforms import normalize
+from .patches.node_inputs import IMAGE, NodeInputs, num_inputs
+from .patches.transforms import Normalize, normalize
 
 __all__ = ["GridGraphNet", "GridGraphOutput", "build_model"]
 
@@ -113,8 +114,12 @@ class GridGraphNet(nn.Module):
         # Without gradients no activations are kept, so larger chunks only cost transient memory;
         # large patches get proportionally fewer per chunk (the budget of 256 patches of 64 px).
         size = self.chunk_size
+        if isinstance(patches, NodeInputs):
+            image = patches[IMAGE] if IMAGE in patches else None
+        else:
+            image = patches
         if not torch.is_grad_enabled() and self.eval_chunk_size:
-            pixels = patches.shape[-1] * patches.shape[-2]
+            pixels = image.shape[-1] * image.shape[-2] if image is not None and image.dim() == 4 else 1
             size = max(1, min(self.eval_chunk_size, self.eval_chunk_size * 64 * 64 // max(pixels, 1)))
         return encode(fn, patches, size, self.checkpoint, self.transform, device)
 
@@ -132,9 +137,9 @@ class GridGraphNet(nn.Module):
         self, patches: Tensor, graph: SpotGraph, return_f: bool = False
     ) -> Union[Tensor, GridGraphOutput]:
         """g's node logits ``(N, K)``; with ``return_f`` a :class:`GridGraphOutput` of both."""
-        if patches.shape[0] != graph.num_nodes:
+        if num_inputs(patches) != graph.num_nodes:
             raise ValueError(
-                f"got {patches.shape[0]} patches for {graph.num_nodes} nodes: f takes exactly "
+                f"got {num_inputs(patches)} patches for {graph.num_nodes} nodes: f takes exactly "
                 "one patch per node, in node order (no background cells)"
             )
         f_logits, x = self.f_outputs(patches)
@@ -197,9 +202,13 @@ def build_model(
         g_input: ``"softmax"``, ``"logits"`` or ``"features"``; g's ``in_channels`` is set to
             match (K, or f's ``embedding_dim``).
         encoder_kwargs, corrector_kwargs: extra arguments of the two builders.
-        **kwargs: :class:`GridGraphNet` options (``chunk_size``, ``checkpoint``, ``transform``).
+        **kwargs: :class:`GridGraphNet` options (``chunk_size``, ``checkpoint``, ``transform``;
+            by default the normalisation f states in ``input_mean``/``input_std``, as image
+            backbones from timm or torchvision do, else ImageNet's).
     """
     f = build_encoder(encoder, num_classes, **(encoder_kwargs or {}))
+    if "transform" not in kwargs and getattr(f, "input_mean", None) is not None:
+        kwargs["transform"] = Normalize(f.input_mean, f.input_std)  # the backbone's own normalisation
     in_channels = f.embedding_dim if g_input == GInput.FEATURES else num_classes
     g = build_corrector(corrector, num_classes, in_channels=in_channels, **(corrector_kwargs or {}))
     return GridGraphNet(f, g, g_input=g_input, **kwargs)

@@ -14,7 +14,9 @@ import torch
 
 from . import distributed as dist
 from .config import DataConfig, PatchConfig, RunConfig, dump_config
-from .datasets import load_splits, prepare, rebuild_graph, training_scale, unify_classes
+from .datasets import load_splits, load_splits_and_features, prepare, rebuild_graph, training_scale, unify_classes
+from .encoders import ENCODERS
+from .features import needs_image, modalities
 from .evaluate import accuracy, compute_metrics, confusion_matrix, ensemble, format_comparison, mean_std
 from .inference import evaluate_probs, predict_probs, predict_stream
 from .io.atomic import atomic_write
@@ -29,14 +31,22 @@ __all__ = ["model_from_config", "load_model", "run_training", "evaluate_checkpoi
            "section_figures", "write_json"]
 
 
-def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True) -> GridGraphNet:
+def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
+                      features: Optional[dict] = None) -> GridGraphNet:
     """The :class:`GridGraphNet` a config describes (``f``, ``g``, ``model``, ``train.chunk_size``).
 
     ``pretrained=False`` skips f's ``weights`` argument (the weights come from a checkpoint).
+    ``features``: the node-feature state (:func:`~gridgraph.datasets.load_splits_and_features`;
+    a checkpoint's ``features``) whose ``in_features`` sizes an f over feature vectors.
     """
     f_kwargs = dict(cfg.f.kwargs)
     if not pretrained:
         f_kwargs.pop("weights", None)
+    widths = (features or {}).get("in_features") or {}
+    if cfg.f.name == "fusion":
+        f_kwargs["in_features"] = dict(widths)
+    elif widths and "in_features" in (ENCODERS.parameters(cfg.f.name) or []):
+        f_kwargs["in_features"] = next(iter(widths.values()))
     return build_model(num_classes, encoder=cfg.f.name, corrector=cfg.g.name, g_input=str(cfg.model.g_input),
                        g_residual=cfg.model.g_residual, encoder_kwargs=f_kwargs,
                        corrector_kwargs=dict(cfg.g.kwargs), chunk_size=cfg.train.chunk_size,
@@ -49,7 +59,7 @@ def load_model(path, map_location="cpu") -> tuple[GridGraphNet, dict]:
     ckpt = load_checkpoint(path, map_location=map_location)
     ckpt["config"] = RunConfig.from_dict(ckpt["config"], source=f"{path}: field 'config'")
     ckpt["path"] = str(path)
-    model = model_from_config(ckpt["config"], len(ckpt["classes"]), pretrained=False)
+    model = model_from_config(ckpt["config"], len(ckpt["classes"]), pretrained=False, features=ckpt.get("features"))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as err:
@@ -123,16 +133,16 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
     main = dist.is_main()
     if not main:
         log = lambda line: None  # noqa: E731 - only rank 0 logs
-    splits, classes = load_splits(cfg)
+    splits, classes, features = load_splits_and_features(cfg, log=log)
     for split in ("train", "val", "test"):
         log(f"{split}: {len(splits[split])} sections, {sum(st.num_nodes for st in splits[split])} nodes")
     if splits["train"][0].section is not None:
         log(splits["train"][0].section.summary())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # a run's initial weights follow its seed
-        model = model_from_config(cfg, len(classes))
-    scale = training_scale(splits["train"], cfg.patches)
-    trainer = Trainer(model, cfg, classes, out_dir=out, log=log, meta={"scale": scale}).fit(
+        model = model_from_config(cfg, len(classes), features=features)
+    scale = training_scale(splits["train"], cfg.patches) if needs_image(cfg.f.name, cfg.f.kwargs) else {}
+    trainer = Trainer(model, cfg, classes, out_dir=out, log=log, meta={"scale": scale, "features": features}).fit(
         splits["train"], splits["val"], resume=resume)
     result, probs = {"classes": classes}, {}
     for split in ("val", "test"):
@@ -156,9 +166,11 @@ def _sections_for(ckpt: dict, data: Optional[DataConfig], split: str, cache: dic
     if data is not None:
         cfg = cfg.model_copy(update={"data": data})
     key = json.dumps([cfg.data.model_dump(mode="json"), cfg.graph.model_dump(mode="json"),
-                      cfg.patches.model_dump(mode="json"), ckpt["classes"]], sort_keys=True)
+                      cfg.patches.model_dump(mode="json"), cfg.f.model_dump(mode="json"), ckpt["classes"],
+                      ckpt.get("features") or {}], sort_keys=True)
     if key not in cache:
-        cache[key] = load_splits(cfg, splits=(split,), classes=ckpt["classes"])[0][split]
+        cache[key] = load_splits(cfg, splits=(split,), classes=ckpt["classes"],
+                                 features=ckpt.get("features") or {})[0][split]
     return cache[key]
 
 
@@ -222,6 +234,11 @@ def _predict(model: GridGraphNet, ckpt: dict, section) -> tuple:
     section = rebuild_graph(section, cfg.graph)
     if section.classes and section.labels.ge(0).any():
         section = unify_classes([section], classes)[0]
+    if set(modalities(cfg.f.name, cfg.f.kwargs)) != {"image"}:  # feature inputs: read whole
+        patches = trained_window(ckpt, section) if needs_image(cfg.f.name, cfg.f.kwargs) else cfg.patches
+        inputs = prepare(section, patches, f=cfg.f, features=ckpt.get("features") or {})
+        (f_prob, g_prob), = predict_probs(model, [inputs])
+        return section, f_prob, g_prob
     patches = trained_window(ckpt, section)
     if not patches.standardize:  # standardisation needs the whole section's colours first
         chunks = iter_section_patches(section, patches.patch_size, **patches.window())

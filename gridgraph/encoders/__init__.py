@@ -10,8 +10,11 @@ from typing import Any, List
 from torch import nn
 
 from ..registry import Registry
+from .backbone import BackboneEncoder, load_backbone_weights, timm_encoder, torchvision_encoder
 from .densenet import DenseNetEncoder, densenet121, densenet_tiny, load_densenet_weights
+from .embedding_cache import EmbeddingCache
 from .encode import encode, preserve_batchnorm_stats
+from .feature_mlp import FeatureMLP, FusionEncoder, expression, feature_mlp, fusion, precomputed
 from .gridnet_simple import BasicBlock, GridNetSimple, gridnet_simple
 from .protocol import Encoder, logits_and_embedding
 
@@ -20,6 +23,12 @@ ENCODERS = Registry("encoder", fixed=("num_classes",))
 ENCODERS.register("gridnet_simple", gridnet_simple, forwards_to=lambda: [GridNetSimple])
 ENCODERS.register("densenet121", densenet121)
 ENCODERS.register("densenet_tiny", densenet_tiny)
+ENCODERS.register("timm", timm_encoder)
+ENCODERS.register("torchvision", torchvision_encoder)
+ENCODERS.register("feature_mlp", feature_mlp)
+ENCODERS.register("precomputed", precomputed)
+ENCODERS.register("expression", expression)
+ENCODERS.register("fusion", fusion)
 
 
 def register_encoder(name: str, builder=None, *, overwrite: bool = False):
@@ -39,9 +48,17 @@ def build_encoder(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
 
 
 __all__ = [
+    "BackboneEncoder",
     "BasicBlock",
     "DenseNetEncoder",
+    "FeatureMLP",
+    "FusionEncoder",
+    "feature_mlp",
+    "precomputed",
+    "expression",
+    "fusion",
     "ENCODERS",
+    "EmbeddingCache",
     "Encoder",
     "logits_and_embedding",
     "register_encoder",
@@ -52,6 +69,9 @@ __all__ = [
     "densenet_tiny",
     "encode",
     "gridnet_simple",
+    "load_backbone_weights",
     "load_densenet_weights",
     "preserve_batchnorm_stats",
+    "timm_encoder",
+    "torchvision_encoder",
 ]

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
+from ..patches.node_inputs import NodeInputs, num_inputs
 from ..patches.transforms import normalize
 
 __all__ = ["encode", "preserve_batchnorm_stats"]
@@ -98,8 +99,9 @@ def encode(
         f: an :class:`torch.nn.Module` (or a bound method of one, e.g. ``model.embed``, or a
             function returning a tuple of ``(B, ...)`` tensors) mapping ``(B, 3, P, P)`` float
             to ``(B, K)``.
-        patches: ``(N, 3, P, P)`` node patches, uint8 (normalised here) or float; on any
-            device, each chunk is moved to f's device just before use.
+        patches: ``(N, 3, P, P)`` node patches, uint8 (normalised here) or float, or a
+            :class:`~gridgraph.patches.NodeInputs` of several modalities (``transform`` acts on
+            its image part); on any device, each chunk is moved to f's device just before use.
         chunk_size: patches per chunk (default 32); ``None`` or ``<= 0`` runs all at once.
         checkpoint: when gradients are needed (grad mode on and f has trainable parameters --
             always assumed for a function that is not a module or one of its bound methods --
@@ -113,13 +115,13 @@ def encode(
     Returns:
         The concatenation of f's outputs over the chunks, in the order of ``patches``.
     """
-    if patches.dim() != 4:
-        raise ValueError(f"patches must have shape (N, C, P, P), got {tuple(patches.shape)}")
+    if not isinstance(patches, NodeInputs) and patches.dim() < 2:
+        raise ValueError(f"patches must have shape (N, C, P, P) or (N, D), got {tuple(patches.shape)}")
     module = _module_of(f)
     if device is None:
         p = _first_param(module)
         device = p.device if p is not None else patches.device
-    n = patches.shape[0]
+    n = num_inputs(patches)
     if n == 0:
         raise ValueError("encode() needs at least one patch")
     step = n if chunk_size is None or chunk_size <= 0 else int(chunk_size)

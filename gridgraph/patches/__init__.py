@@ -1,5 +1,6 @@
 """Node patches: extraction (uint8, foreground only) and batch-time transforms."""
 from .extract import extract_patches, iter_section_patches, section_patches, window_for_resolution
+from .node_inputs import IMAGE, NodeInputs, map_image, num_inputs
 from .section_tensors import SectionTensors, prepare_section
 from .transforms import (
     IMAGENET_MEAN,
@@ -21,6 +22,10 @@ __all__ = [
     "iter_section_patches",
     "window_for_resolution",
     "SectionTensors",
+    "NodeInputs",
+    "IMAGE",
+    "map_image",
+    "num_inputs",
     "prepare_section",
     "normalize",
     "Normalize",

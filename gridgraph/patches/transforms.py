@@ -6,6 +6,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from .node_inputs import NodeInputs, map_image
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -16,7 +18,10 @@ def normalize(
     std: Sequence[float] = IMAGENET_STD,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """uint8 ``(B, 3, P, P)`` in 0..255 -> float ``(B, 3, P, P)``, ``(x / 255 - mean) / std``."""
+    """uint8 ``(B, 3, P, P)`` in 0..255 -> float ``(B, 3, P, P)``, ``(x / 255 - mean) / std``
+    (of the image part of a :class:`~gridgraph.patches.NodeInputs`)."""
+    if isinstance(patches, NodeInputs):
+        return map_image(patches, lambda p: normalize(p, mean, std, dtype))
     if patches.dim() != 4 or patches.shape[1] != 3:
         raise ValueError(f"patches must have shape (B, 3, P, P), got {tuple(patches.shape)}")
     m = torch.as_tensor(mean, dtype=dtype, device=patches.device).view(1, 3, 1, 1)
@@ -51,7 +56,10 @@ def dihedral(patches: Tensor, k: int, flip: bool) -> Tensor:
 
 
 def random_dihedral(patches: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
-    """Each patch of ``(B, C, P, P)`` gets its own random flip and quarter turn (8 outcomes)."""
+    """Each patch of ``(B, C, P, P)`` gets its own random flip and quarter turn (8 outcomes); of
+    a :class:`~gridgraph.patches.NodeInputs`, each patch of its image part."""
+    if isinstance(patches, NodeInputs):
+        return map_image(patches, lambda p: random_dihedral(p, generator))
     codes = torch.randint(0, 8, (patches.shape[0],), generator=generator)
     out = torch.empty_like(patches)
     for code in codes.unique().tolist():
@@ -108,7 +116,10 @@ def random_color_jitter(
     With ``s = strength``: saturation and contrast in ``1 +- s``, brightness in ``+- 60 s``,
     each channel's gain in ``1 +- s / 2``. Mimics stain and scanner differences between
     sections. uint8 ``(B, 3, P, P)`` -> same shape; ``strength=0`` returns the patches unchanged.
+    Of a :class:`~gridgraph.patches.NodeInputs`, its image part.
     """
+    if isinstance(patches, NodeInputs):
+        return map_image(patches, lambda p: random_color_jitter(p, strength, generator))
     if strength < 0:
         raise ValueError(f"strength must be >= 0, got {strength}")
     if strength == 0:

@@ -1,0 +1,149 @@
+"""Which inputs an f needs, and a section's inputs built for it.
+
+Each f reads one or more modalities: ``"image"`` (node patches; every patch CNN and image
+backbone), ``"embedding"`` (``precomputed``: per-node vectors from a file) and ``"expression"``
+(``expression``: gene counts, normalised). A ``fusion`` f needs its branches' modalities.
+:func:`fit_features` fits what depends on the training sections (the gene selection) and
+returns the state a checkpoint keeps; :func:`section_inputs` builds one section's inputs from
+that state, as a patch tensor (image alone) or a :class:`~gridgraph.patches.NodeInputs`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..patches.node_inputs import IMAGE, NodeInputs
+from .expression import expression_matrix, highly_variable_genes, node_ids, normalize_log1p
+
+__all__ = ["modalities", "needs_image", "fit_features", "section_inputs", "in_features", "with_sources"]
+
+EMBEDDING, EXPRESSION = "embedding", "expression"
+_FEATURE_F = {"precomputed": EMBEDDING, "expression": EXPRESSION}
+
+
+def modalities(f_name: str, f_kwargs: Mapping) -> Dict[str, dict]:
+    """modality -> the options saying where its data comes from, for f ``f_name``."""
+    if f_name == "fusion":
+        out: Dict[str, dict] = {}
+        for modality, spec in dict(f_kwargs.get("branches") or {}).items():
+            kwargs = dict(spec.get("kwargs") or {})
+            out[modality] = {} if modality == IMAGE else kwargs
+        return out
+    if f_name in _FEATURE_F:
+        return {_FEATURE_F[f_name]: dict(f_kwargs)}
+    if f_name == "feature_mlp":
+        return {f_kwargs.get("modality", EMBEDDING): dict(f_kwargs)}
+    return {IMAGE: {}}
+
+
+def needs_image(f_name: str, f_kwargs: Mapping) -> bool:
+    return IMAGE in modalities(f_name, f_kwargs)
+
+
+def _source(options: Mapping, field: str, section, modality: str) -> str:
+    path = options.get(field)
+    if not path:
+        raise ValueError(f"section {section.name}: f needs the {modality!r} modality; give f's kwargs "
+                         f"{field!r} (a file path, '{{section}}' standing for the section id)")
+    return str(path).format(section=section.name)
+
+
+def _counts(section, options: Mapping):
+    from ..io.node_features import read_counts
+
+    path = _source(options, "counts", section, EXPRESSION)
+    return (path, *read_counts(path))
+
+
+def fit_features(f_name: str, f_kwargs: Mapping, train_sections: Sequence, log: Callable[[str], None] = print) -> dict:
+    """What f's inputs need from the training sections: for ``"expression"``, the genes
+    (``genes`` as given, else the ``n_top_genes`` most variable over the training spots) and
+    ``target_sum``. ``{}`` for an image-only f."""
+    state: dict = {}
+    options = modalities(f_name, f_kwargs).get(EXPRESSION)
+    if options is not None:
+        target_sum = float(options.get("target_sum", 1e4))
+        genes = options.get("genes")
+        if not genes and not train_sections:
+            raise ValueError("f reads gene expression: its gene selection needs training sections (or give f's "
+                             "kwargs 'genes')")
+        if not genes:
+            matrices, names = [], None
+            for section in train_sections:
+                source, ids, file_genes, counts = _counts(section, options)
+                if names is None:
+                    names = file_genes
+                order = {g: k for k, g in enumerate(file_genes)}
+                shared = [g for g in names if g in order]
+                if len(shared) < len(names):
+                    names = shared
+                    matrices = [m[:, :len(shared)] for m in matrices]  # columns were in names' order
+                rows = np.flatnonzero(np.isin(np.asarray(ids, dtype=object),
+                                              np.asarray(node_ids(section, options.get("id_format")), dtype=object)))
+                matrices.append(normalize_log1p(counts[rows], target_sum)[:, [order[g] for g in names]])
+            genes = highly_variable_genes(matrices, names or [], int(options.get("n_top_genes", 2000)))
+            log(f"expression: {len(genes)} genes selected on {len(train_sections)} training sections")
+        state[EXPRESSION] = {"genes": [str(g) for g in genes], "target_sum": target_sum}
+    return state
+
+
+def section_inputs(section, f_name: str, f_kwargs: Mapping, state: Mapping, image: Optional[torch.Tensor] = None):
+    """One section's inputs for f: the patch tensor ``image`` when f reads images only, else a
+    :class:`NodeInputs` with every modality f reads (``image`` must be given when one is an
+    image). ``state``: :func:`fit_features`' result (a checkpoint's ``features``)."""
+    wanted = modalities(f_name, f_kwargs)
+    if set(wanted) == {IMAGE}:
+        return image
+    parts: Dict[str, torch.Tensor] = {}
+    for modality, options in wanted.items():
+        if modality == IMAGE:
+            if image is None:
+                raise ValueError(f"section {section.name}: f needs image patches, but the section has no image")
+            parts[IMAGE] = image
+        elif modality == EXPRESSION:
+            if EXPRESSION not in state:
+                raise ValueError("the model has no gene selection for its 'expression' input (fit_features first)")
+            source, ids, file_genes, counts = _counts(section, options)
+            kept = state[EXPRESSION]
+            values = expression_matrix(node_ids(section, options.get("id_format")), ids, file_genes, counts,
+                                       kept["genes"], kept["target_sum"], source=source)
+            parts[EXPRESSION] = torch.from_numpy(values)
+        else:
+            from ..io.node_features import read_node_features
+
+            path = _source(options, "path", section, modality)
+            ids = node_ids(section, options.get("id_format"))
+            parts[modality] = torch.from_numpy(read_node_features(path, ids, options.get("key"), what=f"{modality} features"))
+    return NodeInputs(parts)
+
+
+def with_sources(f_name: str, f_kwargs: Mapping, sources: Mapping[str, Optional[str]]) -> dict:
+    """``f_kwargs`` with the files of some modalities replaced (``{"expression": counts path,
+    "embedding": features path}``; ``None`` keeps the kwargs' own), e.g. to predict a new
+    section with its own files. A modality f does not read is an error naming it."""
+    sources = {k: v for k, v in sources.items() if v}
+    unknown = set(sources) - set(modalities(f_name, f_kwargs))
+    if unknown:
+        raise ValueError(f"f {f_name!r} reads no {sorted(unknown)} input; it reads {sorted(modalities(f_name, f_kwargs))}")
+    field = {EXPRESSION: "counts"}
+    kwargs = dict(f_kwargs)
+    if f_name == "fusion":
+        branches = {m: dict(spec) for m, spec in dict(kwargs.get("branches") or {}).items()}
+        for modality, path in sources.items():
+            branch_kwargs = dict(branches[modality].get("kwargs") or {})
+            branch_kwargs[field.get(modality, "path")] = path
+            branches[modality]["kwargs"] = branch_kwargs
+        kwargs["branches"] = branches
+    else:
+        for modality, path in sources.items():
+            kwargs[field.get(modality, "path")] = path
+    return kwargs
+
+
+def in_features(inputs) -> Dict[str, int]:
+    """modality -> width of each non-image part of a section's inputs."""
+    if not isinstance(inputs, NodeInputs):
+        return {}
+    return {k: int(v.shape[1]) for k, v in inputs.parts.items() if k != IMAGE}
