@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: timing, tables, subprocess workers, training flags."""
 from __future__ import annotations
 
+import json
 import platform
 import time
 from typing import Callable, Sequence
@@ -84,6 +85,14 @@ def add_training_args(ap, epochs_f: int, epochs_g: int, window_px: float) -> Non
                     help="g corrects f's log-probabilities (default) or predicts logits outright")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--f", dest="f_name", default="gridnet_simple", help="f's encoder name (ENCODERS)")
+    ap.add_argument("--f-kwargs", type=json.loads, default={},
+                    help='f\'s kwargs as JSON, e.g. \'{"model_name": "resnet10t", "freeze": true}\'')
+
+
+def f_config(args) -> dict:
+    """The ``f`` section the training flags name."""
+    return {"name": args.f_name, "kwargs": dict(args.f_kwargs)}
 
 
 def scores(y, probs) -> dict:

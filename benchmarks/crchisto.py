@@ -25,7 +25,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_training_args, machine, print_table, scores  # noqa: E402
+from _common import add_training_args, f_config, machine, print_table, scores  # noqa: E402
 
 from gridgraph.config import make_config  # noqa: E402
 from gridgraph.datasets import load_splits  # noqa: E402
@@ -57,7 +57,7 @@ def config(args, root: str, train, val) -> dict:
                  "classes": CLASSES, "train": train, "val": val, "test": []},
         "graph": {"builder": "knn", "k": args.k},
         "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None},
-        "f": {"name": "gridnet_simple"},
+        "f": f_config(args),
         "g": {"name": "gcn", "kwargs": {"hidden_channels": 64, "num_layers": 4, "dropout": 0.1}},
         "model": {"g_input": args.g_input, "g_residual": args.g_residual},
         "train": {"regimen": "two_stage", "epochs_f": args.epochs_f, "epochs_g": args.epochs_g,

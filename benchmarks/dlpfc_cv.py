@@ -26,7 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import add_training_args, machine, print_table, scores  # noqa: E402
+from _common import add_training_args, f_config, machine, print_table, scores  # noqa: E402
 
 from gridgraph.config import make_config  # noqa: E402
 from gridgraph.datasets import load_splits  # noqa: E402
@@ -76,7 +76,7 @@ def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int, 
                  "classes": CLASSES, "train": split.train, "val": split.val, "test": split.test},
         "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None,
                     "standardize": args.standardize},
-        "f": {"name": "gridnet_simple"},
+        "f": f_config(args),
         "g": {"name": corrector, "kwargs": G_KWARGS.get(corrector, {})},
         "model": {"g_input": args.g_input, "g_residual": args.g_residual},
         "train": {"regimen": "two_stage", "epochs_f": epochs_f, "epochs_g": args.epochs_g,

@@ -15,6 +15,7 @@ import torch
 from . import distributed as dist
 from .config import DataConfig, PatchConfig, RunConfig, dump_config
 from .datasets import load_splits, load_splits_and_features, prepare, rebuild_graph, training_scale, unify_classes
+from .embeddings import attach_backbone_embeddings, uses_cached_embeddings
 from .encoders import ENCODERS
 from .features import needs_image, modalities
 from .evaluate import accuracy, compute_metrics, confusion_matrix, ensemble, format_comparison, mean_std
@@ -141,6 +142,9 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # a run's initial weights follow its seed
         model = model_from_config(cfg, len(classes), features=features)
+    if uses_cached_embeddings(model):  # a linear probe: the frozen backbone runs once per section
+        folder = cfg.train.embedding_cache or out / "embeddings"
+        splits = {name: attach_backbone_embeddings(model, split, folder, log) for name, split in splits.items()}
     scale = training_scale(splits["train"], cfg.patches) if needs_image(cfg.f.name, cfg.f.kwargs) else {}
     trainer = Trainer(model, cfg, classes, out_dir=out, log=log, meta={"scale": scale, "features": features}).fit(
         splits["train"], splits["val"], resume=resume)

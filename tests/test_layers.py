@@ -13,7 +13,7 @@ LAYERS = [
     {"patches", "features"},
     {"encoders", "correctors", "evaluate"},
     {"model", "baselines"},
-    {"inference", "plot"},
+    {"inference", "plot", "embeddings"},
     {"config"},
     {"train"},
     {"datasets"},

@@ -241,3 +241,33 @@ def test_backbone_f_brings_its_normalisation_and_trains(tmp_path):
     before = model.f.backbone.state_dict()
     assert all(torch.equal(before[k], v) for k, v in loaded.f.backbone.state_dict().items())  # frozen: unchanged
     assert not torch.equal(model.f.classifier.weight, loaded.f.classifier.weight)  # the head trained
+    stored = sorted((tmp_path / "run" / "embeddings").rglob("*.pt"))
+    assert len(stored) == 5  # one file per section (3 train, 1 val, 1 test)
+
+
+def test_backbone_embeddings_are_computed_once_and_reused(tmp_path):
+    pytest.importorskip("timm")
+    from gridgraph.datasets import load_splits
+    from gridgraph.embeddings import attach_backbone_embeddings
+    from gridgraph.pipeline import model_from_config
+
+    cfg = changed(tiny_config(tmp_path), f={"name": "timm", "kwargs": {"model_name": "test_resnet", "freeze": True,
+                                                                       "input_size": 16}})
+    splits, _ = load_splits(cfg, splits=("train",))
+    model = model_from_config(cfg, 3).eval()
+    calls = []
+    hook = model.f.backbone.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    first = attach_backbone_embeddings(model, splits["train"], tmp_path / "emb", log=lambda line: None)
+    assert sum(calls) == sum(st.num_nodes for st in splits["train"])  # every node once
+    second = attach_backbone_embeddings(model, splits["train"], tmp_path / "emb", log=lambda line: None)
+    assert sum(calls) == sum(st.num_nodes for st in splits["train"])  # all read back
+    for a, b, st in zip(first, second, splits["train"]):
+        assert torch.equal(a.patches["backbone"], b.patches["backbone"])
+        with torch.no_grad():  # f reads the stored embeddings, equal to running the backbone
+            assert torch.allclose(model.forward_f(a.patches), model.forward_f(st.patches), atol=1e-5)
+    assert sum(calls) == 2 * sum(st.num_nodes for st in splits["train"])  # only the plain pass ran it
+    shifted = changed(cfg, patches={"patch_size": 16, "window_spots": 1.5})
+    moved, _ = load_splits(shifted, splits=("train",))
+    attach_backbone_embeddings(model, moved["train"][:1], tmp_path / "emb", log=lambda line: None)
+    assert sum(calls) == 2 * sum(st.num_nodes for st in splits["train"]) + moved["train"][0].num_nodes
+    hook.remove()

@@ -119,7 +119,7 @@ def load_config(path: Union[str, os.PathLike], overrides: Iterable[str] = ()) ->
     return _resolve_paths_typed(cfg, Path.cwd())
 
 
-PATH_KEYS = (("output",), ("data", "root"), ("train", "init_from"), ("train", "cache_dir"))
+PATH_KEYS = (("output",), ("data", "root"), ("train", "init_from"), ("train", "cache_dir"), ("train", "embedding_cache"))
 
 
 def _resolve_paths(raw: Mapping, folder: Path) -> dict:

@@ -117,6 +117,9 @@ class TrainConfig(_Section):
     on N processes. GPU options: ``amp`` (bf16 autocast), ``channels_last`` (f's memory format),
     ``pin_memory`` (page-locked host patches, asynchronous copies), ``compile_f``
     (``torch.compile`` of f, off by default). ``amp`` and ``pin_memory`` do nothing on the CPU.
+    ``embedding_cache``: folder of the content-addressed embeddings of a frozen image backbone
+    (``f: {name: timm, kwargs: {freeze: true}}``), computed once per section and reused by every
+    run that shares the folder (default: ``<output>/embeddings``).
     """
 
     regimen: Regimen = Regimen.TWO_STAGE
@@ -138,6 +141,7 @@ class TrainConfig(_Section):
     amp: StrictBool = False
     init_from: Optional[StrictStr] = None
     cache_dir: Optional[StrictStr] = None
+    embedding_cache: Optional[StrictStr] = None
     progress: Optional[StrictBool] = None  # None: on when stderr is a terminal
     channels_last: StrictBool = False
     pin_memory: StrictBool = True

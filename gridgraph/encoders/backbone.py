@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..patches.node_inputs import IMAGE, NodeInputs
+
 from .embedding_cache import array_digest
 
 __all__ = ["BackboneEncoder", "load_backbone_weights", "timm_encoder", "torchvision_encoder"]
@@ -37,6 +39,10 @@ __all__ = ["BackboneEncoder", "load_backbone_weights", "timm_encoder", "torchvis
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PathLike = Union[str, os.PathLike]
+
+
+#: The part of a NodeInputs holding a frozen backbone's precomputed embeddings.
+CACHED = "backbone"
 
 
 class BackboneEncoder(nn.Module):
@@ -96,8 +102,15 @@ class BackboneEncoder(nn.Module):
         """``(B, 3, H, W)`` normalised float -> ``(B, embedding_dim)`` pooled features.
 
         ``H, W`` other than ``input_size`` are resized first (bilinear, antialiased). A frozen
-        backbone runs without autograd unless ``x`` requires grad.
+        backbone runs without autograd unless ``x`` requires grad. Of a
+        :class:`~gridgraph.patches.NodeInputs`, a frozen backbone returns its ``"backbone"``
+        part (embeddings computed once, see :mod:`gridgraph.embeddings`) where it has one, and
+        embeds its ``"image"`` part otherwise.
         """
+        if isinstance(x, NodeInputs):
+            if self.frozen and CACHED in x:
+                return x[CACHED].float()
+            x = x[IMAGE]
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"patches must have shape (B, 3, H, W), got {tuple(x.shape)}")
         if not x.is_floating_point():

@@ -54,18 +54,24 @@ def _grid_edges(grid_index: np.ndarray, grid_shape: tuple[int, int], offsets_for
         _, first, counts = np.unique(flat, return_index=True, return_counts=True)
         dup = int(first[np.argmax(counts > 1)])
         raise ValueError(f"two spots share the grid cell (row={rows[dup]}, col={cols[dup]})")
-    src, dst = [], []
+    width = max(len(offsets_for(0)), len(offsets_for(1)))
+    neighbours = np.full((n, width), -1, dtype=np.int64)
     for parity in (0, 1):
         sel = np.flatnonzero(cols % 2 == parity)
-        for dr, dc in offsets_for(parity):
+        for k, (dr, dc) in enumerate(offsets_for(parity)):
             r, c = rows[sel] + dr, cols[sel] + dc
             inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
-            nb = np.full(len(sel), -1, dtype=np.int64)
-            nb[inside] = lookup[r[inside], c[inside]]
-            found = nb >= 0
-            src.append(sel[found])
-            dst.append(nb[found])
-    return undirected_edges(np.concatenate(src), np.concatenate(dst), n)
+            found = np.full(len(sel), -1, dtype=np.int64)
+            found[inside] = lookup[r[inside], c[inside]]
+            neighbours[sel, k] = found
+    neighbours.sort(axis=1)
+    valid = neighbours >= 0
+    src, dst = np.repeat(np.arange(n), valid.sum(axis=1)), neighbours[valid]
+    # Rows in node order, each sorted: already the sorted (src, dst) list. It is the undirected
+    # edge list when every edge was also found from its other end (symmetric offsets).
+    if np.array_equal(src * n + dst, np.sort(dst * n + src)):
+        return torch.from_numpy(np.stack([src, dst]))
+    return undirected_edges(src, dst, n)
 
 
 # Most cells a dense grid may have. The builders allocate an int64 lookup of the grid (512 MiB at

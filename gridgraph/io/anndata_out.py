@@ -18,7 +18,7 @@ def section_anndata(section):
     import anndata
     import pandas as pd
 
-    obs = pd.DataFrame(index=pd.Index([str(b) for b in section.barcodes], name="id"))
+    obs = pd.DataFrame(index=pd.Index(np.asarray(section.barcodes, dtype=str).astype(object), name="id"))
     if section.array_row is not None:
         obs["array_row"], obs["array_col"] = np.asarray(section.array_row), np.asarray(section.array_col)
     adata = anndata.AnnData(obs=obs)
@@ -26,10 +26,10 @@ def section_anndata(section):
     return adata
 
 
-def _categorical(names: list, classes: Sequence[str]):
+def _categorical(codes: np.ndarray, classes: Sequence[str]):
     import pandas as pd
 
-    return pd.Categorical(names, categories=list(classes))
+    return pd.Categorical.from_codes(codes, categories=list(classes))
 
 
 def add_predictions(adata, ids: Sequence[str], f_probs: np.ndarray, g_probs: np.ndarray,
@@ -60,10 +60,9 @@ def add_predictions(adata, ids: Sequence[str], f_probs: np.ndarray, g_probs: np.
     probs = np.full((out.n_obs, k), np.nan, dtype=np.float32)
     probs[rows] = g_probs
     for column, p in ((key, g_probs), (f"{key}_f", f_probs)):
-        names = [None] * out.n_obs
-        for r, c in zip(rows.tolist(), p.argmax(1).tolist()):
-            names[r] = classes[c]
-        out.obs[column] = _categorical(names, classes)
+        codes = np.full(out.n_obs, -1, dtype=np.int64)  # -1: a missing class
+        codes[rows] = p.argmax(1)
+        out.obs[column] = _categorical(codes, classes)
     out.obsm[f"{key}_probs"] = probs
     out.uns[key] = {"classes": list(classes), **dict(info or {})}
     return out

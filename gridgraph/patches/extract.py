@@ -109,10 +109,11 @@ def resize_chw(chunk: torch.Tensor, patch_size: int, batch: Optional[int] = None
     h, w = chunk.shape[-2:]
     batch = batch or max(1, (6 << 20) // max(h * w * 12, 1))
     weights = resize_matrix(w, patch_size) if h == w and w != patch_size else None
+    weights_t = weights.T.contiguous() if weights is not None else None
     for start in range(0, len(chunk), batch):
         part = chunk[start: start + batch]
-        if weights is not None:
-            part = torch.matmul(torch.matmul(weights, part.float()), weights.T)
+        if weights is not None:  # columns first (one GEMM over every row of the batch), then rows
+            part = torch.matmul(weights, torch.matmul(part.float(), weights_t))
         elif (h, w) != (patch_size, patch_size):
             part = F.interpolate(part.float(), size=(patch_size, patch_size), mode="bilinear",
                                  antialias=True, align_corners=False)

@@ -21,7 +21,7 @@ VERSION = 1
 MODEL_SECTIONS = ("f", "g", "model", "patches", "graph")
 RESUME_SECTIONS = MODEL_SECTIONS + ("data", "seed", "train")
 # train settings a resumed run may change (they do not alter what was already trained)
-MUTABLE_TRAIN_KEYS = ("progress", "device", "cache_dir", "epochs_f", "epochs_g", "epochs_joint",
+MUTABLE_TRAIN_KEYS = ("progress", "device", "cache_dir", "embedding_cache", "epochs_f", "epochs_g", "epochs_joint",
                       "channels_last", "pin_memory", "compile_f")
 
 
