@@ -140,6 +140,12 @@ def test_read_counts_every_format(tmp_path):
         got_ids, got_genes, counts = read_counts(tmp_path / source)
         assert (got_ids, got_genes) == (ids, genes), source
         np.testing.assert_array_equal(counts.toarray(), dense, err_msg=source)
+    (tmp_path / "text.tsv").write_text("\tG1\tG2\na\t1\tx\n")
+    with pytest.raises(ValueError, match="text.tsv: gene column 'G2': expected numeric counts"):
+        read_counts(tmp_path / "text.tsv")
+    (tmp_path / "neg.tsv").write_text("\tG1\na\t-1\n")
+    with pytest.raises(ValueError, match="neg.tsv: negative counts"):
+        read_counts(tmp_path / "neg.tsv")
     (tmp_path / "bad.h5").write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="bad.h5: not an HDF5 file"):
         read_counts(tmp_path / "bad.h5")

@@ -9,6 +9,8 @@ that state, as a patch tensor (image alone) or a :class:`~gridgraph.patches.Node
 """
 from __future__ import annotations
 
+import functools
+import os
 from typing import Callable, Dict, Mapping, Optional, Sequence
 
 import numpy as np
@@ -51,10 +53,25 @@ def _source(options: Mapping, field: str, section, modality: str) -> str:
 
 
 def _counts(section, options: Mapping):
+    path = _source(options, "counts", section, EXPRESSION)
+    return (path, *_read_counts_cached(path, *_stamp(path)))
+
+
+def _stamp(path: str) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:  # read_counts names the missing file
+        return (None, None)
+    return (st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_counts_cached(path: str, size, mtime):
+    """The counts of ``path`` (read once while the file is unchanged: fitting the gene selection
+    and building the inputs read the same training files)."""
     from ..io.node_features import read_counts
 
-    path = _source(options, "counts", section, EXPRESSION)
-    return (path, *read_counts(path))
+    return read_counts(path)
 
 
 def fit_features(f_name: str, f_kwargs: Mapping, train_sections: Sequence, log: Callable[[str], None] = print) -> dict:

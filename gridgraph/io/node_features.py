@@ -128,16 +128,36 @@ def read_counts(path: PathLike, what: str = "gene counts"):
                 sparse.csr_matrix(adata.X, dtype=np.float32))
     if name.endswith(".h5"):
         return _read_10x_h5(path, what)
-    ids, values = _read_table_features(path, what)
+    return _read_counts_table(path, what)
+
+
+def _read_counts_table(path: Path, what: str):
+    """A spots x genes text table: the first column the spot ids, then one column per gene."""
     import pandas as pd
 
-    genes = [str(c) for c in pd.read_csv(path, sep="\t" if ".tsv" in name or ".txt" in name else ",",
-                                         nrows=0).columns[1:]]
-    if len(genes) != values.shape[1]:
-        raise ValueError(f"{path}: {len(genes)} gene names for {values.shape[1]} count columns ({what})")
+    sep = "\t" if any(t in path.name.lower() for t in (".tsv", ".txt", ".tab")) else ","
+    try:
+        header = pd.read_csv(path, sep=sep, nrows=0).columns.tolist()
+        if len(header) < 2:
+            raise ValueError(f"{path}: expected a spot id column then one column per gene ({what})")
+        frame = pd.read_csv(path, sep=sep, index_col=0, dtype={header[0]: str})
+    except ValueError as err:
+        if str(err).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: malformed {what} table") from None
+    except Exception as err:  # pandas raises many types for a file that is not a table
+        raise ValueError(f"{path}: cannot read the {what} as a table ({type(err).__name__})") from None
+    text = [c for c, kind in zip(frame.columns, frame.dtypes) if kind.kind not in "iuf"]
+    if text:
+        raise ValueError(f"{path}: gene column {str(text[0])!r}: expected numeric counts ({what})")
+    values = frame.to_numpy(dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{path}: empty, NaN or infinite counts; expected raw counts >= 0 ({what})")
     if (values < 0).any():
         raise ValueError(f"{path}: negative counts; expected raw counts >= 0 ({what})")
-    return list(ids), genes, sparse.csr_matrix(values)
+    from scipy import sparse
+
+    return [str(i) for i in frame.index], [str(g) for g in frame.columns], sparse.csr_matrix(values)
 
 
 def _read_10x_h5(path: Path, what: str):
