@@ -143,3 +143,24 @@ def test_window_override_replaces_the_files_window():
 def test_more_bad_overrides(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         make_config({}, [override])
+
+
+def test_paths_in_a_file_are_relative_to_it(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "run.yaml").write_text(
+        "output: out\n"
+        "data: {reader: synthetic, root: data}\n"
+        "f: {name: expression, kwargs: {counts: 'counts/{section}.tsv'}}\n"
+        "train: {embedding_cache: emb}\n")
+    (folder / "fused.yaml").write_text(
+        "output: out\n"
+        "f: {name: fusion, kwargs: {branches: {image: {name: gridnet_simple},"
+        " expression: {name: expression, kwargs: {counts: c.tsv}}}}}\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(folder / "run.yaml", overrides=["output=elsewhere"])
+    assert cfg.f.kwargs["counts"] == str(folder / "counts" / "{section}.tsv")
+    assert cfg.train.embedding_cache == str(folder / "emb") and cfg.data.root == str(folder / "data")
+    assert cfg.output == str(tmp_path / "elsewhere")  # --set values: relative to the working directory
+    fused = load_config(folder / "fused.yaml")
+    assert fused.f.kwargs["branches"]["expression"]["kwargs"]["counts"] == str(folder / "c.tsv")

@@ -277,3 +277,25 @@ def test_backbone_embeddings_are_computed_once_and_reused(tmp_path):
     attach_backbone_embeddings(model, moved["train"][:1], tmp_path / "emb", log=lambda line: None)
     assert sum(calls) == 2 * sum(st.num_nodes for st in splits["train"]) + moved["train"][0].num_nodes
     hook.remove()
+
+
+def test_gene_selection_uses_the_genes_every_training_file_has(tmp_path):
+    from gridgraph.features import fit_features, section_inputs
+    from gridgraph.synthetic import make_section
+
+    sections = [make_section("cartesian", seed=k, name=f"s{k}") for k in (0, 1)]
+    rng = np.random.default_rng(0)
+    for k, s in enumerate(sections):
+        genes = ["A", "B", "C", "D"] if k == 0 else ["D", "C", "A"]  # other order, no B
+        counts = rng.poisson(3, (s.num_nodes, len(genes)))
+        counts[:, genes.index("C")] = np.where(np.arange(s.num_nodes) % 2, 40, 0)  # the varying gene
+        rows = ["\t" + "\t".join(genes)] + [f"{b}\t" + "\t".join(map(str, r)) for b, r in zip(s.barcodes, counts)]
+        (tmp_path / f"{s.name}.tsv").write_text("\n".join(rows) + "\n")
+    kwargs = {"counts": str(tmp_path / "{section}.tsv"), "n_top_genes": 1}
+    state = fit_features("expression", kwargs, sections, log=lambda line: None)
+    assert state == {"expression": {"genes": ["C"], "target_sum": 1e4}}
+    both = fit_features("expression", {**kwargs, "n_top_genes": 10}, sections, log=lambda line: None)
+    assert both["expression"]["genes"] == ["A", "C", "D"]  # B is missing from s1
+    inputs = section_inputs(sections[1], "expression", kwargs, state)
+    assert inputs["expression"].shape == (sections[1].num_nodes, 1)
+    assert (inputs["expression"][0::2, 0] == 0).all() and (inputs["expression"][1::2, 0] > 8).all()

@@ -119,22 +119,32 @@ def load_config(path: Union[str, os.PathLike], overrides: Iterable[str] = ()) ->
     return _resolve_paths_typed(cfg, Path.cwd())
 
 
-PATH_KEYS = (("output",), ("data", "root"), ("train", "init_from"), ("train", "cache_dir"), ("train", "embedding_cache"))
+_F_FILES = ("weights", "path", "counts")  # f's files: backbone weights, embeddings, gene counts
+#: Where a config holds paths, resolved relative to its file (``"*"``: any key, fusion branches).
+PATH_KEYS = (("output",), ("data", "root"), ("train", "init_from"), ("train", "cache_dir"), ("train", "embedding_cache"),
+             *(("f", "kwargs", name) for name in _F_FILES),
+             *(("f", "kwargs", "branches", "*", "kwargs", name) for name in _F_FILES))
 
 
 def _resolve_paths(raw: Mapping, folder: Path) -> dict:
     out = dict(raw)
     for keys in PATH_KEYS:
-        parent = out
-        for k in keys[:-1]:
-            if not isinstance(parent.get(k), Mapping):
-                parent = None
-                break
-            parent[k] = dict(parent[k])
-            parent = parent[k]
-        if parent is not None and isinstance(parent.get(keys[-1]), str):
-            parent[keys[-1]] = _resolve(parent[keys[-1]], folder)
+        _resolve_at(out, keys, folder)
     return out
+
+
+def _resolve_at(node: dict, keys: tuple, folder: Path) -> None:
+    """Resolve the string at ``keys`` below ``node`` in place (``"*"``: every key there)."""
+    head, rest = keys[0], keys[1:]
+    names = list(node) if head == "*" else [head]
+    for name in names:
+        value = node.get(name)
+        if not rest:
+            if isinstance(value, str):
+                node[name] = _resolve(value, folder)
+        elif isinstance(value, Mapping):
+            node[name] = dict(value)
+            _resolve_at(node[name], rest, folder)
 
 
 def _resolve_paths_typed(cfg: RunConfig, folder: Path) -> RunConfig:

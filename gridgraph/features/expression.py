@@ -32,8 +32,8 @@ def highly_variable_genes(matrices: Sequence, genes: Sequence[str], n_top: int, 
     ``log1p`` data, ``(spots, genes)`` each, columns = ``genes``), in the order of ``genes``.
 
     Dispersion ``var / mean`` per gene, its log z-scored within ``bins`` bins of the mean
-    expression (so that highly expressed genes do not win by their mean alone); genes never
-    expressed are never picked. All genes when ``n_top >= len(genes)``.
+    expression (so that highly expressed genes do not win by their mean alone; fewer bins when
+    there are fewer than 20 expressed genes a bin); genes never expressed are never picked. All genes when ``n_top >= len(genes)``.
     """
     genes = [str(g) for g in genes]
     if n_top >= len(genes):
@@ -46,6 +46,7 @@ def highly_variable_genes(matrices: Sequence, genes: Sequence[str], n_top: int, 
     dispersion[expressed] = np.log(np.maximum(var[expressed], 1e-12) / mean[expressed])
     score = np.full(len(genes), -np.inf)
     if expressed.any():
+        bins = max(1, min(int(bins), int(expressed.sum()) // 20))  # at least ~20 genes a bin
         edges = np.quantile(mean[expressed], np.linspace(0, 1, bins + 1)[1:-1])
         which = np.digitize(mean, edges)
         for b in np.unique(which[expressed]):

@@ -87,20 +87,19 @@ def fit_features(f_name: str, f_kwargs: Mapping, train_sections: Sequence, log: 
             raise ValueError("f reads gene expression: its gene selection needs training sections (or give f's "
                              "kwargs 'genes')")
         if not genes:
-            matrices, names = [], None
+            parts = []  # (gene names, normalised matrix of the section's spots)
             for section in train_sections:
                 source, ids, file_genes, counts = _counts(section, options)
-                if names is None:
-                    names = file_genes
-                order = {g: k for k, g in enumerate(file_genes)}
-                shared = [g for g in names if g in order]
-                if len(shared) < len(names):
-                    names = shared
-                    matrices = [m[:, :len(shared)] for m in matrices]  # columns were in names' order
                 rows = np.flatnonzero(np.isin(np.asarray(ids, dtype=object),
                                               np.asarray(node_ids(section, options.get("id_format")), dtype=object)))
-                matrices.append(normalize_log1p(counts[rows], target_sum)[:, [order[g] for g in names]])
-            genes = highly_variable_genes(matrices, names or [], int(options.get("n_top_genes", 2000)))
+                parts.append((file_genes, normalize_log1p(counts[rows], target_sum)))
+            common = set(parts[0][0]).intersection(*(set(g) for g, _ in parts[1:]))
+            names = [g for g in parts[0][0] if g in common]  # the first file's order
+            matrices = []
+            for file_genes, matrix in parts:
+                where = {g: k for k, g in enumerate(file_genes)}
+                matrices.append(matrix[:, [where[g] for g in names]])
+            genes = highly_variable_genes(matrices, names, int(options.get("n_top_genes", 2000)))
             log(f"expression: {len(genes)} genes selected on {len(train_sections)} training sections")
         state[EXPRESSION] = {"genes": [str(g) for g in genes], "target_sum": target_sum}
     return state
