@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig, GraphConfig, ModuleConfig, PatchConfig, RunConfig
-from .features import fit_features, in_features, modalities, needs_image, section_inputs
+from .features import fit_features, image_only, in_features, needs_image, section_inputs
 from .graph import GraphSpec
 from .io import Section
 from .io.sources import READERS
@@ -76,7 +76,7 @@ def prepare(section: Section, patches: PatchConfig, keep_section: bool = True, f
     """:func:`~gridgraph.patches.prepare_section` with a config's ``patches`` settings; for an
     ``f`` that reads other modalities than images (see :mod:`gridgraph.features`), its
     :class:`~gridgraph.patches.NodeInputs`, built with ``features`` (:func:`fit_features`' state)."""
-    if f is None or set(modalities(f.name, f.kwargs)) == {"image"}:
+    if f is None or image_only(f.name, f.kwargs):
         return prepare_section(section, patches.patch_size, standardize=patches.standardize,
                                keep_section=keep_section, **patches.window())
     if section.graph.num_nodes == 0:

@@ -1,7 +1,8 @@
 """A frozen image backbone's embeddings, computed once per section and kept on disk.
 
 A linear probe (``f`` a timm/torchvision backbone with ``freeze: true``) trains only f's head
-and g, so the backbone's output for a section never changes: :func:`attach_backbone_embeddings`
+and g, so the backbone's output for a section's (unaugmented) patches never changes; dihedral
+turns and colour jitter then do not reach the backbone. :func:`attach_backbone_embeddings`
 computes it once, stores it in an :class:`~gridgraph.encoders.EmbeddingCache` keyed by the
 section's patch bytes (which fix the slide, the node positions, the window and the colour
 handling) and the backbone (its weights, input size and normalisation), and hands f a

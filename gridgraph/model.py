@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from .correctors import build_corrector
-from .encoders import Encoder, build_encoder, encode, logits_and_embedding
+from .encoders import Encoder, FeatureMLP, build_encoder, encode, logits_and_embedding
 from .graph.spot_graph import SpotGraph
 from .names import GInput, choices
 from .patches.node_inputs import IMAGE, NodeInputs, num_inputs
@@ -207,7 +207,9 @@ def build_model(
             backbones from timm or torchvision do, else ImageNet's).
     """
     f = build_encoder(encoder, num_classes, **(encoder_kwargs or {}))
-    if "transform" not in kwargs and getattr(f, "input_mean", None) is not None:
+    if "transform" not in kwargs and isinstance(f, FeatureMLP):
+        kwargs["transform"] = None  # feature vectors, not image patches
+    elif "transform" not in kwargs and getattr(f, "input_mean", None) is not None:
         kwargs["transform"] = Normalize(f.input_mean, f.input_std)  # the backbone's own normalisation
     in_channels = f.embedding_dim if g_input == GInput.FEATURES else num_classes
     g = build_corrector(corrector, num_classes, in_channels=in_channels, **(corrector_kwargs or {}))

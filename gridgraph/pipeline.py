@@ -17,7 +17,7 @@ from .config import DataConfig, PatchConfig, RunConfig, dump_config
 from .datasets import load_splits, load_splits_and_features, prepare, rebuild_graph, training_scale, unify_classes
 from .embeddings import attach_backbone_embeddings, uses_cached_embeddings
 from .encoders import ENCODERS
-from .features import needs_image, modalities
+from .features import image_only, needs_image
 from .evaluate import accuracy, compute_metrics, confusion_matrix, ensemble, format_comparison, mean_std
 from .inference import evaluate_probs, predict_probs, predict_stream
 from .io.atomic import atomic_write
@@ -41,8 +41,8 @@ def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
     a checkpoint's ``features``) whose ``in_features`` sizes an f over feature vectors.
     """
     f_kwargs = dict(cfg.f.kwargs)
-    if not pretrained:
-        f_kwargs.pop("weights", None)
+    if not pretrained:  # the weights come from the checkpoint: no file, no download
+        f_kwargs = _without_weights(f_kwargs)
     widths = (features or {}).get("in_features") or {}
     if cfg.f.name == "fusion":
         f_kwargs["in_features"] = dict(widths)
@@ -52,6 +52,14 @@ def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
                        g_residual=cfg.model.g_residual, encoder_kwargs=f_kwargs,
                        corrector_kwargs=dict(cfg.g.kwargs), chunk_size=cfg.train.chunk_size,
                        checkpoint=cfg.train.checkpoint)
+
+
+def _without_weights(f_kwargs: dict) -> dict:
+    out = {k: v for k, v in f_kwargs.items() if k not in ("weights", "pretrained")}
+    if isinstance(out.get("branches"), dict):
+        out["branches"] = {key: {**spec, "kwargs": _without_weights(dict(spec.get("kwargs") or {}))}
+                           for key, spec in out["branches"].items()}
+    return out
 
 
 def load_model(path, map_location="cpu") -> tuple[GridGraphNet, dict]:
@@ -143,6 +151,8 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
         torch.manual_seed(cfg.seed)  # a run's initial weights follow its seed
         model = model_from_config(cfg, len(classes), features=features)
     if uses_cached_embeddings(model):  # a linear probe: the frozen backbone runs once per section
+        log("f's backbone is frozen: its embeddings are computed once, from unaugmented patches "
+            "(dihedral turns and colour jitter do not reach them)")
         folder = cfg.train.embedding_cache or out / "embeddings"
         splits = {name: attach_backbone_embeddings(model, split, folder, log) for name, split in splits.items()}
     scale = training_scale(splits["train"], cfg.patches) if needs_image(cfg.f.name, cfg.f.kwargs) else {}
@@ -238,7 +248,7 @@ def _predict(model: GridGraphNet, ckpt: dict, section) -> tuple:
     section = rebuild_graph(section, cfg.graph)
     if section.classes and section.labels.ge(0).any():
         section = unify_classes([section], classes)[0]
-    if set(modalities(cfg.f.name, cfg.f.kwargs)) != {"image"}:  # feature inputs: read whole
+    if not image_only(cfg.f.name, cfg.f.kwargs):  # feature inputs: read whole
         patches = trained_window(ckpt, section) if needs_image(cfg.f.name, cfg.f.kwargs) else cfg.patches
         inputs = prepare(section, patches, f=cfg.f, features=ckpt.get("features") or {})
         (f_prob, g_prob), = predict_probs(model, [inputs])

@@ -299,3 +299,38 @@ def test_gene_selection_uses_the_genes_every_training_file_has(tmp_path):
     inputs = section_inputs(sections[1], "expression", kwargs, state)
     assert inputs["expression"].shape == (sections[1].num_nodes, 1)
     assert (inputs["expression"][0::2, 0] == 0).all() and (inputs["expression"][1::2, 0] > 8).all()
+
+
+def test_review_edge_cases(tmp_path):
+    import pandas as pd
+
+    from gridgraph.io.node_features import unique_names
+    from gridgraph.io.tables import read_table
+    from gridgraph.io.writers import round_significant
+    from gridgraph.model import build_model
+    from gridgraph.patches import SectionTensors
+    from gridgraph.synthetic import make_section
+
+    assert unique_names(["A", "MATR3", "MATR3", "A", "MATR3-1"]) == ["A", "MATR3", "MATR3-2", "A-1", "MATR3-1"]
+    ids, values = _features(3, 2)
+    pd.DataFrame(values, index=pd.Index(ids, name="barcode"), columns=["a", "b"]).to_parquet(tmp_path / "i.parquet")
+    np.testing.assert_allclose(read_node_features(tmp_path / "i.parquet", ids[::-1]), values[::-1])
+    f = build_encoder("fusion", 2, branches={"image": {}, "expression": {"kwargs": {"counts": "x.tsv"}}},
+                      in_features={"expression": 3})
+    assert f.branches["expression"].in_features == 3
+    x = NodeInputs({"e": torch.zeros(2, 1)})
+    with pytest.raises(ValueError, match="dim 0"):
+        torch.cat([x, x], dim=1)
+    assert round_significant(np.array([5e-324, 0.5]), 6).tolist() == [5e-324, 0.5]
+    table = read_table(write_text(tmp_path / "d.csv", ",,\nx,y\n1,2\n"), header=True)
+    assert table.columns == ["x", "y"] and table.lines == [3]
+    s = make_section("cartesian", seed=0)
+    st = SectionTensors("s", NodeInputs({"expression": torch.zeros(s.num_nodes, 2)}), s.graph, s.labels)
+    assert "NodeInputs(expression=" in repr(st)
+    model = build_model(3, encoder="feature_mlp", corrector="gcn", encoder_kwargs={"in_features": 4})
+    assert model.f_outputs(torch.randn(5, 4))[0].shape == (5, 3)  # a plain (N, D) tensor, no image transform
+
+
+def write_text(path, text):
+    path.write_text(text)
+    return path

@@ -16,6 +16,12 @@ from ..patches.node_inputs import IMAGE, NodeInputs
 __all__ = ["FeatureMLP", "FusionEncoder", "feature_mlp", "precomputed", "expression", "fusion"]
 
 
+#: The feature-vector encoders (their input is a modality's (B, D) part, not image patches).
+FEATURE_ENCODERS = ("feature_mlp", "precomputed", "expression")
+#: A fusion branch's encoder when it names none.
+DEFAULT_BRANCH = {IMAGE: "gridnet_simple", "expression": "expression", "embedding": "precomputed"}
+
+
 def _part(x, modality: str) -> Tensor:
     return x[modality] if isinstance(x, NodeInputs) else x
 
@@ -92,7 +98,8 @@ class FusionEncoder(nn.Module):
         parts = [branch.embed(x[name]) for name, branch in self.branches.items()]
         if self.training and self.modality_dropout > 0:
             keep = torch.rand(parts[0].shape[0], len(parts), device=parts[0].device) >= self.modality_dropout
-            keep[~keep.any(1), 0] = True  # every node keeps at least one modality
+            lost = ~keep.any(1)  # every node keeps at least one modality, drawn at random
+            keep[lost, torch.randint(len(parts), (int(lost.sum()),), device=keep.device)] = True
             parts = [p * keep[:, k: k + 1].to(p.dtype) for k, p in enumerate(parts)]
         return torch.cat(parts, dim=1)
 
@@ -105,7 +112,8 @@ class FusionEncoder(nn.Module):
 
 def feature_mlp(num_classes: int, in_features: int, modality: str = "embedding", hidden: Sequence[int] = (128,),
                 dropout: float = 0.1) -> FeatureMLP:
-    """f over one modality's ``(B, in_features)`` feature vectors (see :class:`FeatureMLP`)."""
+    """f over one modality's ``(B, in_features)`` feature vectors (see :class:`FeatureMLP`), for
+    use in Python; configs name ``precomputed`` or ``expression``, which say where the data is."""
     return FeatureMLP(num_classes, in_features, modality=modality, hidden=hidden, dropout=dropout)
 
 
@@ -148,8 +156,8 @@ def fusion(num_classes: int, branches: Mapping[str, Mapping], modality_dropout: 
     for modality, spec in branches.items():
         spec = dict(spec)
         kwargs = dict(spec.get("kwargs") or {})
-        name = spec.get("name") or ("gridnet_simple" if modality == IMAGE else "feature_mlp")
-        if modality != IMAGE:
+        name = spec.get("name") or DEFAULT_BRANCH.get(modality, "precomputed")
+        if name in FEATURE_ENCODERS:
             if name == "feature_mlp":
                 kwargs.setdefault("modality", modality)
             if in_features and modality in in_features:

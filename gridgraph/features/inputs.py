@@ -19,29 +19,47 @@ import torch
 from ..patches.node_inputs import IMAGE, NodeInputs
 from .expression import expression_matrix, highly_variable_genes, node_ids, normalize_log1p
 
-__all__ = ["modalities", "needs_image", "fit_features", "section_inputs", "in_features", "with_sources"]
+__all__ = ["modalities", "needs_image", "image_only", "fit_features", "section_inputs", "in_features",
+           "with_sources"]
 
 EMBEDDING, EXPRESSION = "embedding", "expression"
-_FEATURE_F = {"precomputed": EMBEDDING, "expression": EXPRESSION}
+
+
+def _kind(encoder: Optional[str], key: str) -> str:
+    """What a modality is, from the encoder that reads it (or, unnamed, its key)."""
+    if encoder is None:
+        return {IMAGE: IMAGE, EXPRESSION: EXPRESSION}.get(key, EMBEDDING)
+    if encoder == "expression":
+        return EXPRESSION
+    return EMBEDDING if encoder in ("precomputed", "feature_mlp") else IMAGE
 
 
 def modalities(f_name: str, f_kwargs: Mapping) -> Dict[str, dict]:
-    """modality -> the options saying where its data comes from, for f ``f_name``."""
+    """modality (the key of its part in f's inputs) -> the options saying where its data comes
+    from, with ``"kind"``: ``"image"``, ``"embedding"`` or ``"expression"``."""
     if f_name == "fusion":
         out: Dict[str, dict] = {}
-        for modality, spec in dict(f_kwargs.get("branches") or {}).items():
-            kwargs = dict(spec.get("kwargs") or {})
-            out[modality] = {} if modality == IMAGE else kwargs
+        for key, spec in dict(f_kwargs.get("branches") or {}).items():
+            kind = _kind(dict(spec).get("name"), key)
+            if kind == IMAGE and key != IMAGE:
+                raise ValueError(f"fusion branch {key!r} reads images: name it {IMAGE!r} (the image transforms "
+                                 "act on that part)")
+            out[key] = {"kind": kind} if kind == IMAGE else {**dict(spec.get("kwargs") or {}), "kind": kind}
         return out
-    if f_name in _FEATURE_F:
-        return {_FEATURE_F[f_name]: dict(f_kwargs)}
-    if f_name == "feature_mlp":
-        return {f_kwargs.get("modality", EMBEDDING): dict(f_kwargs)}
-    return {IMAGE: {}}
+    if f_name == "expression":
+        return {EXPRESSION: {**dict(f_kwargs), "kind": EXPRESSION}}
+    if f_name in ("precomputed", "feature_mlp"):
+        return {f_kwargs.get("modality", EMBEDDING): {**dict(f_kwargs), "kind": EMBEDDING}}
+    return {IMAGE: {"kind": IMAGE}}
 
 
 def needs_image(f_name: str, f_kwargs: Mapping) -> bool:
-    return IMAGE in modalities(f_name, f_kwargs)
+    return any(o["kind"] == IMAGE for o in modalities(f_name, f_kwargs).values())
+
+
+def image_only(f_name: str, f_kwargs: Mapping) -> bool:
+    """Whether f reads image patches alone (its inputs are then a plain patch tensor)."""
+    return set(modalities(f_name, f_kwargs)) == {IMAGE}
 
 
 def _source(options: Mapping, field: str, section, modality: str) -> str:
@@ -79,8 +97,9 @@ def fit_features(f_name: str, f_kwargs: Mapping, train_sections: Sequence, log: 
     (``genes`` as given, else the ``n_top_genes`` most variable over the training spots) and
     ``target_sum``. ``{}`` for an image-only f."""
     state: dict = {}
-    options = modalities(f_name, f_kwargs).get(EXPRESSION)
-    if options is not None:
+    for key, options in modalities(f_name, f_kwargs).items():
+        if options["kind"] != EXPRESSION:
+            continue
         target_sum = float(options.get("target_sum", 1e4))
         genes = options.get("genes")
         if not genes and not train_sections:
@@ -92,6 +111,9 @@ def fit_features(f_name: str, f_kwargs: Mapping, train_sections: Sequence, log: 
                 source, ids, file_genes, counts = _counts(section, options)
                 rows = np.flatnonzero(np.isin(np.asarray(ids, dtype=object),
                                               np.asarray(node_ids(section, options.get("id_format")), dtype=object)))
+                if not len(rows):
+                    raise ValueError(f"{source}: none of section {section.name}'s node ids is in the counts "
+                                     f"(e.g. {section.barcodes[0]!r}); expected the same spot ids (or give id_format)")
                 parts.append((file_genes, normalize_log1p(counts[rows], target_sum)))
             common = set(parts[0][0]).intersection(*(set(g) for g, _ in parts[1:]))
             names = [g for g in parts[0][0] if g in common]  # the first file's order
@@ -101,7 +123,7 @@ def fit_features(f_name: str, f_kwargs: Mapping, train_sections: Sequence, log: 
                 matrices.append(matrix[:, [where[g] for g in names]])
             genes = highly_variable_genes(matrices, names, int(options.get("n_top_genes", 2000)))
             log(f"expression: {len(genes)} genes selected on {len(train_sections)} training sections")
-        state[EXPRESSION] = {"genes": [str(g) for g in genes], "target_sum": target_sum}
+        state[key] = {"genes": [str(g) for g in genes], "target_sum": target_sum}
     return state
 
 
@@ -114,18 +136,18 @@ def section_inputs(section, f_name: str, f_kwargs: Mapping, state: Mapping, imag
         return image
     parts: Dict[str, torch.Tensor] = {}
     for modality, options in wanted.items():
-        if modality == IMAGE:
+        if options["kind"] == IMAGE:
             if image is None:
                 raise ValueError(f"section {section.name}: f needs image patches, but the section has no image")
             parts[IMAGE] = image
-        elif modality == EXPRESSION:
-            if EXPRESSION not in state:
-                raise ValueError("the model has no gene selection for its 'expression' input (fit_features first)")
+        elif options["kind"] == EXPRESSION:
+            if modality not in state:
+                raise ValueError(f"the model has no gene selection for its {modality!r} input (fit_features first)")
             source, ids, file_genes, counts = _counts(section, options)
-            kept = state[EXPRESSION]
+            kept = state[modality]
             values = expression_matrix(node_ids(section, options.get("id_format")), ids, file_genes, counts,
                                        kept["genes"], kept["target_sum"], source=source)
-            parts[EXPRESSION] = torch.from_numpy(values)
+            parts[modality] = torch.from_numpy(values)
         else:
             from ..io.node_features import read_node_features
 
@@ -136,25 +158,25 @@ def section_inputs(section, f_name: str, f_kwargs: Mapping, state: Mapping, imag
 
 
 def with_sources(f_name: str, f_kwargs: Mapping, sources: Mapping[str, Optional[str]]) -> dict:
-    """``f_kwargs`` with the files of some modalities replaced (``{"expression": counts path,
+    """``f_kwargs`` with the files of some kinds of input replaced (``{"expression": counts path,
     "embedding": features path}``; ``None`` keeps the kwargs' own), e.g. to predict a new
-    section with its own files. A modality f does not read is an error naming it."""
+    section with its own files. A kind f does not read is an error naming it."""
     sources = {k: v for k, v in sources.items() if v}
-    unknown = set(sources) - set(modalities(f_name, f_kwargs))
+    kinds = {key: o["kind"] for key, o in modalities(f_name, f_kwargs).items()}
+    unknown = set(sources) - set(kinds.values())
     if unknown:
-        raise ValueError(f"f {f_name!r} reads no {sorted(unknown)} input; it reads {sorted(modalities(f_name, f_kwargs))}")
-    field = {EXPRESSION: "counts"}
+        raise ValueError(f"f {f_name!r} reads no {sorted(unknown)} input; it reads {sorted(set(kinds.values()))}")
+    field = {EXPRESSION: "counts", EMBEDDING: "path"}
     kwargs = dict(f_kwargs)
     if f_name == "fusion":
         branches = {m: dict(spec) for m, spec in dict(kwargs.get("branches") or {}).items()}
-        for modality, path in sources.items():
-            branch_kwargs = dict(branches[modality].get("kwargs") or {})
-            branch_kwargs[field.get(modality, "path")] = path
-            branches[modality]["kwargs"] = branch_kwargs
+        for key, kind in kinds.items():
+            if kind in sources:
+                branches[key]["kwargs"] = {**dict(branches[key].get("kwargs") or {}), field[kind]: sources[kind]}
         kwargs["branches"] = branches
     else:
-        for modality, path in sources.items():
-            kwargs[field.get(modality, "path")] = path
+        for kind, path in sources.items():
+            kwargs[field[kind]] = path
     return kwargs
 
 

@@ -14,6 +14,7 @@ Errors name the file, the field and what was expected.
 from __future__ import annotations
 
 import gzip
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -36,6 +37,10 @@ def match_rows(ids: Sequence[str], file_ids: Sequence[str], path: PathLike, what
 
 
 def _frame_ids(frame, path: Path, what: str):
+    import pandas as pd
+
+    if not isinstance(frame.index, pd.RangeIndex):  # ids saved as the index (e.g. a parquet file)
+        frame = frame.reset_index()
     columns = [str(c) for c in frame.columns]
     lowered = [c.lower() for c in columns]
     at = next((lowered.index(c) for c in ("id", "barcode", "cell_id", "node_id") if c in lowered), 0)
@@ -110,9 +115,35 @@ def _finite(values: np.ndarray, path: Path, what: str, ids: Sequence[str]) -> np
     return values
 
 
+def unique_names(names: Sequence[str]) -> list:
+    """``names`` with repeats made distinct by a suffix (``MATR3``, ``MATR3-1``, ...), as
+    AnnData's ``var_names_make_unique`` does (10x references repeat a few gene symbols)."""
+    seen: dict = {}
+    out = []
+    taken = set(names)
+    for name in names:
+        if name in seen:
+            k = seen[name]
+            while f"{name}-{k}" in taken:
+                k += 1
+            seen[name] = k + 1
+            name = f"{name}-{k}"
+            taken.add(name)
+        else:
+            seen[name] = 1
+        out.append(name)
+    return out
+
+
 def read_counts(path: PathLike, what: str = "gene counts"):
-    """``(ids, genes, counts)``: spot ids, gene names and a ``scipy.sparse.csr_matrix``
-    ``(spots, genes)`` float32 of raw counts (see the module for the formats)."""
+    """``(ids, genes, counts)``: spot ids, gene names (made unique, see :func:`unique_names`)
+    and a ``scipy.sparse.csr_matrix`` ``(spots, genes)`` float32 of raw counts (see the module
+    for the formats)."""
+    ids, genes, counts = _read_counts(path, what)
+    return ids, unique_names([str(g) for g in genes]), counts
+
+
+def _read_counts(path: PathLike, what: str):
     from scipy import sparse
 
     path = Path(path)
@@ -124,8 +155,17 @@ def read_counts(path: PathLike, what: str = "gene counts"):
         from .anndata_io import load_h5ad
 
         adata = load_h5ad(path)
-        return (list(map(str, adata.obs_names)), list(map(str, adata.var_names)),
-                sparse.csr_matrix(adata.X, dtype=np.float32))
+        if "counts" in adata.layers:
+            matrix, genes = adata.layers["counts"], adata.var_names
+        elif adata.raw is not None:
+            matrix, genes = adata.raw.X, adata.raw.var_names
+        else:
+            matrix, genes = adata.X, adata.var_names
+        matrix = sparse.csr_matrix(matrix, dtype=np.float32)
+        if matrix.nnz and not np.array_equal(matrix.data, np.round(matrix.data)):
+            warnings.warn(f"{path}: the counts (layers['counts'], else raw.X, else X) are not whole numbers; "
+                          "gridgraph normalises and log1p's them again, expecting raw counts", stacklevel=2)
+        return list(map(str, adata.obs_names)), list(map(str, genes)), matrix
     if name.endswith(".h5"):
         return _read_10x_h5(path, what)
     return _read_counts_table(path, what)

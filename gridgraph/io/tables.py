@@ -321,8 +321,8 @@ def _leading_rows(block: bytes, delimiter: Optional[str], not_text: str) -> tupl
         raise ValueError(f"{not_text} (it holds bytes that are not UTF-8)") from None
     if delimiter is None:
         delimiter = "\t" if text and "\t" in text[0] else ","
-    rows = [(k + 1, [f.strip() for f in _fields(t, delimiter)]) for k, t in enumerate(text) if t.strip()]
-    return delimiter, rows[:2]
+    rows = [(k + 1, [f.strip() for f in _fields(t, delimiter)]) for k, t in enumerate(text)]
+    return delimiter, [(k, fields) for k, fields in rows if any(fields)][:2]  # as the parsed rows keep
 
 
 def _fields(text: str, delimiter: str) -> list:
@@ -343,9 +343,10 @@ def _parse_columns(path: Path, delimiter: Optional[str], what: str) -> _Parsed:
     blank, odd = [], []
 
     def on_odd_row(row):  # a row whose number of fields is not ``width``
-        if row.text.strip():
-            odd.append((row.number, len(_fields(row.text, delimiter))))
-        else:
+        fields = _fields(row.text, delimiter)
+        if any(f.strip() for f in fields):
+            odd.append((row.number, len(fields)))
+        else:  # blank, or empty fields only
             blank.append(row.number)
         return "skip"
 

@@ -26,8 +26,10 @@ def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         exponent = np.floor(np.log10(np.abs(values)))
     exponent = np.where(np.isfinite(exponent), exponent, 0)
-    scale = 10.0 ** (digits - 1 - exponent)
-    return np.where(np.isfinite(values), np.round(values * scale) / scale, values)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = 10.0 ** (digits - 1 - exponent)
+        rounded = np.round(values * scale) / scale
+    return np.where(np.isfinite(values) & np.isfinite(scale) & np.isfinite(rounded), rounded, values)
 
 
 def write_columns(path: PathLike, columns: dict, delimiter: str = ",") -> Path:

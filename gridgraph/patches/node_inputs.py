@@ -79,7 +79,11 @@ class NodeInputs:
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         if func is torch.cat:
+            kwargs = kwargs or {}
             items = args[0] if args else kwargs["tensors"]
+            dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+            if dim != 0 or not all(isinstance(x, NodeInputs) for x in items):
+                raise ValueError("NodeInputs concatenate along nodes only (dim 0), with other NodeInputs")
             names = list(items[0].parts)
             if any(list(x.parts) != names for x in items):
                 raise ValueError("cannot concatenate NodeInputs with different modalities")

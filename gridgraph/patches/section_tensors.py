@@ -37,7 +37,8 @@ class SectionTensors:
     def __repr__(self) -> str:
         return (
             f"SectionTensors({self.name!r}, num_nodes={self.num_nodes}, "
-            f"patches={tuple(self.patches.shape)}, labeled={int((self.labels >= 0).sum())})"
+            f"patches={getattr(self.patches, 'shape', None) and tuple(self.patches.shape) or self.patches!r}, "
+            f"labeled={int((self.labels >= 0).sum())})"
         )
 
 
