@@ -126,9 +126,14 @@ def encode(
         raise ValueError("encode() needs at least one patch")
     step = n if chunk_size is None or chunk_size <= 0 else int(chunk_size)
 
-    def run(chunk: Tensor) -> Outputs:
+    def run(chunk: Tensor, *anchor: Tensor) -> Outputs:
         x = chunk.to(device, non_blocking=True)
         return f(transform(x) if transform is not None else x)
+
+    # Chunks wait on the host and move to f's device inside the checkpointed function, so torch
+    # would see no tensor on that device and save no RNG state of it: an empty tensor there
+    # makes it stash the device's RNG, so dropout draws the same masks when recomputed.
+    anchor = () if torch.device(device).type == "cpu" else (torch.empty(0, device=device),)
 
     # A bare function may close over parameters we cannot see: assume it is trainable.
     trainable = module is None or any(p.requires_grad for p in module.parameters())
@@ -143,7 +148,7 @@ def encode(
         chunk = patches[start : start + step]
         if use_ckpt:
             out = _checkpoint(
-                run, chunk, use_reentrant=False, preserve_rng_state=True, context_fn=contexts
+                run, chunk, *anchor, use_reentrant=False, preserve_rng_state=True, context_fn=contexts
             )
         else:
             out = run(chunk)
