@@ -31,7 +31,7 @@ from gridgraph.config import make_config  # noqa: E402
 from gridgraph.datasets import load_splits  # noqa: E402
 from gridgraph.io.atomic import atomic_write  # noqa: E402
 from gridgraph.inference import predict_probs  # noqa: E402
-from gridgraph.embeddings import attach_backbone_embeddings, uses_cached_embeddings  # noqa: E402
+from gridgraph.embeddings import attach_backbone_embeddings  # noqa: E402
 from gridgraph.pipeline import load_model, model_from_config, section_figures  # noqa: E402
 from gridgraph.train import Trainer  # noqa: E402
 
@@ -112,8 +112,8 @@ def main(argv=None) -> None:
     splits, classes = load_splits(cfg, splits=("train", "val"), classes=CLASSES)
     torch.manual_seed(args.seed)
     model = model_from_config(cfg, len(classes))
-    if uses_cached_embeddings(model):  # a frozen backbone: embeddings once per image, on disk
-        splits = {k: attach_backbone_embeddings(model, v, Path(args.out) / "embeddings") for k, v in splits.items()}
+    # a frozen backbone: its embeddings once per image, on disk (unchanged sections otherwise)
+    splits = {k: attach_backbone_embeddings(model, v, Path(args.out) / "embeddings") for k, v in splits.items()}
     t0 = time.perf_counter()
     Trainer(model, cfg, classes, out_dir=args.out, log=lambda s: print(s, flush=True)).fit(
         splits["train"], splits["val"], resume=False)

@@ -33,7 +33,7 @@ from gridgraph.datasets import load_splits  # noqa: E402
 from gridgraph.evaluate import DLPFC_FOLDS, cv_splits_with_validation  # noqa: E402
 from gridgraph.io.atomic import atomic_write  # noqa: E402
 from gridgraph.inference import predict_probs  # noqa: E402
-from gridgraph.embeddings import attach_backbone_embeddings, uses_cached_embeddings  # noqa: E402
+from gridgraph.embeddings import attach_backbone_embeddings  # noqa: E402
 from gridgraph.pipeline import model_from_config, section_figures  # noqa: E402
 from gridgraph.train import Trainer  # noqa: E402
 
@@ -99,8 +99,8 @@ def train_one(args, k, corrector, seed, out, f_state, sections_cache):
     model = model_from_config(cfg, len(CLASSES))
     if f_state is not None:
         model.f.load_state_dict(f_state)
-    if uses_cached_embeddings(model):  # a frozen backbone: embeddings once per section, on disk
-        splits = {k: attach_backbone_embeddings(model, v, Path(args.out) / "embeddings") for k, v in splits.items()}
+    # a frozen backbone: its embeddings once per section, on disk (unchanged sections otherwise)
+    splits = {k: attach_backbone_embeddings(model, v, Path(args.out) / "embeddings") for k, v in splits.items()}
     Trainer(model, cfg, CLASSES, out_dir=out,
             log=lambda line: print(f"  fold {k + 1} {corrector} seed {seed}: {line}", flush=True)
             ).fit(splits["train"], splits["val"], resume=False)

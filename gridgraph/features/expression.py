@@ -80,11 +80,10 @@ def expression_matrix(ids: Sequence[str], file_ids: Sequence[str], file_genes: S
     if (cols < 0).any():
         warnings.warn(f"{source}: {int((cols < 0).sum())} of the model's {len(genes)} genes are absent "
                       f"(e.g. {genes[int(np.flatnonzero(cols < 0)[0])]!r}); they are set to 0", stacklevel=2)
-    normalised = normalize_log1p(counts, target_sum)
     out = np.zeros((len(ids), len(genes)), dtype=np.float32)
     have_r, have_c = rows >= 0, cols >= 0
-    if have_r.any() and have_c.any():
-        block = normalised[rows[have_r]][:, cols[have_c]].toarray()
+    if have_r.any() and have_c.any():  # per-spot normalisation: only the nodes' rows are needed
+        block = normalize_log1p(sparse.csr_matrix(counts)[rows[have_r]], target_sum)[:, cols[have_c]].toarray()
         out[np.ix_(np.flatnonzero(have_r), np.flatnonzero(have_c))] = block
     return out
 

@@ -22,6 +22,12 @@ __all__ = ["read_frame", "numeric_column", "text_column", "unique_column", "map_
 _TAB_SUFFIXES = (".tsv", ".tsv.gz", ".txt", ".txt.gz", ".tab", ".tab.gz")
 
 
+def separator(path: PathLike) -> str:
+    """The field separator a text table's name implies: a tab for ``.tsv``/``.txt``/``.tab``
+    (gzipped or not), else a comma."""
+    return "\t" if Path(path).name.lower().endswith(_TAB_SUFFIXES) else ","
+
+
 def is_parquet(path: PathLike) -> bool:
     """Whether ``path`` is named as a parquet file (``.parquet``, ``.pq``)."""
     return str(path).lower().endswith((".parquet", ".pq"))
@@ -50,7 +56,7 @@ def read_frame(path: PathLike, columns: Sequence[str], what: str = "table", text
     columns = list(columns)
     if is_parquet(path):
         return _read_parquet(path, columns, what)
-    sep = "\t" if path.name.lower().endswith(_TAB_SUFFIXES) else ","
+    sep = separator(path)
     try:
         header = pd.read_csv(path, sep=sep, nrows=0).columns.tolist()
         _require_columns(path, header, columns, what)

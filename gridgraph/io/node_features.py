@@ -6,21 +6,22 @@
 - :func:`read_counts`: gene counts, ``(ids, genes, CSR matrix spots x genes)``: a counts table
   (spots as rows, genes as columns, ``.tsv``/``.csv``, optionally gzipped), a 10x
   ``filtered_feature_bc_matrix.h5``, a Matrix Market folder (``matrix.mtx[.gz]``,
-  ``barcodes.tsv[.gz]``, ``features.tsv[.gz]``) or an ``.h5ad`` (``X``).
+  ``barcodes.tsv[.gz]``, ``features.tsv[.gz]``) or an ``.h5ad`` (``layers["counts"]``, else
+  ``raw.X``, else ``X``).
 - :func:`match_rows`: the row of each node in a file's ids (``-1`` where absent).
 
 Errors name the file, the field and what was expected.
 """
 from __future__ import annotations
 
-import gzip
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 
-from .tables import PathLike, require_file
+from .frames import is_parquet, separator
+from .tables import PathLike, open_maybe_gzip, require_file
 
 __all__ = ["read_node_features", "read_counts", "match_rows"]
 
@@ -50,13 +51,8 @@ def _frame_ids(frame, path: Path, what: str):
 def _read_table_features(path: Path, what: str):
     import pandas as pd
 
-    name = path.name.lower()
     try:
-        if name.endswith((".parquet", ".pq")):
-            frame = pd.read_parquet(path)
-        else:
-            sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".txt", ".txt.gz")) else ","
-            frame = pd.read_csv(path, sep=sep)
+        frame = pd.read_parquet(path) if is_parquet(path) else pd.read_csv(path, sep=separator(path))
     except Exception as err:  # pandas/pyarrow raise many types for a file that is not a table
         raise ValueError(f"{path}: cannot read the {what} as a table ({type(err).__name__})") from None
     ids, values = _frame_ids(frame, path, what)
@@ -175,7 +171,7 @@ def _read_counts_table(path: Path, what: str):
     """A spots x genes text table: the first column the spot ids, then one column per gene."""
     import pandas as pd
 
-    sep = "\t" if any(t in path.name.lower() for t in (".tsv", ".txt", ".tab")) else ","
+    sep = separator(path)
     try:
         header = pd.read_csv(path, sep=sep, nrows=0).columns.tolist()
         if len(header) < 2:
@@ -219,10 +215,6 @@ def _read_10x_h5(path: Path, what: str):
     return ids, genes, matrix.T.tocsr()
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt") if path.name.endswith(".gz") else open(path)
-
-
 def _first_of(folder: Path, names: Sequence[str], what: str) -> Path:
     for name in names:
         if (folder / name).is_file():
@@ -236,9 +228,9 @@ def _read_mtx_folder(folder: Path, what: str):
     matrix_path = _first_of(folder, ["matrix.mtx.gz", "matrix.mtx"], what)
     barcodes = _first_of(folder, ["barcodes.tsv.gz", "barcodes.tsv"], what)
     features = _first_of(folder, ["features.tsv.gz", "features.tsv", "genes.tsv.gz", "genes.tsv"], what)
-    with _open_text(barcodes) as fh:
+    with open_maybe_gzip(barcodes, "rt") as fh:
         ids = [line.rstrip("\n").split("\t")[0] for line in fh if line.strip()]
-    with _open_text(features) as fh:
+    with open_maybe_gzip(features, "rt") as fh:
         rows = [line.rstrip("\n").split("\t") for line in fh if line.strip()]
     genes = [r[1] if len(r) > 1 else r[0] for r in rows]
     try:

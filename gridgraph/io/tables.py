@@ -289,8 +289,9 @@ def truncated_note(line: int) -> str:
     return f"; the file ends in the middle of line {line} (no final newline): it looks truncated"
 
 
-def _open_bytes(path: Path):
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+def open_maybe_gzip(path: PathLike, mode: str = "rb"):
+    """``path`` opened for reading, through gzip when its name ends in ``.gz``."""
+    return gzip.open(path, mode) if str(path).lower().endswith(".gz") else open(path, mode)
 
 
 def _scan(path: Path, not_text: str) -> tuple[bytes, bool]:
@@ -298,7 +299,7 @@ def _scan(path: Path, not_text: str) -> tuple[bytes, bool]:
     ``ValueError`` for NUL bytes or a file that cannot be read as bytes."""
     first, line, last = None, 1, b"\n"
     try:
-        with _open_bytes(path) as fh:
+        with open_maybe_gzip(path) as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 first = block if first is None else first
                 nul = block.find(b"\x00")
