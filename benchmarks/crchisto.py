@@ -60,7 +60,7 @@ def config(args, root: str, train, val) -> dict:
         "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None},
         "f": f_config(args),
         "g": {"name": "gcn", "kwargs": {"hidden_channels": 64, "num_layers": 4, "dropout": 0.1}},
-        "model": {"g_input": args.g_input, "g_residual": args.g_residual},
+        "model": {"g_input": args.g_input, "g_residual": args.g_residual, "g_ensemble": args.g_ensemble},
         "train": {"regimen": "two_stage", "epochs_f": args.epochs_f, "epochs_g": args.epochs_g,
                   "lr": args.lr, "accumulate": 8, "batch_size": 64, "progress": False},
     })

@@ -61,8 +61,9 @@ def parse(argv=None):
                     help="per-section colour standardisation of the patches (default on)")
     ap.add_argument("--color-jitter", type=float, default=0.3,
                     help="strength of random colour changes of f's training patches (0: off)")
-    ap.add_argument("--g-seeds", type=int, default=3,
-                    help="g's trained per corrector (seeds seed..seed+n-1); f+g averages their softmax")
+    ap.add_argument("--g-seeds", type=int, default=1,
+                    help="separate runs of g per corrector (seeds seed..seed+n-1); f+g averages their softmax "
+                         "(each run is itself an ensemble of --g-ensemble g's)")
     add_training_args(ap, epochs_f=10, epochs_g=60, window_px=40.0)
     return ap.parse_args(argv)
 
@@ -79,7 +80,7 @@ def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int, 
                     "standardize": args.standardize},
         "f": f_config(args),
         "g": {"name": corrector, "kwargs": G_KWARGS.get(corrector, {})},
-        "model": {"g_input": args.g_input, "g_residual": args.g_residual},
+        "model": {"g_input": args.g_input, "g_residual": args.g_residual, "g_ensemble": args.g_ensemble},
         "train": {"regimen": "two_stage", "epochs_f": epochs_f, "epochs_g": args.epochs_g,
                   "lr": args.lr, "accumulate": 2, "metric": "auroc", "progress": False,
                   "augment_sections": args.augment_sections, "color_jitter": args.color_jitter},
@@ -149,7 +150,7 @@ def report(args, rows) -> str:
     text = [f"DLPFC, {len(set(r['fold'] for r in rows))} fold(s), lowres images, "
             f"window {args.window_px:g} px -> {args.patch_size} px, "
             f"colour standardised per section: {'yes' if args.standardize else 'no'}, "
-            f"f colour jitter {args.color_jitter:g}, f+g = mean of {args.g_seeds} g seed(s), "
+            f"f colour jitter {args.color_jitter:g}, f+g = mean of {args.g_seeds} run(s) x {args.g_ensemble} g's, "
             f"on {machine()}\n",
             print_table(header, table), ""]
     summary = []

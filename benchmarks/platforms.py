@@ -117,7 +117,7 @@ def worker_bare_f(kind: str, folder: str) -> dict:
     args = build_parser().parse_args(["predict", "x", *argv, "--out", "x"])
     section, _ = _predict_input(args, ckpt, argv[1])
     window = trained_window(ckpt, section)
-    chunks = [p for _, p in iter_section_patches(section, window.patch_size, **window.window())]
+    chunks = [p for _, p in iter_section_patches(section, window.patch_size, **window.window(section))]
     t0 = time.perf_counter()
     with torch.no_grad():
         for patches in chunks:

@@ -100,9 +100,8 @@ DEMO_CONFIG = {
     "output": "runs/demo",
     "data": {"reader": "synthetic", "options": {"layout": "hex", "n_classes": 5},
              "train": [1, 2, 3, 4], "val": [5], "test": [6]},
-    "patches": {"patch_size": 32, "window_spots": 1.0},
+    "patches": {"patch_size": 32, "window_spots": 1.0},  # one synthetic spot: f sees its own tissue only
     "f": {"name": "gridnet_simple"},
-    "g": {"name": "gcn", "kwargs": {"hidden_channels": 64, "num_layers": 4}},
     "train": {"regimen": "two_stage", "epochs_f": 6, "epochs_g": 40, "lr": 1e-3},
 }
 QUICK = ["train.epochs_f=1", "train.epochs_g=2", "data.train=[1]", "data.val=[2]", "data.test=[3]"]

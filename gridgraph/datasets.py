@@ -78,13 +78,13 @@ def prepare(section: Section, patches: PatchConfig, keep_section: bool = True, f
     :class:`~gridgraph.patches.NodeInputs`, built with ``features`` (:func:`fit_features`' state)."""
     if f is None or image_only(f.name, f.kwargs):
         return prepare_section(section, patches.patch_size, standardize=patches.standardize,
-                               keep_section=keep_section, **patches.window())
+                               keep_section=keep_section, **patches.window(section))
     if section.graph.num_nodes == 0:
         raise ValueError(f"section {section.name}: has no nodes (no spots or nuclei were read)")
     image = None
     if needs_image(f.name, f.kwargs):
         image = prepare_section(section, patches.patch_size, standardize=patches.standardize,
-                                keep_section=False, **patches.window()).patches
+                                keep_section=False, **patches.window(section)).patches
     inputs = section_inputs(section, f.name, f.kwargs, features or {}, image)
     return SectionTensors(name=section.name, patches=inputs, graph=section.graph, labels=section.labels,
                           section=section if keep_section else None)
@@ -93,12 +93,13 @@ def prepare(section: Section, patches: PatchConfig, keep_section: bool = True, f
 def window_um_of(section: Section, patches: PatchConfig) -> Optional[float]:
     """The physical side, in µm, of the window the ``patches`` settings cut around each node of
     ``section`` (``None`` when the section's µm per pixel is unknown and the window is not in µm)."""
-    if patches.window_um is not None:
-        return patches.window_um
-    if patches.window_spots is not None and section.spot_diameter_um:
-        return patches.window_spots * section.spot_diameter_um
+    window = patches.window(section)
+    if window["window_um"] is not None:
+        return window["window_um"]
+    if window["window_spots"] is not None and section.spot_diameter_um:
+        return window["window_spots"] * section.spot_diameter_um
     mpp = section.microns_per_px
-    return None if mpp is None or patches.window_px is None else patches.window_px * mpp
+    return None if mpp is None or window["window_px"] is None else window["window_px"] * mpp
 
 
 def training_scale(sections: Sequence[SectionTensors], patches: PatchConfig) -> dict:

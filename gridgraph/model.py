@@ -1,12 +1,15 @@
 """GridGraphNet: a patch encoder f followed by a spatial corrector g on the section's graph."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from .correctors import build_corrector
+from .correctors.base import zero_output_layer
+from .correctors.ensemble import CorrectorEnsemble, combine_members
 from .encoders import Encoder, FeatureMLP, build_encoder, encode, logits_and_embedding
 from .graph.spot_graph import SpotGraph
 from .names import GInput, choices
@@ -56,6 +59,14 @@ class GridGraphNet(nn.Module):
             paper's g, predicts the logits outright). The correction is computed from g's input
             alone, so it works with cached f outputs.
 
+    g may be a :class:`~gridgraph.correctors.CorrectorEnsemble` (``(M, N, K)`` member logits):
+    :meth:`g_member_logits` gives each member's logits (trained with the mean of their losses),
+    :meth:`g_outputs` their combination (the mean of their probabilities).
+
+    The boolean buffer ``use_g`` (``True``) is saved with the weights: when training finds f alone
+    better than f + g on validation it keeps g switched off, and "f + g" outputs are f's own
+    log-probabilities (checkpoints written before this buffer load with ``use_g = True``).
+
     Inputs of :meth:`forward`: ``patches`` ``(N, 3, P, P)`` uint8 (or float), one per node of
     ``graph`` (a single section or a :func:`~gridgraph.graph.collate` d batch, patches
     concatenated in the same order). Output: g's node logits ``(N, K)``.
@@ -94,6 +105,8 @@ class GridGraphNet(nn.Module):
         self.transform = transform
         self.eval_chunk_size = eval_chunk_size
         self.g_residual = bool(g_residual)
+        self.register_buffer("use_g", torch.tensor(True))
+        self.register_load_state_dict_pre_hook(_default_use_g)
 
     @staticmethod
     def _f_width(f: nn.Module, g_input: str) -> Optional[int]:
@@ -158,15 +171,28 @@ class GridGraphNet(nn.Module):
         return f_logits, f_logits.softmax(-1) if self.g_input == GInput.SOFTMAX else f_logits
 
     def g_outputs(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
-        """g's node logits from g's input (e.g. f's cached outputs in two-stage training)."""
+        """g's node logits ``(N, K)`` from g's input (e.g. f's cached outputs in two-stage
+        training); an ensemble's members combined by :func:`~gridgraph.correctors.combine_members`."""
+        out = self.g_member_logits(g_in, graph)
+        return out[0] if out.shape[0] == 1 else combine_members(out)
+
+    def g_member_logits(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
+        """``(M, N, K)``: the logits of each of g's ``M`` members (``M = 1`` for a single g);
+        with ``use_g`` off, f's log-probabilities (or logits) once."""
+        if not bool(self.use_g):
+            return self._f_term(g_in)[None]
         out = self.g(g_in, graph)
-        if not self.g_residual:
-            return out
+        if out.dim() == 2:
+            out = out[None]
+        return out + self._f_term(g_in)[None] if self.g_residual else out
+
+    def _f_term(self, g_in: Tensor) -> Tensor:
+        """What g's input says of f's prediction, as logits (the base a residual g corrects)."""
         if self.g_input == GInput.SOFTMAX:
-            return out + torch.log(g_in.clamp_min(1e-8))
+            return torch.log(g_in.clamp_min(1e-8))
         if self.g_input == GInput.LOGITS:
-            return out + g_in
-        return out + self.f.classifier(g_in)
+            return g_in
+        return self.f.classifier(g_in)
 
     def freeze_f(self, frozen: bool = True) -> "GridGraphNet":
         """Stop (or restart) training f: toggles ``requires_grad`` of f's parameters.
@@ -178,9 +204,14 @@ class GridGraphNet(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"g_input={self.g_input!r}, chunk_size={self.chunk_size}, "
+            f"g_input={self.g_input!r}, g_residual={self.g_residual}, chunk_size={self.chunk_size}, "
             f"checkpoint={self.checkpoint}"
         )
+
+
+def _default_use_g(module, state_dict, prefix, *args) -> None:
+    """Checkpoints from before ``use_g`` existed used g: load them with ``use_g = True``."""
+    state_dict.setdefault(prefix + "use_g", torch.tensor(True))
 
 
 def build_model(
@@ -190,6 +221,8 @@ def build_model(
     g_input: str = "softmax",
     encoder_kwargs: Optional[Dict[str, Any]] = None,
     corrector_kwargs: Optional[Dict[str, Any]] = None,
+    g_ensemble: int = 1,
+    g_zero_init: bool = True,
     **kwargs: Any,
 ) -> GridGraphNet:
     """Build a :class:`GridGraphNet` from names (for configs).
@@ -202,6 +235,10 @@ def build_model(
         g_input: ``"softmax"``, ``"logits"`` or ``"features"``; g's ``in_channels`` is set to
             match (K, or f's ``embedding_dim``).
         encoder_kwargs, corrector_kwargs: extra arguments of the two builders.
+        g_ensemble: ``M`` > 1 builds a :class:`~gridgraph.correctors.CorrectorEnsemble` of M
+            correctors (default 1, a single g).
+        g_zero_init: with ``g_residual=True``, zero g's output layer so that f + g starts
+            exactly at f (default ``True``; a warning if g does not name its output layer).
         **kwargs: :class:`GridGraphNet` options (``chunk_size``, ``checkpoint``, ``transform``;
             by default the normalisation f states in ``input_mean``/``input_std``, as image
             backbones from timm or torchvision do, else ImageNet's).
@@ -212,5 +249,11 @@ def build_model(
     elif "transform" not in kwargs and getattr(f, "input_mean", None) is not None:
         kwargs["transform"] = Normalize(f.input_mean, f.input_std)  # the backbone's own normalisation
     in_channels = f.embedding_dim if g_input == GInput.FEATURES else num_classes
-    g = build_corrector(corrector, num_classes, in_channels=in_channels, **(corrector_kwargs or {}))
+    def build_g():
+        return build_corrector(corrector, num_classes, in_channels=in_channels, **(corrector_kwargs or {}))
+
+    g = build_g() if int(g_ensemble) == 1 else CorrectorEnsemble(build_g, int(g_ensemble))
+    if kwargs.get("g_residual") and g_zero_init and not zero_output_layer(g):
+        warnings.warn(f"corrector {corrector!r} does not name its output layer (Corrector.output_layer): "
+                      "the residual g starts from random weights, not from f", stacklevel=2)
     return GridGraphNet(f, g, g_input=g_input, **kwargs)

@@ -14,6 +14,8 @@ import torch
 
 from . import distributed as dist
 from .config import DataConfig, PatchConfig, RunConfig, dump_config
+from .config.schema import AUTO
+from .defaults import resolve_config
 from .datasets import load_splits, load_splits_and_features, prepare, rebuild_graph, training_scale, unify_classes
 from .embeddings import attach_backbone_embeddings, uses_cached_embeddings
 from .encoders import ENCODERS
@@ -28,7 +30,7 @@ from .patches.extract import iter_section_patches
 from .train.run_folder import prepare_run_folder
 from .train import CheckpointManager, Trainer, load_checkpoint
 
-__all__ = ["model_from_config", "load_model", "run_training", "evaluate_checkpoints", "predict_section",
+__all__ = ["model_from_config", "legacy_config", "load_model", "run_training", "evaluate_checkpoints", "predict_section",
            "section_figures", "write_json"]
 
 
@@ -43,6 +45,9 @@ def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
     f_kwargs = dict(cfg.f.kwargs)
     if not pretrained:  # the weights come from the checkpoint: no file, no download
         f_kwargs = _without_weights(f_kwargs)
+    if cfg.g.name == AUTO:
+        raise ValueError("g: 'auto' depends on the sections' layout: resolve it first with "
+                         "gridgraph.defaults.resolve_config(cfg, training_sections)")
     widths = (features or {}).get("in_features") or {}
     if cfg.f.name == "fusion":
         f_kwargs["in_features"] = dict(widths)
@@ -51,7 +56,8 @@ def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
     return build_model(num_classes, encoder=cfg.f.name, corrector=cfg.g.name, g_input=str(cfg.model.g_input),
                        g_residual=cfg.model.g_residual, encoder_kwargs=f_kwargs,
                        corrector_kwargs=dict(cfg.g.kwargs), chunk_size=cfg.train.chunk_size,
-                       checkpoint=cfg.train.checkpoint)
+                       checkpoint=cfg.train.checkpoint, g_ensemble=cfg.model.g_ensemble,
+                       g_zero_init=cfg.model.g_zero_init)
 
 
 def _without_weights(f_kwargs: dict) -> dict:
@@ -66,7 +72,7 @@ def load_model(path, map_location="cpu") -> tuple[GridGraphNet, dict]:
     """Rebuild a model from a checkpoint file alone; returns ``(model, checkpoint)`` where
     ``checkpoint["config"]`` is a :class:`RunConfig`."""
     ckpt = load_checkpoint(path, map_location=map_location)
-    ckpt["config"] = RunConfig.from_dict(ckpt["config"], source=f"{path}: field 'config'")
+    ckpt["config"] = RunConfig.from_dict(legacy_config(ckpt["config"]), source=f"{path}: field 'config'")
     ckpt["path"] = str(path)
     model = model_from_config(ckpt["config"], len(ckpt["classes"]), pretrained=False, features=ckpt.get("features"))
     try:
@@ -74,6 +80,14 @@ def load_model(path, map_location="cpu") -> tuple[GridGraphNet, dict]:
     except RuntimeError as err:
         raise ValueError(f"{path}: field 'model' does not fit the model its config describes ({err})") from err
     return model.eval(), ckpt
+
+
+def legacy_config(config: dict) -> dict:
+    """A stored config with the settings added since it was written set as they were then
+    (``model.g_ensemble``: one g)."""
+    model = dict(config.get("model") or {})
+    model.setdefault("g_ensemble", 1)
+    return {**config, "model": model}
 
 
 def write_json(path, obj) -> None:
@@ -132,8 +146,9 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
 
     def prepare():
         folder = prepare_run_folder(cfg.output, resume=resume, overwrite=overwrite, config_file=config_file)
-        if resume:
-            CheckpointManager(folder, cfg.to_dict(), []).check_resumable()
+        if resume:  # an automatic g is compared once resolved, when training resumes
+            skip = ("g",) if cfg.g.name == AUTO else ()
+            CheckpointManager(folder, cfg.to_dict(), []).check_resumable(skip=skip)
         with atomic_write(folder / "config.yaml") as fh:
             fh.write(dump_config(cfg))
         return folder
@@ -143,6 +158,12 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
     if not main:
         log = lambda line: None  # noqa: E731 - only rank 0 logs
     splits, classes, features = load_splits_and_features(cfg, log=log)
+    if cfg.g.name == AUTO:
+        cfg = resolve_config(cfg, splits["train"])
+        log(f"g: auto -> {cfg.g.name} {cfg.g.kwargs} (layout {splits['train'][0].graph.layout})")
+        if main:
+            with atomic_write(out / "config.yaml") as fh:
+                fh.write(dump_config(cfg))
     for split in ("train", "val", "test"):
         log(f"{split}: {len(splits[split])} sections, {sum(st.num_nodes for st in splits[split])} nodes")
     if splits["train"][0].section is not None:
@@ -255,7 +276,7 @@ def _predict(model: GridGraphNet, ckpt: dict, section) -> tuple:
         return section, f_prob, g_prob
     patches = trained_window(ckpt, section)
     if not patches.standardize:  # standardisation needs the whole section's colours first
-        chunks = iter_section_patches(section, patches.patch_size, **patches.window())
+        chunks = iter_section_patches(section, patches.patch_size, **patches.window(section))
         return (section, *predict_stream(model, chunks, section.graph))
     (f_prob, g_prob), = predict_probs(model, [prepare(section, patches)])
     return section, f_prob, g_prob

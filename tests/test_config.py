@@ -18,7 +18,11 @@ def test_defaults_and_overrides():
     assert cfg.data.train == [1, 2]
     assert cfg.train.epochs_f == TrainConfig().epochs_f == 5
     assert RunConfig().g.kwargs == {}, "make_config must not change the defaults"
-    assert RunConfig().patches.window_spots == 1.0
+    default = RunConfig()
+    assert default.patches.auto_window and default.patches.standardize
+    assert (default.g.name, default.model.g_residual, default.model.g_zero_init, default.model.g_ensemble) == \
+        ("auto", True, True, 3)
+    assert (default.train.metric, default.train.color_jitter) == ("auroc", 0.1)
 
 
 def test_typed_objects_round_trip_through_dict_and_yaml(tmp_path):
@@ -57,7 +61,10 @@ def test_parse_override_yaml_values():
     ({"train": {"color_jitter": -0.2}}, "train.color_jitter"),
     ({"train": {"batch_size": 0}}, "train.batch_size"),
     ({"model": {"g_input": "pixels"}}, "model.g_input"),
-    ({"patches": {"window_px": 3, "window_spots": 2}}, "exactly one"),
+    ({"patches": {"window_px": 3, "window_spots": 2}}, "at most one"),
+    ({"g": {"name": "auto", "kwargs": {"hidden_channels": 8}}}, "g.kwargs"),
+    ({"model": {"g_ensemble": 0}}, "model.g_ensemble"),
+    ({"train": {"label_smoothing": 1.0}}, "train.label_smoothing"),
     ({"patches": {"window_spots": -1}}, "patches.window_spots"),
     ({"patches": {"patch_size": "abc"}}, "patches.patch_size"),
     ({"data": {"val": []}}, "data.val"),

@@ -229,7 +229,8 @@ def test_batchnorm_f_under_ddp_ends_identical_on_every_rank(runs):
     one, data = trainer(runs, 1, "at_once", f=DENSENET_TINY, epochs_joint=1)
     one.fit(data["train"], data["val"])
     ref = one.model.state_dict()
-    params = [k for k in ref if "running" not in k and "num_batches" not in k]
+    # which model is kept (use_g) follows validation, which sees the (different) running statistics
+    params = [k for k in ref if "running" not in k and "num_batches" not in k and k != "use_g"]
     assert rel_diff({k: r0[k] for k in params}, {k: ref[k] for k in params}) < 1e-6
     assert rel_diff({k: r0[k] for k in running}, {k: ref[k] for k in running}) < 0.5  # averaged, not equal
 

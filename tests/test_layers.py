@@ -16,7 +16,7 @@ LAYERS = [
     {"inference", "plot", "embeddings"},
     {"config"},
     {"train"},
-    {"datasets"},
+    {"datasets", "defaults"},
     {"pipeline"},
     {"cli", "__main__", "__init__"},
 ]

@@ -11,8 +11,12 @@ from pydantic import model_validator
 
 from ..names import GInput, GraphRule, Metric, Regimen
 
-__all__ = ["ConfigError", "RunConfig", "DataConfig", "GraphConfig", "PatchConfig", "ModuleConfig",
+__all__ = ["AUTO", "ConfigError", "RunConfig", "DataConfig", "GraphConfig", "PatchConfig", "ModuleConfig",
            "ModelConfig", "TrainConfig"]
+
+
+#: ``g.name`` chosen from the training sections' layout (see :mod:`gridgraph.defaults`).
+AUTO = "auto"
 
 
 class ConfigError(ValueError):
@@ -68,15 +72,17 @@ class GraphConfig(_Section):
 
 
 class PatchConfig(_Section):
-    """``patch_size`` px side of f's input; the window cut around each node, in exactly one unit
-    (``window_spots`` spot diameters, default 1; ``window_px``; ``window_um``), resized to the
-    patch; ``standardize``: one linear colour map per section."""
+    """``patch_size`` px side of f's input; the window cut around each node, in at most one unit
+    (``window_spots`` spot diameters; ``window_px``; ``window_um``), resized to the patch. None
+    given: each section's platform default (:func:`~gridgraph.patches.window.auto_window`: 200 µm
+    on spot arrays, 32 µm on cells and bins, 32 px when the µm scale is unknown).
+    ``standardize``: one linear colour map per section (default on)."""
 
     patch_size: StrictInt = Field(default=32, gt=0, le=4096)
     window_spots: Optional[PositiveNumber] = None
     window_px: Optional[PositiveNumber] = None
     window_um: Optional[PositiveNumber] = None
-    standardize: StrictBool = False
+    standardize: StrictBool = True
 
     @model_validator(mode="before")
     @classmethod
@@ -85,11 +91,24 @@ class PatchConfig(_Section):
             return values
         given = [k for k in ("window_spots", "window_px", "window_um") if values.get(k) is not None]
         if len(given) > 1:
-            raise ValueError(f"set exactly one of window_spots, window_px, window_um (got {given})")
-        return values if given else {**values, "window_spots": 1.0}
+            raise ValueError(f"set at most one of window_spots, window_px, window_um (got {given})")
+        return values
 
-    def window(self) -> dict:
-        """The window keyword arguments of :func:`~gridgraph.patches.section_patches`."""
+    @property
+    def auto_window(self) -> bool:
+        """No window unit given: each section gets its platform's default."""
+        return self.window_spots is None and self.window_px is None and self.window_um is None
+
+    def window(self, section=None) -> dict:
+        """The window keyword arguments of :func:`~gridgraph.patches.section_patches` (for an
+        automatic window, those of ``section``)."""
+        if self.auto_window:
+            if section is None:
+                raise ValueError("patches: the window is automatic (no window_spots, window_px or "
+                                 "window_um): it depends on the section, pass it")
+            from ..patches.window import auto_window
+
+            return {"window_spots": None, "window_px": None, "window_um": None, **auto_window(section)}
         return {"window_spots": self.window_spots, "window_px": self.window_px,
                 "window_um": self.window_um}
 
@@ -102,11 +121,15 @@ class ModuleConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """What g reads of f (``g_input``) and whether g corrects f's log-probabilities
-    (``g_residual``) instead of predicting the logits outright."""
+    """What g reads of f (``g_input``); whether g corrects f's log-probabilities (``g_residual``,
+    default on) instead of predicting the logits outright (the paper's g); whether that
+    correction starts at zero (``g_zero_init``: f + g starts exactly at f); ``g_ensemble``: how
+    many g's, each from its own initial weights, are trained side by side and averaged."""
 
     g_input: GInput = GInput.SOFTMAX
-    g_residual: StrictBool = False
+    g_residual: StrictBool = True
+    g_zero_init: StrictBool = True
+    g_ensemble: StrictInt = Field(default=3, ge=1, le=64)
 
 
 class TrainConfig(_Section):
@@ -134,9 +157,10 @@ class TrainConfig(_Section):
     checkpoint: StrictBool = True
     accumulate: StrictInt = Field(default=1, gt=0)
     augment: StrictBool = True
-    color_jitter: Annotated[Number, Field(ge=0)] = 0.0
+    color_jitter: Annotated[Number, Field(ge=0)] = 0.1
+    label_smoothing: Annotated[Number, Field(ge=0, lt=1)] = 0.0
     augment_sections: StrictBool = False
-    metric: Metric = Metric.ACCURACY
+    metric: Metric = Metric.AUROC
     device: StrictStr = "auto"
     amp: StrictBool = False
     init_from: Optional[StrictStr] = None
@@ -170,7 +194,7 @@ class RunConfig(_Section):
     graph: GraphConfig = GraphConfig()
     patches: PatchConfig = PatchConfig()
     f: ModuleConfig = ModuleConfig(name="gridnet_simple")
-    g: ModuleConfig = ModuleConfig(name="gcn")
+    g: ModuleConfig = ModuleConfig(name=AUTO)
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
 
@@ -181,8 +205,12 @@ class RunConfig(_Section):
         from ..graph import GRAPH_BUILDERS
         from ..io.sources import READERS
 
-        checks = [(ENCODERS, self.f.name, self.f.kwargs, "f"), (CORRECTORS, self.g.name, self.g.kwargs, "g"),
-                  (READERS, self.data.reader, self.data.options, "data.reader")]
+        checks = [(ENCODERS, self.f.name, self.f.kwargs, "f"), (READERS, self.data.reader, self.data.options, "data.reader")]
+        if self.g.name != AUTO:
+            checks.append((CORRECTORS, self.g.name, self.g.kwargs, "g"))
+        elif self.g.kwargs:
+            raise ValueError(f"g.kwargs: g.name is {AUTO!r} (chosen from the sections' layout), whose "
+                             "arguments are fixed; name a corrector to give arguments")
         if self.graph.builder is not None:
             checks.append((GRAPH_BUILDERS, str(self.graph.builder), self.graph.kwargs, "graph.builder"))
         elif self.graph.kwargs:

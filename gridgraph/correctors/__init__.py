@@ -4,8 +4,9 @@ Build one by name with :func:`build_corrector` (``"conv2d"``, ``"hexconv"``, ``"
 ``"gat"``, ``"sage"``, ``"unet"``) or use the classes directly. Dense correctors need a grid-layout
 :class:`~gridgraph.graph.SpotGraph`; GNN correctors take any ``edge_index``.
 """
-from .base import Corrector
+from .base import Corrector, zero_output_layer
 from .conv2d import Conv2dCorrector
+from .ensemble import CorrectorEnsemble, combine_members
 from .dense import DenseCorrector, GridCorrector, GridLayer
 from .gnn import GATCorrector, GCNCorrector, GNNCorrector, SAGECorrector
 from .hexconv import HexConv2d, HexConvCorrector
@@ -15,6 +16,9 @@ from .unet import UNetCorrector
 __all__ = [
     "CORRECTORS",
     "Corrector",
+    "CorrectorEnsemble",
+    "combine_members",
+    "zero_output_layer",
     "GridCorrector",
     "DenseCorrector",
     "GridLayer",

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 from torch import Tensor, nn
 
-__all__ = ["Corrector"]
+__all__ = ["Corrector", "zero_output_layer"]
 
 
 class Corrector(nn.Module):
@@ -32,5 +33,25 @@ class Corrector(nn.Module):
     def check_graph(self, graph) -> None:
         """Raise a clear error if this corrector cannot run on ``graph`` (any graph here)."""
 
+    def output_layer(self) -> Optional[nn.Module]:
+        """The last layer, whose output is g's logits (``None``: not known for this class)."""
+        return None
+
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, num_classes={self.num_classes}"
+
+
+def zero_output_layer(g: nn.Module) -> bool:
+    """Zero every parameter of ``g``'s output layer, so that ``g`` outputs zeros until trained.
+
+    Used for residual correctors (a correction added to f's log-probabilities), which then start
+    exactly at f. Returns ``False`` (and changes nothing) when ``g`` does not say which layer is
+    its output (:meth:`Corrector.output_layer`).
+    """
+    layer = g.output_layer() if isinstance(g, Corrector) else None
+    if layer is None:
+        return False
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.zero_()
+    return True

@@ -105,6 +105,9 @@ class DenseCorrector(GridCorrector):
             extra += ", batch_norm=True"
         return super().extra_repr() + extra
 
+    def output_layer(self) -> Optional[nn.Module]:
+        return self.layers[-1] if len(self.layers) else None
+
     @staticmethod
     def crop_to_nodes(graph: SpotGraph) -> SpotGraph:
         """The same graph on the smallest dense grid that holds its nodes.

@@ -111,6 +111,9 @@ class GNNCorrector(Corrector):
             h = h + out if self.residual and out.shape == h.shape else out
         return h
 
+    def output_layer(self) -> nn.Module:
+        return self.convs[-1]
+
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, hidden_channels={self.hidden_channels}, "

@@ -106,6 +106,9 @@ class UNetCorrector(GridCorrector):
         out = self.forward_grid(F.pad(h, (0, pad_w, 0, pad_h)))
         return from_dense(out[..., :height, :width], graph)
 
+    def output_layer(self) -> nn.Module:
+        return self.head
+
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, base_channels={self.base_channels}, depth={self.depth}, "
                 f"mask_channel={self.mask_channel}")

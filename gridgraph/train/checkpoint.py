@@ -114,11 +114,13 @@ class CheckpointManager:
         self.check_compatible(ckpt, self.last, RESUME_SECTIONS)
         return ckpt
 
-    def check_resumable(self) -> None:
+    def check_resumable(self, skip: Sequence[str] = ()) -> None:
         """Before anything is written: refuse a ``last.pt`` whose run settings differ from this
-        run's (classes are checked later, once the sections are read)."""
+        run's (classes, and the ``skip`` ped sections, are checked later, once the sections are
+        read)."""
         if self.last.is_file() and self.config:
-            self.check_config(load_checkpoint(self.last)["config"], self.last, RESUME_SECTIONS)
+            sections = [s for s in RESUME_SECTIONS if s not in skip]
+            self.check_config(load_checkpoint(self.last)["config"], self.last, sections)
 
     def check_compatible(self, ckpt: dict, path, sections: Sequence[str]) -> None:
         """Refuse a checkpoint whose classes or model-defining config differ from this run's."""

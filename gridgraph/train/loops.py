@@ -27,11 +27,17 @@ from ..patches import SectionTensors, random_color_jitter, random_dihedral
 __all__ = ["masked_cross_entropy", "PatchAugment", "patch_epoch", "section_epoch", "item_seeds", "seeded_item"]
 
 
-def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over labeled nodes (label ``-1`` ignored); 0 if none is labeled."""
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy over labeled nodes (label ``-1`` ignored); 0 if none is labeled.
+
+    ``logits`` ``(N, K)``, or ``(M, N, K)`` for the members of an ensemble: the mean of the
+    members' losses. ``label_smoothing``: as :func:`torch.nn.functional.cross_entropy`'s.
+    """
     if not (labels >= 0).any():
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.float(), labels, ignore_index=-1)
+    if logits.dim() == 3:
+        return torch.stack([masked_cross_entropy(m, labels, label_smoothing) for m in logits]).mean()
+    return F.cross_entropy(logits.float(), labels, ignore_index=-1, label_smoothing=label_smoothing)
 
 
 class PatchAugment:
@@ -84,7 +90,7 @@ def _pin(x: torch.Tensor, device: torch.device, pin: bool) -> torch.Tensor:
 
 def patch_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch.Generator, *,
                 batch_size: int, augment: PatchAugment, amp: bool = False, progress: bool = False,
-                replica: Replica = None, pin_memory: bool = False) -> float:
+                replica: Replica = None, pin_memory: bool = False, label_smoothing: float = 0.0) -> float:
     """One epoch of f alone over shuffled minibatches of labeled patches; the mean loss (over
     all ranks' patches).
 
@@ -93,7 +99,7 @@ def patch_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch
     and each rank trains f on its contiguous part; the loss is scaled so that DDP's average is
     the mean over the whole minibatch. ``replica``: the model as :class:`~gridgraph.distributed.Replica`
     (default: ``model`` alone). ``pin_memory``: page-locked host patches for asynchronous copies
-    to a GPU.
+    to a GPU. ``label_smoothing``: of the cross-entropy.
     """
     replica = replica or Replica(model)
     model.train()
@@ -119,7 +125,7 @@ def patch_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch
                 return encode(m.f, xs, chunk_size=None, checkpoint=False, transform=m.transform, device=device)
 
         with contextlib.nullcontext() if real else preserve_batchnorm_stats(model):
-            loss = masked_cross_entropy(replica(run), ys)
+            loss = masked_cross_entropy(replica(run), ys, label_smoothing)
         scale = (hi - lo) * replica.world / step.size if real else 0.0
         optimizer.zero_grad(set_to_none=True)
         (loss * scale if scale != 1.0 else loss).backward()
@@ -133,11 +139,13 @@ def patch_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch
 
 def section_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch.Generator,
                   forward: Callable[..., torch.Tensor], *, accumulate: int = 1,
-                  progress: bool = False, replica: Replica = None) -> tuple[float, int]:
+                  progress: bool = False, replica: Replica = None,
+                  label_smoothing: float = 0.0) -> tuple[float, int]:
     """One epoch over whole sections in random order, one optimizer step every ``accumulate``
     sections per rank (``accumulate * world`` sections per step) and at the end.
 
-    ``forward(m, k, section, gen)`` gives section ``k``'s node logits computed with the model
+    ``forward(m, k, section, gen)`` gives section ``k``'s node logits (``(N, K)``, or ``(M, N, K)``
+    for an ensemble's members) computed with the model
     ``m`` it is handed (the DDP-wrapped call when distributed) and the section's own generator.
     Each step averages the loss of its own sections (the last, shorter step too); gradients are
     all-reduced once per step (``no_sync`` before). Returns ``(mean loss over all sections,
@@ -164,7 +172,7 @@ def section_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: tor
                 with seeded_item(seeds[pos]) as item_gen, \
                         contextlib.nullcontext() if real else preserve_batchnorm_stats(model):
                     logits = replica(lambda m: forward(m, k, st, item_gen))
-                loss = masked_cross_entropy(logits, st.labels.to(device))
+                loss = masked_cross_entropy(logits, st.labels.to(device), label_smoothing)
                 (loss * (replica.world / step.size if real else 0.0)).backward()
             if real:
                 total += loss.item()

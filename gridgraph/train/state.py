@@ -5,6 +5,8 @@ import copy
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+import torch
+
 from ..names import Stage
 
 __all__ = ["TrainingState"]
@@ -16,7 +18,8 @@ class TrainingState:
 
     ``history``: one row per finished epoch (as in ``metrics.jsonl``); ``best``/``best_f``: the
     best model over the g and joint stages / of stage f, as ``{"metric", "stage",
-    "stage_index", "epoch", "metrics", "state"}``; ``g_optimizer``: g's Adam state after stage g;
+    "stage_index", "epoch", "metrics", "use_g", "state"}`` (``use_g``: f + g, or f alone where
+    g lowered the validation score); ``g_optimizer``: g's Adam state after stage g;
     ``stage_index``/``epoch``: the last finished epoch (``epoch = -1``: none yet).
     """
 
@@ -28,17 +31,21 @@ class TrainingState:
     epoch: int = -1
 
     def record(self, stage: Stage, stage_index: int, epoch: int, score: float, metrics: dict,
-               model) -> bool:
-        """Note a validated epoch; keep a copy of the weights if it is the best so far."""
+               model, use_g: bool = True) -> bool:
+        """Note a validated epoch; keep a copy of the weights if it is the best so far
+        (``use_g=False``: the candidate is f alone, stored with the model's ``use_g`` off)."""
         self.stage_index, self.epoch = stage_index, epoch
         entry = {"metric": score, "stage": str(stage), "stage_index": stage_index, "epoch": epoch,
-                 "metrics": metrics}
+                 "metrics": metrics, "use_g": bool(use_g)}
         if stage == Stage.F:
             if self.best_f is None or score > self.best_f["metric"]:
                 self.best_f = {**entry, "state": copy.deepcopy(model.f.state_dict())}
                 return True
         elif self.best is None or score > self.best["metric"]:
-            self.best = {**entry, "state": copy.deepcopy(model.state_dict())}
+            state = copy.deepcopy(model.state_dict())
+            if "use_g" in state:
+                state["use_g"] = torch.tensor(bool(use_g))
+            self.best = {**entry, "state": state}
             return True
         return False
 

@@ -163,7 +163,7 @@ class Trainer:
                     patches = patches.pin_memory()
                 with autocast(self.device, self.t.amp):
                     g_in = m.f_outputs(patches)[1].float()
-            return m.g_outputs(g_in, symmetry(st.graph).to(self.device))
+            return m.g_member_logits(g_in, symmetry(st.graph).to(self.device))
 
         return forward
 
@@ -174,11 +174,12 @@ class Trainer:
         if plan.stage == Stage.F:
             loss = patch_epoch(self.model, train, optimizer, gen, batch_size=self.t.batch_size,
                                augment=self.augment, amp=self.t.amp, progress=self.progress,
-                               replica=replica, pin_memory=self.pin_memory)
+                               replica=replica, pin_memory=self.pin_memory,
+                               label_smoothing=self.t.label_smoothing)
         else:
             loss, steps = section_epoch(self.model, train, optimizer, gen, self._g_forward(plan, caches[0]),
                                         accumulate=self.t.accumulate, progress=self.progress,
-                                        replica=replica)
+                                        replica=replica, label_smoothing=self.t.label_smoothing)
             self.steps_taken += steps
         dist.average_buffers(self.model)  # batch-norm statistics: the same model on every rank
         seconds = time.perf_counter() - t0
@@ -214,7 +215,11 @@ class Trainer:
         if math.isnan(score):
             raise ValueError(f"validation {key} is undefined (NaN): the validation sections need "
                              "labeled nodes, and for AUROC more than one class")
-        self.state.record(plan.stage, idx, epoch, score, val, self.model)
+        # g is kept only where it does not lower f's validation score; else this epoch's
+        # candidate is f alone (g switched off)
+        use_g = plan.stage == Stage.F or not val[f"f_{key}"] > score
+        self.state.record(plan.stage, idx, epoch, score if use_g else val[f"f_{key}"], val, self.model,
+                          use_g=use_g)
 
     def _save(self, idx: int, epoch: int, optimizer) -> None:
         if self.files is None or not self.main:
@@ -297,10 +302,19 @@ class Trainer:
             self._run_stage(idx, plan, train, val, first if idx == start else 0, optimizer)
         if self.state.best is not None:
             self.model.load_state_dict(self.state.best["state"])
+            self._log_choice()
         if self.files is not None and self.main:
             self.files.save_best(*self._best_model(), self.state.history)
         dist.barrier()  # best.pt is written before any rank goes on
         return self
+
+    def _log_choice(self) -> None:
+        """Say which model was kept: f + g, or f alone when g lowered the validation score."""
+        best, key = self.state.best, Metric(self.t.metric).key
+        m = best["metrics"]
+        which = "f + g" if best.get("use_g", True) else "f alone (g switched off: it lowered the score)"
+        self.log(f"kept {which}, from {best['stage']} epoch {best['epoch'] + 1}: validation {key} "
+                 f"f {m[f'f_{key}']:.3f}, f+g {m[key]:.3f}")
 
     def _check_same_data(self, train, val) -> None:
         """Distributed: refuse ranks that read different sections (they would train different models)."""

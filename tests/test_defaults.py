@@ -1,0 +1,261 @@
+"""The accuracy defaults: a residual g that starts at f, g ensembles, keeping f alone when g is
+worse on validation, automatic windows and correctors."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gridgraph import build_model
+from gridgraph.config import make_config
+from gridgraph.correctors import CorrectorEnsemble, build_corrector, combine_members, zero_output_layer
+from gridgraph.datasets import load_splits
+from gridgraph.defaults import GRAPH_CORRECTOR, GRID_CORRECTOR, corrector_for, resolve_config
+from gridgraph.graph import hex_graph, knn_graph
+from gridgraph.patches.window import auto_window, node_pitch_px
+from gridgraph.pipeline import load_model, model_from_config, run_training
+from gridgraph.synthetic import make_section
+from gridgraph.train import Trainer, load_checkpoint, masked_cross_entropy
+
+from helpers import tiny_config
+
+TINY_F = {"stage_channels": (4, 4, 4, 4), "stem_channels": 4}
+
+
+def hex_section_graph(rows=6, cols=8):
+    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    keep = (r + c) % 2 == 0
+    return hex_graph(r[keep], c[keep])
+
+
+@pytest.mark.parametrize("corrector, graph_kind", [("unet", "hex"), ("conv2d", "cart"), ("hexconv", "hex"),
+                                                   ("gcn", "knn"), ("sage", "knn"), ("gat", "knn")])
+def test_zero_initialised_residual_g_starts_exactly_at_f(corrector, graph_kind):
+    from gridgraph.graph import cartesian_graph
+
+    if graph_kind == "hex":
+        graph = hex_section_graph()
+    elif graph_kind == "cart":
+        r, c = np.meshgrid(np.arange(5), np.arange(6), indexing="ij")
+        graph = cartesian_graph(r.ravel(), c.ravel())
+    else:
+        graph = knn_graph(torch.rand(30, 2).numpy() * 100, k=4)
+    n = graph.num_nodes
+    torch.manual_seed(0)
+    model = build_model(3, corrector=corrector, g_residual=True, encoder_kwargs=TINY_F).eval()
+    patches = torch.randint(0, 256, (n, 3, 16, 16), dtype=torch.uint8)
+    with torch.no_grad():
+        out = model(patches, graph, return_f=True)
+    torch.testing.assert_close(out.g_logits, F.log_softmax(out.f_logits, -1), rtol=1e-5, atol=1e-5)
+    # the correction's output layer is zero, the layers before it are not: training moves it
+    layer = model.g.output_layer()
+    assert all(p.abs().sum() == 0 for p in layer.parameters())
+    assert any(p.abs().sum() > 0 for p in model.g.parameters())
+
+
+def test_zero_init_is_off_without_residual_and_when_asked():
+    torch.manual_seed(0)
+    plain = build_model(3, corrector="gcn", g_residual=False, encoder_kwargs=TINY_F)
+    assert all(p.abs().sum() > 0 for p in plain.g.output_layer().parameters() if p.dim() > 1)
+    kept = build_model(3, corrector="gcn", g_residual=True, g_zero_init=False, encoder_kwargs=TINY_F)
+    assert kept.g.output_layer().lin.weight.abs().sum() > 0
+
+
+def test_residual_g_without_an_output_layer_warns():
+    from gridgraph.correctors import register_corrector
+    from gridgraph.correctors.registry import CORRECTORS
+
+    class Bare(torch.nn.Module):
+        def __init__(self, num_classes, in_channels=None):
+            super().__init__()
+            self.lin = torch.nn.Linear(in_channels or num_classes, num_classes)
+
+        def forward(self, x, graph):
+            return self.lin(x)
+
+    register_corrector("bare_for_test", Bare)
+    try:
+        with pytest.warns(UserWarning, match="does not name its output layer"):
+            build_model(3, corrector="bare_for_test", g_residual=True, encoder_kwargs=TINY_F)
+        assert not zero_output_layer(Bare(3))
+    finally:
+        CORRECTORS._entries.pop("bare_for_test", None)
+
+
+def test_ensemble_members_differ_and_combine_to_the_mean_probability():
+    torch.manual_seed(0)
+    graph = knn_graph(torch.rand(12, 2).numpy(), k=3)
+    ens = CorrectorEnsemble(lambda: build_corrector("gcn", 4, hidden_channels=8), size=3)
+    assert len(ens) == 3 and ens.num_classes == 4 and ens.in_channels == 4
+    first = [m.convs[0].lin.weight for m in ens.members]
+    assert not torch.equal(first[0], first[1]) and not torch.equal(first[1], first[2])
+    x = torch.rand(12, 4)
+    out = ens(x, graph)
+    assert out.shape == (3, 12, 4)
+    combined = combine_members(out)
+    torch.testing.assert_close(combined.softmax(-1), out.softmax(-1).mean(0))
+    torch.testing.assert_close(combine_members(out[:1]), out[0].log_softmax(-1))
+    with pytest.raises(ValueError, match="at least one member"):
+        CorrectorEnsemble(lambda: build_corrector("gcn", 4), size=0)
+
+
+def test_ensemble_loss_gives_each_member_its_own_gradient():
+    """The mean of the members' losses: member i's gradient is 1/M of its loss's gradient alone."""
+    torch.manual_seed(0)
+    graph = knn_graph(torch.rand(10, 2).numpy(), k=3)
+    ens = CorrectorEnsemble(lambda: build_corrector("gcn", 3, hidden_channels=8), size=2)
+    x, y = torch.rand(10, 3), torch.tensor([0, 1, 2, 0, 1, 2, -1, 0, 1, 2])
+    masked_cross_entropy(ens(x, graph), y).backward()
+    together = [p.grad.clone() for p in ens.members[1].parameters()]
+    ens.zero_grad()
+    masked_cross_entropy(ens.members[1](x, graph), y).backward()
+    for a, b in zip(together, ens.members[1].parameters()):
+        torch.testing.assert_close(a, b.grad / 2)
+
+
+def test_masked_cross_entropy_of_members_and_label_smoothing():
+    logits = torch.randn(3, 5, 4)
+    y = torch.tensor([0, 1, -1, 3, 2])
+    expect = sum(F.cross_entropy(m, y, ignore_index=-1) for m in logits) / 3
+    torch.testing.assert_close(masked_cross_entropy(logits, y), expect)
+    smooth = F.cross_entropy(logits[0], y, ignore_index=-1, label_smoothing=0.2)
+    torch.testing.assert_close(masked_cross_entropy(logits[0], y, 0.2), smooth)
+
+
+def test_model_with_an_ensemble_g_averages_member_probabilities():
+    torch.manual_seed(0)
+    graph = hex_section_graph()
+    model = build_model(3, corrector="unet", g_residual=True, g_zero_init=False, g_ensemble=2,
+                        corrector_kwargs={"base_channels": 4, "depth": 1}, encoder_kwargs=TINY_F).eval()
+    patches = torch.randint(0, 256, (graph.num_nodes, 3, 16, 16), dtype=torch.uint8)
+    with torch.no_grad():
+        f_logits, g_in = model.f_outputs(patches)
+        members = model.g_member_logits(g_in, graph)
+        out = model.g_outputs(g_in, graph)
+    assert members.shape == (2, graph.num_nodes, 3)
+    raw = model.g(g_in, graph)
+    torch.testing.assert_close(members, raw + torch.log(g_in.clamp_min(1e-8))[None])
+    torch.testing.assert_close(out.softmax(-1), members.softmax(-1).mean(0))
+
+
+def test_use_g_off_gives_f_and_old_checkpoints_load_with_g_on():
+    torch.manual_seed(0)
+    graph = knn_graph(torch.rand(9, 2).numpy(), k=3)
+    patches = torch.randint(0, 256, (9, 3, 16, 16), dtype=torch.uint8)
+    for residual in (False, True):
+        model = build_model(3, corrector="gcn", g_residual=residual, g_zero_init=False,
+                            encoder_kwargs=TINY_F).eval()
+        old = {k: v for k, v in model.state_dict().items() if k != "use_g"}
+        model.use_g.fill_(False)
+        model.load_state_dict(old)  # strict: a missing use_g is filled in
+        assert bool(model.use_g)
+        model.use_g.fill_(False)
+        with torch.no_grad():
+            out = model(patches, graph, return_f=True)
+        torch.testing.assert_close(out.g_logits.softmax(-1), out.f_logits.softmax(-1))
+
+
+def _bad_g_run(tmp_path, data, **train):
+    """A paper-style g (predicts logits outright, no zero start) with a huge learning rate: on
+    validation it ends worse than the f it reads."""
+    cfg = make_config({**tiny_config(tmp_path).to_dict(), "model": {"g_residual": False, "g_ensemble": 1},
+                       "train": {**tiny_config(tmp_path).train.model_dump(mode="json"), "epochs_f": 3,
+                                 "epochs_g": 2, "metric": "accuracy", **train}})
+    torch.manual_seed(0)
+    return cfg, model_from_config(cfg, len(data[1]))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return load_splits(tiny_config(tmp_path_factory.mktemp("data")))
+
+
+def test_selection_keeps_f_alone_when_g_is_worse_and_says_so(tmp_path, data, monkeypatch):
+    cfg, model = _bad_g_run(tmp_path, data)
+    lines = []
+    tr = Trainer(model, cfg, data[1], out_dir=tmp_path / "run", log=lines.append)
+    # g that only ever predicts class 0: worse than f on every epoch
+    monkeypatch.setattr(type(model.g), "forward",
+                        lambda self, x, graph: torch.zeros(x.shape[0], 3).index_fill(1, torch.tensor([0]), 9.0)
+                        + 0 * sum(p.sum() for p in self.parameters()))
+    tr.fit(data[0]["train"], data[0]["val"])
+    g_rows = [r for r in tr.history if r["stage"] == "g"]
+    assert all(r["f_accuracy"] > r["accuracy"] for r in g_rows)
+    assert not bool(tr.model.use_g)
+    assert any(line.startswith("kept f alone") for line in lines), lines
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert not bool(best["model"]["use_g"])
+    f_probs, g_probs = tr.predict(data[0]["val"])[0]
+    torch.testing.assert_close(g_probs, f_probs)
+    assert tr.validate(data[0]["val"])["accuracy"] == g_rows[0]["f_accuracy"]
+
+
+def test_selection_keeps_g_when_it_helps(tmp_path, data):
+    cfg = tiny_config(tmp_path, epochs_f=1, epochs_g=8, metric="accuracy")
+    torch.manual_seed(0)
+    lines = []
+    tr = Trainer(model_from_config(cfg, len(data[1])), cfg, data[1], log=lines.append)
+    tr.fit(data[0]["train"], data[0]["val"])
+    best = tr.state.best
+    if best["use_g"]:
+        assert best["metrics"]["accuracy"] >= best["metrics"]["f_accuracy"]
+        assert bool(tr.model.use_g) and lines[-1].startswith("kept f + g")
+    else:
+        assert all(r["f_accuracy"] > r["accuracy"] for r in tr.history if r["stage"] == "g")
+
+
+def test_auto_window_by_platform_spacing():
+    hexa = make_section(layout="hex", shape=(6, 8), spacing_px=10)
+    assert node_pitch_px(hexa.graph) == pytest.approx(10.0, rel=0.02)
+    assert hexa.microns_per_px == pytest.approx(10.0)  # 100 µm spots, 10 px apart
+    assert auto_window(hexa) == {"window_um": 200.0}
+    cells = hexa.__class__(**{**hexa.__dict__, "spot_diameter_um": 1.0})  # 1 µm per 10 px: 1 µm pitch
+    assert auto_window(cells) == {"window_um": 32.0}
+    unscaled = hexa.__class__(**{**hexa.__dict__, "spot_diameter_um": None})
+    assert auto_window(unscaled) == {"window_px": 32.0}
+
+
+def test_patch_config_window_is_automatic_per_section():
+    cfg = make_config({"patches": {"patch_size": 16}})
+    section = make_section(layout="hex", shape=(6, 8), spacing_px=10)
+    assert cfg.patches.auto_window
+    assert cfg.patches.window(section) == {"window_spots": None, "window_px": None, "window_um": 200.0}
+    with pytest.raises(ValueError, match="automatic"):
+        cfg.patches.window()
+    assert make_config({"patches": {"window_px": 8}}).patches.window() == \
+        {"window_spots": None, "window_px": 8.0, "window_um": None}
+
+
+def test_auto_corrector_follows_the_layout():
+    assert corrector_for(["hex", "hex"]) == GRID_CORRECTOR
+    assert corrector_for(["cartesian"]).name == "unet"
+    assert corrector_for(["hex", "irregular"]) == GRAPH_CORRECTOR
+    cfg = make_config({})
+    sections = [make_section(layout="hex", shape=(6, 8))]
+    assert resolve_config(cfg, sections).g == GRID_CORRECTOR
+    named = make_config({"g": {"name": "gcn"}})
+    assert resolve_config(named, sections) is named
+    with pytest.raises(ValueError, match="resolve it first"):
+        model_from_config(cfg, 3)
+
+
+def test_run_with_default_g_stores_the_chosen_corrector_and_resumes(tmp_path):
+    cfg = make_config({**tiny_config(tmp_path).to_dict(), "g": {"name": "auto"},
+                       "model": {"g_ensemble": 2}})
+    run_training(cfg, figures=False, log=lambda line: None)
+    model, ckpt = load_model(tmp_path / "run" / "best.pt")
+    assert ckpt["config"].g == GRID_CORRECTOR and isinstance(model.g, CorrectorEnsemble)
+    assert "name: unet" in (tmp_path / "run" / "config.yaml").read_text()
+    # the same config (g still 'auto') resumes the finished run instead of refusing it
+    again = run_training(cfg, figures=False, log=lambda line: None)
+    assert again["classes"] == ckpt["classes"]
+
+
+def test_checkpoint_from_before_ensembles_loads(tmp_path):
+    cfg = tiny_config(tmp_path)
+    run_training(make_config({**cfg.to_dict(), "model": {"g_ensemble": 1}}), figures=False, log=lambda line: None)
+    path = tmp_path / "run" / "best.pt"
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["config"]["model"]["g_ensemble"], ckpt["model"]["use_g"]
+    torch.save(ckpt, path)
+    model, loaded = load_model(path)
+    assert loaded["config"].model.g_ensemble == 1 and bool(model.use_g)
