@@ -85,6 +85,11 @@ def add_training_args(ap, epochs_f: int, epochs_g: int, window_px: float) -> Non
                     help="g corrects f's log-probabilities (default) or predicts logits outright")
     ap.add_argument("--g-ensemble", type=int, default=3,
                     help="g's trained side by side from their own initial weights, probabilities averaged")
+    ap.add_argument("--f-tta", action=argparse.BooleanOptionalAction, default=False,
+                    help="f's predictions (validation, test, g's inputs) average the 8 flips/turns of each patch")
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--cross-fit", type=int, default=0,
+                    help="train g on cross-fitted f outputs from this many groups of training sections (0: off)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--f", dest="f_name", default="gridnet_simple", help="f's encoder name (ENCODERS)")

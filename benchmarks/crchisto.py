@@ -60,9 +60,10 @@ def config(args, root: str, train, val) -> dict:
         "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None},
         "f": f_config(args),
         "g": {"name": "gcn", "kwargs": {"hidden_channels": 64, "num_layers": 4, "dropout": 0.1}},
-        "model": {"g_input": args.g_input, "g_residual": args.g_residual, "g_ensemble": args.g_ensemble},
+        "model": {"g_input": args.g_input, "g_residual": args.g_residual, "g_ensemble": args.g_ensemble,
+                  "f_tta": args.f_tta},
         "train": {"regimen": "two_stage", "epochs_f": args.epochs_f, "epochs_g": args.epochs_g,
-                  "lr": args.lr, "accumulate": 8, "batch_size": 64, "progress": False},
+                  "lr": args.lr, "label_smoothing": args.label_smoothing, "cross_fit": args.cross_fit, "accumulate": 8, "batch_size": 64, "progress": False},
     })
 
 

@@ -54,6 +54,9 @@ def parse(argv=None):
     ap.add_argument("--quick", action="store_true", help="one fold only: (151673, 151674)")
     ap.add_argument("--folds", type=int, nargs="+", help="test fold numbers 1..6 (default all)")
     ap.add_argument("--correctors", nargs="+", default=["unet", "hexconv", "gcn"])
+    ap.add_argument("--reuse-f", metavar="RUN_DIR",
+                    help="take each fold's f from an earlier run's --out folder (f is not trained): "
+                         "compare g's or inference options on the same f")
     ap.add_argument("--augment-sections", action=argparse.BooleanOptionalAction, default=False,
                     help="train g on randomly rotated / mirrored whole sections (hex lattice symmetries); "
                          "off by default: it lowered validation AUROC (sections share an orientation)")
@@ -80,9 +83,11 @@ def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int, 
                     "standardize": args.standardize},
         "f": f_config(args),
         "g": {"name": corrector, "kwargs": G_KWARGS.get(corrector, {})},
-        "model": {"g_input": args.g_input, "g_residual": args.g_residual, "g_ensemble": args.g_ensemble},
+        "model": {"g_input": args.g_input, "g_residual": args.g_residual, "g_ensemble": args.g_ensemble,
+                  "f_tta": args.f_tta},
         "train": {"regimen": "two_stage", "epochs_f": epochs_f, "epochs_g": args.epochs_g,
-                  "lr": args.lr, "accumulate": 2, "metric": "auroc", "progress": False,
+                  "lr": args.lr, "label_smoothing": args.label_smoothing,
+                  "cross_fit": args.cross_fit, "cross_fit_block": 2,  # adjacent pairs stay together "accumulate": 2, "metric": "auroc", "progress": False,
                   "augment_sections": args.augment_sections, "color_jitter": args.color_jitter},
     })
 
@@ -102,16 +107,29 @@ def train_one(args, k, corrector, seed, out, f_state, sections_cache):
         model.f.load_state_dict(f_state)
     # a frozen backbone: its embeddings once per section, on disk (unchanged sections otherwise)
     splits = {k: attach_backbone_embeddings(model, v, Path(args.out) / "embeddings") for k, v in splits.items()}
-    Trainer(model, cfg, CLASSES, out_dir=out,
-            log=lambda line: print(f"  fold {k + 1} {corrector} seed {seed}: {line}", flush=True)
-            ).fit(splits["train"], splits["val"], resume=False)
+    trainer = Trainer(model, cfg, CLASSES, out_dir=out,
+                      log=lambda line: print(f"  fold {k + 1} {corrector} seed {seed}: {line}", flush=True)
+                      ).fit(splits["train"], splits["val"], resume=False)
+    model.validation = trainer.state.best["metrics"] if trainer.state.best else {}
     return model, splits
+
+
+def reused_f(args, k: int, corrector: str):
+    """f's weights from an earlier run of this script (``--reuse-f``), else ``None``."""
+    if not args.reuse_f:
+        return None
+    from gridgraph.train import load_checkpoint
+
+    folder = Path(args.reuse_f) / f"fold{k + 1}" / corrector
+    path = folder / "best.pt" if (folder / "best.pt").is_file() else folder / "seed0" / "best.pt"
+    state = load_checkpoint(path)["model"]
+    return {key[2:]: v for key, v in state.items() if key.startswith("f.")}
 
 
 def run_fold(args, k: int, sections_cache: dict) -> list:
     """f once (with the first g), then ``--g-seeds`` g's per corrector; f+g is their mean softmax."""
     out = Path(args.out) / f"fold{k + 1}"
-    rows, f_state = [], None
+    rows, f_state = [], reused_f(args, k, args.correctors[0])
     for corrector in args.correctors:
         t0 = time.perf_counter()
         members = []
@@ -120,6 +138,7 @@ def run_fold(args, k: int, sections_cache: dict) -> list:
             model, splits = train_one(args, k, corrector, args.seed + s, folder, f_state, sections_cache)
             f_state = model.f.state_dict()
             members.append(predict_probs(model, splits["test"]))
+            validation = model.validation
         probs = [(parts[0][0], torch.stack([p[1] for p in parts]).mean(0)) for parts in zip(*members)]
         y = torch.cat([st.labels for st in splits["test"]])
         res = {"fold": k + 1, "test": "+".join(st.name for st in splits["test"]), "g": corrector,
@@ -127,9 +146,11 @@ def run_fold(args, k: int, sections_cache: dict) -> list:
                "f": scores(y, torch.cat([p[0] for p in probs])),
                "f+g": scores(y, torch.cat([p[1] for p in probs]))}
         rows.append(res)
+        val = res["val"]
         print(f"fold {k + 1} ({res['test']}) g={corrector}: acc f {res['f']['accuracy']:.3f} "
               f"f+g {res['f+g']['accuracy']:.3f}; macro AUROC f {res['f']['macro_auroc']:.3f} "
-              f"f+g {res['f+g']['macro_auroc']:.3f}", flush=True)
+              f"f+g {res['f+g']['macro_auroc']:.3f}; validation AUROC f {val.get('f_macro_auroc', float('nan')):.3f} "
+              f"f+g {val.get('macro_auroc', float('nan')):.3f}", flush=True)
         if k == args.figure_fold:
             section_figures(splits["test"][0], probs[0], CLASSES, Path(args.out), prefix=f"{corrector}_")
     return rows

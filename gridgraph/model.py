@@ -13,8 +13,8 @@ from .correctors.ensemble import CorrectorEnsemble, combine_members
 from .encoders import Encoder, FeatureMLP, build_encoder, encode, logits_and_embedding
 from .graph.spot_graph import SpotGraph
 from .names import GInput, choices
-from .patches.node_inputs import IMAGE, NodeInputs, num_inputs
-from .patches.transforms import Normalize, normalize
+from .patches.node_inputs import IMAGE, NodeInputs, map_image, num_inputs
+from .patches.transforms import Normalize, dihedral, normalize
 
 __all__ = ["GridGraphNet", "GridGraphOutput", "build_model"]
 
@@ -59,6 +59,11 @@ class GridGraphNet(nn.Module):
             paper's g, predicts the logits outright). The correction is computed from g's input
             alone, so it works with cached f outputs.
 
+        f_tta: without gradients (validation, prediction, f's cached outputs), f's output is the
+            mean over the 8 flips and quarter turns of each patch (probabilities averaged; the
+            embedding averaged for ``g_input="features"``): 8 passes of f. Training passes are
+            unchanged.
+
     g may be a :class:`~gridgraph.correctors.CorrectorEnsemble` (``(M, N, K)`` member logits):
     :meth:`g_member_logits` gives each member's logits (trained with the mean of their losses),
     :meth:`g_outputs` their combination (the mean of their probabilities).
@@ -86,6 +91,7 @@ class GridGraphNet(nn.Module):
         transform: Optional[Callable[[Tensor], Tensor]] = normalize,
         eval_chunk_size: Optional[int] = 256,
         g_residual: bool = False,
+        f_tta: bool = False,
     ):
         super().__init__()
         if g_input not in GInput.values():
@@ -105,6 +111,7 @@ class GridGraphNet(nn.Module):
         self.transform = transform
         self.eval_chunk_size = eval_chunk_size
         self.g_residual = bool(g_residual)
+        self.f_tta = bool(f_tta)
         self.register_buffer("use_g", torch.tensor(True))
         self.register_load_state_dict_pre_hook(_default_use_g)
 
@@ -123,7 +130,7 @@ class GridGraphNet(nn.Module):
             )
         return getattr(f.classifier, "in_features", None)
 
-    def _encode(self, fn, patches: Tensor, device=None):
+    def _encode(self, fn, patches: Tensor, device=None, transform=None):
         # Without gradients no activations are kept, so larger chunks only cost transient memory;
         # large patches get proportionally fewer per chunk (the budget of 256 patches of 64 px).
         size = self.chunk_size
@@ -134,7 +141,20 @@ class GridGraphNet(nn.Module):
         if not torch.is_grad_enabled() and self.eval_chunk_size:
             pixels = image.shape[-1] * image.shape[-2] if image is not None and image.dim() == 4 else 1
             size = max(1, min(self.eval_chunk_size, self.eval_chunk_size * 64 * 64 // max(pixels, 1)))
-        return encode(fn, patches, size, self.checkpoint, self.transform, device)
+        return encode(fn, patches, size, self.checkpoint, transform or self.transform, device)
+
+    def _tta(self) -> bool:
+        return self.f_tta and not torch.is_grad_enabled() and not isinstance(self.f, FeatureMLP)
+
+    def _turned(self, k: int) -> Callable:
+        """The patch transform of dihedral view ``k`` (0..7): turns, then f's own transform."""
+        base = self.transform
+
+        def transform(x):
+            x = map_image(x, lambda p: dihedral(p, k % 4, k >= 4))
+            return base(x) if base is not None else x
+
+        return transform
 
     def _logits_and_embedding(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         """One pass of f on a chunk: its logits and its embedding (see
@@ -144,6 +164,8 @@ class GridGraphNet(nn.Module):
 
     def forward_f(self, patches: Tensor) -> Tensor:
         """f's logits alone, ``(N, 3, P, P)`` -> ``(N, K)`` (f-only evaluation or training)."""
+        if self._tta():
+            return self.f_outputs(patches)[0]
         return self._encode(self.f, patches)
 
     def forward(
@@ -164,11 +186,29 @@ class GridGraphNet(nn.Module):
 
         Chunked and checkpointed like :meth:`forward`.
         """
+        if self._tta():
+            return self._f_outputs_tta(patches)
         if self.g_input == GInput.FEATURES:
             device = next(self.f.parameters()).device
             return self._encode(self._logits_and_embedding, patches, device)
         f_logits = self._encode(self.f, patches)
         return f_logits, f_logits.softmax(-1) if self.g_input == GInput.SOFTMAX else f_logits
+
+    def _f_outputs_tta(self, patches: Tensor) -> Tuple[Tensor, Tensor]:
+        """:meth:`f_outputs` averaged over the 8 dihedral views of every patch."""
+        device = next(self.f.parameters()).device
+        probs, embedding = 0.0, 0.0
+        for k in range(8):
+            if self.g_input == GInput.FEATURES:
+                logits, emb = self._encode(self._logits_and_embedding, patches, device, self._turned(k))
+                embedding = embedding + emb / 8
+            else:
+                logits = self._encode(self.f, patches, transform=self._turned(k))
+            probs = probs + logits.float().softmax(-1) / 8
+        f_logits = torch.log(probs.clamp_min(1e-12))
+        if self.g_input == GInput.FEATURES:
+            return f_logits, embedding
+        return f_logits, probs if self.g_input == GInput.SOFTMAX else f_logits
 
     def g_outputs(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
         """g's node logits ``(N, K)`` from g's input (e.g. f's cached outputs in two-stage
@@ -204,7 +244,7 @@ class GridGraphNet(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"g_input={self.g_input!r}, g_residual={self.g_residual}, chunk_size={self.chunk_size}, "
+            f"g_input={self.g_input!r}, g_residual={self.g_residual}, f_tta={self.f_tta}, chunk_size={self.chunk_size}, "
             f"checkpoint={self.checkpoint}"
         )
 

@@ -1,5 +1,7 @@
 """The accuracy defaults: a residual g that starts at f, g ensembles, keeping f alone when g is
 worse on validation, automatic windows and correctors."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -259,3 +261,82 @@ def test_checkpoint_from_before_ensembles_loads(tmp_path):
     torch.save(ckpt, path)
     model, loaded = load_model(path)
     assert loaded["config"].model.g_ensemble == 1 and bool(model.use_g)
+
+
+def test_f_tta_averages_the_eight_dihedral_views():
+    from gridgraph.patches.transforms import dihedral, normalize
+
+    torch.manual_seed(0)
+    graph = knn_graph(torch.rand(7, 2).numpy(), k=3)
+    patches = torch.randint(0, 256, (7, 3, 16, 16), dtype=torch.uint8)
+    for g_input in ("softmax", "logits", "features"):
+        model = build_model(3, corrector="gcn", g_input=g_input, encoder_kwargs=TINY_F, f_tta=True,
+                            chunk_size=3).eval()
+        with torch.no_grad():
+            views = [model.f(normalize(dihedral(patches, k % 4, k >= 4))) for k in range(8)]
+            expect = torch.stack([v.softmax(-1) for v in views]).mean(0)
+            f_logits, g_in = model.f_outputs(patches)
+            torch.testing.assert_close(f_logits.softmax(-1), expect, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(model.forward_f(patches).softmax(-1), expect, rtol=1e-5, atol=1e-6)
+            if g_input == "features":
+                embs = [model.f.embed(normalize(dihedral(patches, k % 4, k >= 4))) for k in range(8)]
+                torch.testing.assert_close(g_in, torch.stack(embs).mean(0), rtol=1e-5, atol=1e-6)
+        # with gradients (training), one plain pass
+        model.train()
+        plain = model.f_outputs(patches)[0]
+        torch.testing.assert_close(plain, model.f(normalize(patches)), rtol=1e-5, atol=1e-6)
+
+
+def test_cross_fit_groups_keep_blocks_together():
+    from gridgraph.train.cross_fit import cross_fit_groups
+
+    assert cross_fit_groups(8, 2, block=2) == [0, 0, 1, 1, 0, 0, 1, 1]
+    assert cross_fit_groups(5, 3) == [0, 1, 2, 0, 1]
+    with pytest.raises(ValueError, match="at least 4 training sections"):
+        cross_fit_groups(2, 2, block=2)
+    with pytest.raises(ValueError, match="folds >= 2"):
+        cross_fit_groups(4, 1)
+
+
+def test_cross_fitted_outputs_come_from_an_f_without_the_section(data):
+    from gridgraph.inference import f_outputs
+    from gridgraph.train.cross_fit import cross_fitted_outputs
+
+    cfg = tiny_config(Path("unused"))
+    torch.manual_seed(0)
+    model = model_from_config(cfg, len(data[1]))
+    f_init = {k: v.clone() for k, v in model.f.state_dict().items()}
+    train, val = data[0]["train"], data[0]["val"]
+    seen = {}
+
+    def fit_f(fold, sections, val_sections, group):  # a known "training": f's weights scaled by group
+        seen[group] = [st.name for st in sections]
+        with torch.no_grad():
+            for p in fold.f.parameters():
+                p.mul_(1.0 + 0.5 * group)
+
+    out = cross_fitted_outputs(model, f_init, train, val, [0, 1, 0], fit_f, log=lambda line: None)
+    assert seen == {0: [train[1].name], 1: [train[0].name, train[2].name]}
+    for k, group in enumerate([0, 1, 0]):
+        reference = model_from_config(cfg, len(data[1]))
+        reference.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            for p in reference.f.parameters():
+                p.mul_(1.0 + 0.5 * group)
+        expect = f_outputs(reference, train[k])
+        torch.testing.assert_close(out[k][0], expect[0])
+        torch.testing.assert_close(out[k][1], expect[1])
+    assert all(torch.equal(v, model.f.state_dict()[k]) for k, v in f_init.items())  # the model's own f is untouched
+
+
+def test_trainer_cross_fit_trains_g_on_other_fs_outputs(tmp_path, data):
+    lines = []
+    cfg = tiny_config(tmp_path, epochs_f=1, epochs_g=1, cross_fit=3)
+    torch.manual_seed(0)
+    tr = Trainer(model_from_config(cfg, len(data[1])), cfg, data[1], log=lines.append)
+    tr.fit(data[0]["train"], data[0]["val"])
+    assert [line for line in lines if line.startswith("cross-fit ")] == [
+        f"cross-fit {g + 1}/3: f trained on 2 sections predicts {data[0]['train'][g].name}" for g in range(3)]
+    assert [r["stage"] for r in tr.history] == ["f", "g"]  # the extra f's are not the run's history
+    with pytest.raises(Exception, match="cross_fit"):
+        tiny_config(tmp_path, cross_fit=1)

@@ -124,12 +124,14 @@ class ModelConfig(_Section):
     """What g reads of f (``g_input``); whether g corrects f's log-probabilities (``g_residual``,
     default on) instead of predicting the logits outright (the paper's g); whether that
     correction starts at zero (``g_zero_init``: f + g starts exactly at f); ``g_ensemble``: how
-    many g's, each from its own initial weights, are trained side by side and averaged."""
+    many g's, each from its own initial weights, are trained side by side and averaged;
+    ``f_tta``: f's predictions outside training average the 8 flips and turns of each patch."""
 
     g_input: GInput = GInput.SOFTMAX
     g_residual: StrictBool = True
     g_zero_init: StrictBool = True
     g_ensemble: StrictInt = Field(default=3, ge=1, le=64)
+    f_tta: StrictBool = False
 
 
 class TrainConfig(_Section):
@@ -140,6 +142,9 @@ class TrainConfig(_Section):
     on N processes. GPU options: ``amp`` (bf16 autocast), ``channels_last`` (f's memory format),
     ``pin_memory`` (page-locked host patches, asynchronous copies), ``compile_f``
     (``torch.compile`` of f, off by default). ``amp`` and ``pin_memory`` do nothing on the CPU.
+    ``cross_fit``: k >= 2 trains stage g on cross-fitted f outputs: the training sections are
+    dealt to k groups (consecutive blocks of ``cross_fit_block`` sections, round-robin) and each
+    group's f outputs come from an extra f trained on the other groups (k more stage-f runs).
     ``embedding_cache``: folder of the content-addressed embeddings of a frozen image backbone
     (``f: {name: timm, kwargs: {freeze: true}}``), computed once per section and reused by every
     run that shares the folder (default: ``<output>/embeddings``).
@@ -159,6 +164,8 @@ class TrainConfig(_Section):
     augment: StrictBool = True
     color_jitter: Annotated[Number, Field(ge=0)] = 0.1
     label_smoothing: Annotated[Number, Field(ge=0, lt=1)] = 0.0
+    cross_fit: StrictInt = Field(default=0, ge=0)
+    cross_fit_block: StrictInt = Field(default=1, ge=1)
     augment_sections: StrictBool = False
     metric: Metric = Metric.AUROC
     device: StrictStr = "auto"
@@ -175,6 +182,10 @@ class TrainConfig(_Section):
     def _consistent(self) -> "TrainConfig":
         if self.init_from is not None and self.regimen != Regimen.FINE_TUNE:
             raise ValueError("init_from: is only used by regimen fine_tune")
+        if self.cross_fit == 1:
+            raise ValueError("cross_fit: 0 (off) or the number of groups (>= 2), got 1")
+        if self.cross_fit and self.regimen == Regimen.AT_ONCE:
+            raise ValueError("cross_fit: trains g on f's cached outputs, which regimen at_once has not")
         if self.device != "auto":
             import torch
 

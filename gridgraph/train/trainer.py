@@ -18,6 +18,7 @@ files. Each rank reads ``last.pt`` to resume, so a run may resume on any number 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import sys
 import time
@@ -34,6 +35,7 @@ from ..inference import autocast, evaluate_probs, f_outputs, flat_metrics, predi
 from ..names import Metric, Stage
 from ..patches import SectionTensors
 from .checkpoint import MODEL_SECTIONS, CheckpointManager, load_checkpoint
+from .cross_fit import cross_fit_groups, cross_fitted_outputs
 from .f_cache import FOutputCache
 from .loops import PatchAugment, patch_epoch, section_epoch
 from .regimen import StagePlan, make_optimizer, plan_stages
@@ -102,6 +104,7 @@ class Trainer:
         if self.t.compile_f:
             self.model.f.compile()  # in place: parameter names (and checkpoints) are unchanged
         self.plans = plan_stages(self.t)
+        self._f_init = copy.deepcopy(model.f.state_dict()) if self.t.cross_fit else None
         self.state = TrainingState()
         self.steps_taken = 0
         progress = self.t.progress if self.t.progress is not None else sys.stderr.isatty()
@@ -233,6 +236,9 @@ class Trainer:
         # What a stage does not train is frozen, so DDP (built per epoch) sees only trained
         # parameters, each used in every backward (see gridgraph.distributed.ddp).
         frozen = {Stage.F: self.model.g, Stage.G: self.model.f}.get(plan.stage)
+        # before f is frozen: the cross-fitting f's are copies of it, trained as it was
+        crossed = self._cross_fitted(train, val) if plan.uses_f_cache and first < plan.epochs \
+            and self.t.cross_fit else None
         with contextlib.ExitStack() as stack:
             if frozen is not None:
                 stack.enter_context(_frozen(frozen))
@@ -240,6 +246,8 @@ class Trainer:
             if plan.uses_f_cache and first < plan.epochs:
                 caches = tuple(stack.enter_context(FOutputCache(self.model, s, self.t.cache_dir, self.t.amp,
                                                                 self.progress)) for s in (train, val))
+                if crossed is not None:
+                    caches = (crossed, caches[1])
             for epoch in range(first, plan.epochs):
                 t0 = time.perf_counter()
                 with _seeded(self.seed * 1_000_003 + idx * 10_007 + epoch, self.device) as gen:
@@ -251,6 +259,18 @@ class Trainer:
                 self._save(idx, epoch, optimizer)
         if plan.stage == Stage.F and self.state.best_f is not None:
             self.model.f.load_state_dict(self.state.best_f["state"])
+
+    def _cross_fitted(self, train, val) -> list:
+        """Stage g's training inputs from f's trained without each section's group
+        (``train.cross_fit``); see :mod:`.cross_fit`."""
+        groups = cross_fit_groups(len(train), self.t.cross_fit, self.t.cross_fit_block)
+        only_f = self.t.model_copy(update={"regimen": "two_stage", "epochs_g": 0, "cross_fit": 0})
+
+        def fit_f(model, sections, val_sections, group):
+            Trainer(model, only_f, self.classes, seed=self.seed + 7919 * (group + 1),
+                    log=lambda line: self.log(f"  cross-fit {group + 1}: {line}")).fit(sections, val_sections)
+
+        return cross_fitted_outputs(self.model, self._f_init, train, val, groups, fit_f, self.t.amp, self.log)
 
     # ----------------------------------------------------------------- the run
     def _start(self, resume: bool) -> tuple[int, int, Optional[dict]]:
