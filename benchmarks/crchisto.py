@@ -63,7 +63,8 @@ def config(args, root: str, train, val) -> dict:
         "model": {"g_input": args.g_input, "g_residual": args.g_residual, "g_ensemble": args.g_ensemble,
                   "f_tta": args.f_tta},
         "train": {"regimen": "two_stage", "epochs_f": args.epochs_f, "epochs_g": args.epochs_g,
-                  "lr": args.lr, "label_smoothing": args.label_smoothing, "cross_fit": args.cross_fit, "accumulate": 8, "batch_size": 64, "progress": False},
+                  "lr": args.lr, "label_smoothing": args.label_smoothing, "cross_fit": args.cross_fit,
+                  "accumulate": 8, "batch_size": 64, "progress": False},
     })
 
 

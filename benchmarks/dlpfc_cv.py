@@ -87,7 +87,8 @@ def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int, 
                   "f_tta": args.f_tta},
         "train": {"regimen": "two_stage", "epochs_f": epochs_f, "epochs_g": args.epochs_g,
                   "lr": args.lr, "label_smoothing": args.label_smoothing,
-                  "cross_fit": args.cross_fit, "cross_fit_block": 2,  # adjacent pairs stay together "accumulate": 2, "metric": "auroc", "progress": False,
+                  "cross_fit": args.cross_fit, "cross_fit_block": 2,  # adjacent pairs stay together
+                  "accumulate": 2, "metric": "auroc", "progress": False,
                   "augment_sections": args.augment_sections, "color_jitter": args.color_jitter},
     })
 
@@ -143,6 +144,7 @@ def run_fold(args, k: int, sections_cache: dict) -> list:
         y = torch.cat([st.labels for st in splits["test"]])
         res = {"fold": k + 1, "test": "+".join(st.name for st in splits["test"]), "g": corrector,
                "seconds": time.perf_counter() - t0, "g_seeds": args.g_seeds,
+               "val": {key: v for key, v in validation.items() if isinstance(v, float)},
                "f": scores(y, torch.cat([p[0] for p in probs])),
                "f+g": scores(y, torch.cat([p[1] for p in probs]))}
         rows.append(res)

@@ -267,7 +267,6 @@ def test_f_tta_averages_the_eight_dihedral_views():
     from gridgraph.patches.transforms import dihedral, normalize
 
     torch.manual_seed(0)
-    graph = knn_graph(torch.rand(7, 2).numpy(), k=3)
     patches = torch.randint(0, 256, (7, 3, 16, 16), dtype=torch.uint8)
     for g_input in ("softmax", "logits", "features"):
         model = build_model(3, corrector="gcn", g_input=g_input, encoder_kwargs=TINY_F, f_tta=True,
