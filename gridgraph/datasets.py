@@ -104,9 +104,14 @@ def window_um_of(section: Section, patches: PatchConfig) -> Optional[float]:
 
 def training_scale(sections: Sequence[SectionTensors], patches: PatchConfig) -> dict:
     """What a checkpoint records of the physical scale it was trained at: the window in µm
-    (median over the sections that know it) and the patch's µm per pixel; ``{}`` if unknown."""
-    sizes = [window_um_of(st.section, patches) for st in sections if st.section is not None]
+    (median over the sections that know it) and the patch's µm per pixel; for an automatic window
+    on sections of unknown scale, the window in pixels it chose; else ``{}``."""
+    known = [st.section for st in sections if st.section is not None]
+    sizes = [window_um_of(section, patches) for section in known]
     if not sizes or any(v is None for v in sizes):
+        if known and patches.auto_window:  # an automatic window on unscaled images: its pixels
+            pixels = [w for w in (patches.window(s)["window_px"] for s in known) if w is not None]
+            return {"window_px": float(np.median(pixels))}
         return {}
     window = float(np.median(sizes))
     return {"window_um": window, "patch_um_per_px": window / patches.patch_size}

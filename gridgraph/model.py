@@ -60,9 +60,10 @@ class GridGraphNet(nn.Module):
             alone, so it works with cached f outputs.
 
         f_tta: without gradients (validation, prediction, f's cached outputs), f's output is the
-            mean over the 8 flips and quarter turns of each patch (probabilities averaged; the
-            embedding averaged for ``g_input="features"``): 8 passes of f. Training passes are
-            unchanged.
+            mean over the 8 flips and quarter turns of each patch: its probabilities averaged
+            (logits: their log; ``g_input="logits"`` hands g these log-probabilities), or for
+            ``g_input="features"`` its embedding averaged and classified. 8 passes of f; inputs
+            without an image part and training passes are unchanged.
 
     g may be a :class:`~gridgraph.correctors.CorrectorEnsemble` (``(M, N, K)`` member logits):
     :meth:`g_member_logits` gives each member's logits (trained with the mean of their losses),
@@ -143,7 +144,9 @@ class GridGraphNet(nn.Module):
             size = max(1, min(self.eval_chunk_size, self.eval_chunk_size * 64 * 64 // max(pixels, 1)))
         return encode(fn, patches, size, self.checkpoint, transform or self.transform, device)
 
-    def _tta(self) -> bool:
+    def _tta(self, patches) -> bool:
+        if isinstance(patches, NodeInputs) and IMAGE not in patches:
+            return False  # feature vectors only (e.g. cached embeddings): nothing to turn
         return self.f_tta and not torch.is_grad_enabled() and not isinstance(self.f, FeatureMLP)
 
     def _turned(self, k: int) -> Callable:
@@ -164,7 +167,7 @@ class GridGraphNet(nn.Module):
 
     def forward_f(self, patches: Tensor) -> Tensor:
         """f's logits alone, ``(N, 3, P, P)`` -> ``(N, K)`` (f-only evaluation or training)."""
-        if self._tta():
+        if self._tta(patches):
             return self.f_outputs(patches)[0]
         return self._encode(self.f, patches)
 
@@ -186,7 +189,7 @@ class GridGraphNet(nn.Module):
 
         Chunked and checkpointed like :meth:`forward`.
         """
-        if self._tta():
+        if self._tta(patches):
             return self._f_outputs_tta(patches)
         if self.g_input == GInput.FEATURES:
             device = next(self.f.parameters()).device
@@ -197,17 +200,13 @@ class GridGraphNet(nn.Module):
     def _f_outputs_tta(self, patches: Tensor) -> Tuple[Tensor, Tensor]:
         """:meth:`f_outputs` averaged over the 8 dihedral views of every patch."""
         device = next(self.f.parameters()).device
-        probs, embedding = 0.0, 0.0
-        for k in range(8):
-            if self.g_input == GInput.FEATURES:
-                logits, emb = self._encode(self._logits_and_embedding, patches, device, self._turned(k))
-                embedding = embedding + emb / 8
-            else:
-                logits = self._encode(self.f, patches, transform=self._turned(k))
-            probs = probs + logits.float().softmax(-1) / 8
+        if self.g_input == GInput.FEATURES:  # the mean embedding, and f's logits of it
+            embedding = sum(self._encode(self._logits_and_embedding, patches, device, self._turned(k))[1]
+                            for k in range(8)) / 8
+            return self._f_term(embedding), embedding
+        probs = sum(self._encode(self.f, patches, transform=self._turned(k)).float().softmax(-1)
+                    for k in range(8)) / 8
         f_logits = torch.log(probs.clamp_min(1e-12))
-        if self.g_input == GInput.FEATURES:
-            return f_logits, embedding
         return f_logits, probs if self.g_input == GInput.SOFTMAX else f_logits
 
     def g_outputs(self, g_in: Tensor, graph: SpotGraph) -> Tensor:

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from . import distributed as dist
-from .config import DataConfig, PatchConfig, RunConfig, dump_config
+from .config import DataConfig, PatchConfig, RunConfig, dump_config, legacy_config
 from .config.schema import AUTO
-from .defaults import resolve_config
+from .defaults import GRAPH_CORRECTOR, GRID_CORRECTOR, resolve_config
 from .datasets import load_splits, load_splits_and_features, prepare, rebuild_graph, training_scale, unify_classes
 from .embeddings import attach_backbone_embeddings, uses_cached_embeddings
 from .encoders import ENCODERS
@@ -30,7 +30,7 @@ from .patches.extract import iter_section_patches
 from .train.run_folder import prepare_run_folder
 from .train import CheckpointManager, Trainer, load_checkpoint
 
-__all__ = ["model_from_config", "legacy_config", "load_model", "run_training", "evaluate_checkpoints", "predict_section",
+__all__ = ["model_from_config", "load_model", "run_training", "evaluate_checkpoints", "predict_section",
            "section_figures", "write_json"]
 
 
@@ -80,14 +80,6 @@ def load_model(path, map_location="cpu") -> tuple[GridGraphNet, dict]:
     except RuntimeError as err:
         raise ValueError(f"{path}: field 'model' does not fit the model its config describes ({err})") from err
     return model.eval(), ckpt
-
-
-def legacy_config(config: dict) -> dict:
-    """A stored config with the settings added since it was written set as they were then
-    (``model.g_ensemble``: one g)."""
-    model = dict(config.get("model") or {})
-    model.setdefault("g_ensemble", 1)
-    return {**config, "model": model}
 
 
 def write_json(path, obj) -> None:
@@ -148,7 +140,13 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
         folder = prepare_run_folder(cfg.output, resume=resume, overwrite=overwrite, config_file=config_file)
         if resume:  # an automatic g is compared once resolved, when training resumes
             skip = ("g",) if cfg.g.name == AUTO else ()
-            CheckpointManager(folder, cfg.to_dict(), []).check_resumable(skip=skip)
+            files = CheckpointManager(folder, cfg.to_dict(), [])
+            files.check_resumable(skip=skip)
+            if skip and files.last.is_file():
+                stored = load_checkpoint(files.last)["config"].get("g")
+                if stored not in (GRID_CORRECTOR.model_dump(mode="json"), GRAPH_CORRECTOR.model_dump(mode="json")):
+                    raise ValueError(f"{files.last}: written with g={stored}, this run has g: auto; use "
+                                     "another output folder or --no-resume")
         with atomic_write(folder / "config.yaml") as fh:
             fh.write(dump_config(cfg))
         return folder
@@ -290,7 +288,10 @@ def trained_window(ckpt: dict, section) -> PatchConfig:
     refuses one whose scale cannot be known; older checkpoints use their settings as saved.
     """
     patches = ckpt["config"].patches
-    window_um = (ckpt.get("scale") or {}).get("window_um")
+    scale = ckpt.get("scale") or {}
+    window_um = scale.get("window_um")
+    if window_um is None and scale.get("window_px") is not None:  # an automatic window, in pixels
+        return patches.model_copy(update={"window_spots": None, "window_px": scale["window_px"], "window_um": None})
     if window_um is None:
         return patches
     if section.microns_per_px is None:

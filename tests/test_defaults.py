@@ -101,7 +101,7 @@ def test_ensemble_members_differ_and_combine_to_the_mean_probability():
 
 
 def test_ensemble_loss_gives_each_member_its_own_gradient():
-    """The mean of the members' losses: member i's gradient is 1/M of its loss's gradient alone."""
+    """The sum of the members' losses: member i's gradient is exactly its own loss's."""
     torch.manual_seed(0)
     graph = knn_graph(torch.rand(10, 2).numpy(), k=3)
     ens = CorrectorEnsemble(lambda: build_corrector("gcn", 3, hidden_channels=8), size=2)
@@ -111,13 +111,13 @@ def test_ensemble_loss_gives_each_member_its_own_gradient():
     ens.zero_grad()
     masked_cross_entropy(ens.members[1](x, graph), y).backward()
     for a, b in zip(together, ens.members[1].parameters()):
-        torch.testing.assert_close(a, b.grad / 2)
+        torch.testing.assert_close(a, b.grad)
 
 
 def test_masked_cross_entropy_of_members_and_label_smoothing():
     logits = torch.randn(3, 5, 4)
     y = torch.tensor([0, 1, -1, 3, 2])
-    expect = sum(F.cross_entropy(m, y, ignore_index=-1) for m in logits) / 3
+    expect = sum(F.cross_entropy(m, y, ignore_index=-1) for m in logits)
     torch.testing.assert_close(masked_cross_entropy(logits, y), expect)
     smooth = F.cross_entropy(logits[0], y, ignore_index=-1, label_smoothing=0.2)
     torch.testing.assert_close(masked_cross_entropy(logits[0], y, 0.2), smooth)
@@ -198,11 +198,26 @@ def test_selection_keeps_g_when_it_helps(tmp_path, data):
     tr = Trainer(model_from_config(cfg, len(data[1])), cfg, data[1], log=lines.append)
     tr.fit(data[0]["train"], data[0]["val"])
     best = tr.state.best
-    if best["use_g"]:
-        assert best["metrics"]["accuracy"] >= best["metrics"]["f_accuracy"]
-        assert bool(tr.model.use_g) and lines[-1].startswith("kept f + g")
-    else:
-        assert all(r["f_accuracy"] > r["accuracy"] for r in tr.history if r["stage"] == "g")
+    assert best["use_g"] and "g_off" not in best["metrics"]
+    assert best["metrics"]["accuracy"] > best["metrics"]["f_accuracy"]
+    assert bool(tr.model.use_g) and lines[-1].startswith("kept f + g")
+
+
+def test_kept_f_alone_records_f_metrics_and_retraining_turns_g_back_on(tmp_path, data, monkeypatch):
+    cfg, model = _bad_g_run(tmp_path, data)
+    bad = lambda self, x, graph: torch.zeros(x.shape[0], 3).index_fill(1, torch.tensor([0]), 9.0) \
+        + 0 * sum(p.sum() for p in self.parameters())  # noqa: E731
+    with monkeypatch.context() as m:
+        m.setattr(type(model.g), "forward", bad)
+        tr = Trainer(model, cfg, data[1], log=lambda line: None).fit(data[0]["train"], data[0]["val"])
+    metrics = tr.state.best["metrics"]
+    assert metrics["accuracy"] == metrics["f_accuracy"] > metrics["g_off"]["accuracy"]
+    assert not bool(model.use_g)
+    again = Trainer(model, cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs_f": 0})}),
+                    data[1], log=lambda line: None)
+    before = [p.clone() for p in model.g.parameters()]
+    again.fit(data[0]["train"], data[0]["val"])  # a model that had kept f alone: its g trains again
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.g.parameters()))
 
 
 def test_auto_window_by_platform_spacing():
@@ -252,15 +267,30 @@ def test_run_with_default_g_stores_the_chosen_corrector_and_resumes(tmp_path):
     assert again["classes"] == ckpt["classes"]
 
 
-def test_checkpoint_from_before_ensembles_loads(tmp_path):
-    cfg = tiny_config(tmp_path)
-    run_training(make_config({**cfg.to_dict(), "model": {"g_ensemble": 1}}), figures=False, log=lambda line: None)
-    path = tmp_path / "run" / "best.pt"
-    ckpt = torch.load(path, weights_only=True)
-    del ckpt["config"]["model"]["g_ensemble"], ckpt["model"]["use_g"]
-    torch.save(ckpt, path)
-    model, loaded = load_model(path)
+def test_checkpoint_from_before_ensembles_loads_resumes_and_inits(tmp_path):
+    from gridgraph.config import legacy_config
+    from gridgraph.train import CheckpointManager
+
+    cfg = make_config({**tiny_config(tmp_path).to_dict(), "model": {"g_ensemble": 1, "g_zero_init": False}})
+    run_training(cfg, figures=False, log=lambda line: None)
+    for name in ("best.pt", "last.pt"):  # as written before these settings existed
+        path = tmp_path / "run" / name
+        ckpt = torch.load(path, weights_only=True)
+        for section, key in (("model", "g_ensemble"), ("model", "g_zero_init"), ("model", "f_tta"),
+                             ("train", "label_smoothing"), ("train", "cross_fit"), ("train", "cross_fit_block")):
+            del ckpt["config"][section][key]
+        del ckpt["model"]["use_g"]
+        torch.save(ckpt, path)
+    model, loaded = load_model(tmp_path / "run" / "best.pt")
     assert loaded["config"].model.g_ensemble == 1 and bool(model.use_g)
+    old = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert legacy_config(old["config"])["model"]["g_ensemble"] == 1
+    # the same settings resume it; today's defaults (3 g's) are refused, naming the key
+    CheckpointManager(tmp_path / "run", cfg.to_dict(), []).check_resumable()
+    with pytest.raises(ValueError, match="model.g_ensemble"):
+        CheckpointManager(tmp_path / "run", tiny_config(tmp_path).to_dict(), []).check_resumable()
+    again = run_training(cfg, figures=False, log=lambda line: None)  # resumes the finished run
+    assert again["classes"] == loaded["classes"]
 
 
 def test_f_tta_averages_the_eight_dihedral_views():
@@ -270,16 +300,18 @@ def test_f_tta_averages_the_eight_dihedral_views():
     patches = torch.randint(0, 256, (7, 3, 16, 16), dtype=torch.uint8)
     for g_input in ("softmax", "logits", "features"):
         model = build_model(3, corrector="gcn", g_input=g_input, encoder_kwargs=TINY_F, f_tta=True,
-                            chunk_size=3).eval()
+                            chunk_size=3, eval_chunk_size=2).eval()
+        turned = [normalize(dihedral(patches, k % 4, k >= 4)) for k in range(8)]
         with torch.no_grad():
-            views = [model.f(normalize(dihedral(patches, k % 4, k >= 4))) for k in range(8)]
-            expect = torch.stack([v.softmax(-1) for v in views]).mean(0)
             f_logits, g_in = model.f_outputs(patches)
+            if g_input == "features":  # the mean embedding, and f's classifier of it
+                expect = model.f.classifier(torch.stack([model.f.embed(t) for t in turned]).mean(0)).softmax(-1)
+                torch.testing.assert_close(model.f.classifier(g_in), f_logits, rtol=1e-5, atol=1e-5)
+            else:  # the mean probability
+                expect = torch.stack([model.f(t).softmax(-1) for t in turned]).mean(0)
             torch.testing.assert_close(f_logits.softmax(-1), expect, rtol=1e-5, atol=1e-6)
             torch.testing.assert_close(model.forward_f(patches).softmax(-1), expect, rtol=1e-5, atol=1e-6)
-            if g_input == "features":
-                embs = [model.f.embed(normalize(dihedral(patches, k % 4, k >= 4))) for k in range(8)]
-                torch.testing.assert_close(g_in, torch.stack(embs).mean(0), rtol=1e-5, atol=1e-6)
+            assert not torch.allclose(expect, model.f(turned[0]).softmax(-1))  # the views differ
         # with gradients (training), one plain pass
         model.train()
         plain = model.f_outputs(patches)[0]
@@ -328,14 +360,38 @@ def test_cross_fitted_outputs_come_from_an_f_without_the_section(data):
     assert all(torch.equal(v, model.f.state_dict()[k]) for k, v in f_init.items())  # the model's own f is untouched
 
 
-def test_trainer_cross_fit_trains_g_on_other_fs_outputs(tmp_path, data):
+def test_trainer_cross_fit_trains_g_on_other_fs_outputs(tmp_path, data, monkeypatch):
+    import gridgraph.train.trainer as trainer_module
+
     lines = []
     cfg = tiny_config(tmp_path, epochs_f=1, epochs_g=1, cross_fit=3)
     torch.manual_seed(0)
-    tr = Trainer(model_from_config(cfg, len(data[1])), cfg, data[1], log=lines.append)
+    model = model_from_config(cfg, len(data[1]))
+    tr = Trainer(model, cfg, data[1], log=lines.append)
+    crossed = {}
+    real = trainer_module.cross_fitted_outputs
+
+    def spy(*args, **kwargs):
+        crossed["outputs"] = real(*args, **kwargs)
+        return crossed["outputs"]
+
+    monkeypatch.setattr(trainer_module, "cross_fitted_outputs", spy)
+    seen = []
+    model.g.register_forward_pre_hook(lambda mod, inputs: seen.append(inputs[0].detach().clone())
+                                      if mod.training else None)
     tr.fit(data[0]["train"], data[0]["val"])
     assert [line for line in lines if line.startswith("cross-fit ")] == [
         f"cross-fit {g + 1}/3: f trained on 2 sections predicts {data[0]['train'][g].name}" for g in range(3)]
     assert [r["stage"] for r in tr.history] == ["f", "g"]  # the extra f's are not the run's history
+    # every g input of the training epoch is a cross-fitted one, none is the run's own f's
+    assert len(seen) == 3  # 3 training sections, 1 epoch
+    for x in seen:
+        assert any(torch.equal(x, out[1]) for out in crossed["outputs"])
+    from gridgraph.inference import f_outputs
+
+    mine = [f_outputs(model, st)[1] for st in data[0]["train"]]
+    assert not any(torch.allclose(x, m) for x in seen for m in mine if x.shape == m.shape)
     with pytest.raises(Exception, match="cross_fit"):
         tiny_config(tmp_path, cross_fit=1)
+    with pytest.raises(Exception, match="epochs_f"):
+        tiny_config(tmp_path, cross_fit=2, epochs_f=0)

@@ -14,7 +14,7 @@ From Python, build the sections directly::
 
 :mod:`.schema` holds the models, :mod:`.load` reading and overrides.
 """
-from .load import PATH_KEYS, dump_config, load_config, make_config, parse_override
+from .load import PATH_KEYS, dump_config, legacy_config, load_config, make_config, parse_override
 from .schema import (ConfigError, DataConfig, GraphConfig, ModelConfig, ModuleConfig, PatchConfig, RunConfig,
                      TrainConfig)
 
@@ -31,5 +31,6 @@ __all__ = [
     "load_config",
     "parse_override",
     "dump_config",
+    "legacy_config",
     "PATH_KEYS",
 ]

@@ -154,3 +154,22 @@ def _resolve_paths_typed(cfg: RunConfig, folder: Path) -> RunConfig:
 
 def dump_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+#: Settings added after checkpoints were first written, with the value that reproduces what such
+#: a checkpoint did (a config written before a setting existed gets this, not today's default).
+LEGACY_VALUES = {("model", "g_ensemble"): 1, ("model", "g_zero_init"): False, ("model", "f_tta"): False,
+                 ("train", "label_smoothing"): 0.0, ("train", "cross_fit"): 0, ("train", "cross_fit_block"): 1}
+
+
+def legacy_config(config: Mapping, like: Optional[Mapping] = None) -> dict:
+    """A stored config (plain data) with every setting added since it was written set as it was
+    then (:data:`LEGACY_VALUES`), so that it validates, builds the same model and compares equal
+    to a current run with the same settings; with ``like``, only the settings ``like`` has."""
+    out = dict(config)
+    for (section, key), value in LEGACY_VALUES.items():
+        if like is not None and key not in (like.get(section) or {}):
+            continue
+        if isinstance(out.get(section), Mapping) and key not in out[section]:
+            out[section] = {**out[section], key: value}
+    return out

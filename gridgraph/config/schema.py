@@ -186,6 +186,9 @@ class TrainConfig(_Section):
             raise ValueError("cross_fit: 0 (off) or the number of groups (>= 2), got 1")
         if self.cross_fit and self.regimen == Regimen.AT_ONCE:
             raise ValueError("cross_fit: trains g on f's cached outputs, which regimen at_once has not")
+        if self.cross_fit and self.epochs_f == 0:
+            raise ValueError("cross_fit: its f's train for epochs_f epochs, which is 0 (an f trained "
+                             "elsewhere has seen every section: nothing would be cross-fitted)")
         if self.device != "auto":
             import torch
 

@@ -15,11 +15,12 @@ class CorrectorEnsemble(Corrector):
     """``M`` correctors built alike (their initial weights drawn one after another), run on the
     same input.
 
-    :meth:`forward` returns every member's logits, ``(M, N, K)``. Trained with the mean of the
-    members' losses, each member receives only its own loss's gradient, and Adam's updates are
-    per parameter, so every member follows the path it would follow trained alone on the same
-    order of sections (a seed ensemble at the cost of one training run of ``M`` times the
-    width). :func:`combine_members` averages their probabilities.
+    :meth:`forward` returns every member's logits, ``(M, N, K)``. Trained with the sum of the
+    members' losses (:func:`~gridgraph.train.masked_cross_entropy`), each member's gradient is
+    exactly its own loss's, and Adam's updates (weight decay included) are per parameter, so
+    every member follows the path it would follow trained alone on the same order of sections,
+    up to its own dropout draws: a seed ensemble at the cost of one training run of ``M`` times
+    the width. :func:`combine_members` averages their probabilities.
 
     Args:
         build: ``() -> corrector``, called ``size`` times.

@@ -12,6 +12,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from ..config import legacy_config
 from ..io.atomic import atomic_save, atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointManager", "MODEL_SECTIONS"]
@@ -131,7 +132,7 @@ class CheckpointManager:
     def check_config(self, config: dict, path, sections: Sequence[str]) -> None:
         if not self.config:
             return
-        ckpt = {"config": config}
+        ckpt = {"config": legacy_config(config, like=self.config)}
         for name in sections:
             ignore = MUTABLE_TRAIN_KEYS if name == "train" else ()
             old, new = _section(ckpt["config"], name, ignore), _section(self.config, name, ignore)

@@ -30,13 +30,14 @@ __all__ = ["masked_cross_entropy", "PatchAugment", "patch_epoch", "section_epoch
 def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy over labeled nodes (label ``-1`` ignored); 0 if none is labeled.
 
-    ``logits`` ``(N, K)``, or ``(M, N, K)`` for the members of an ensemble: the mean of the
-    members' losses. ``label_smoothing``: as :func:`torch.nn.functional.cross_entropy`'s.
+    ``logits`` ``(N, K)``, or ``(M, N, K)`` for the members of an ensemble: the sum of the
+    members' losses (each member's gradient is exactly its own loss's).
+    ``label_smoothing``: as :func:`torch.nn.functional.cross_entropy`'s.
     """
     if not (labels >= 0).any():
         return logits.sum() * 0.0
     if logits.dim() == 3:
-        return torch.stack([masked_cross_entropy(m, labels, label_smoothing) for m in logits]).mean()
+        return torch.stack([masked_cross_entropy(m, labels, label_smoothing) for m in logits]).sum()
     return F.cross_entropy(logits.float(), labels, ignore_index=-1, label_smoothing=label_smoothing)
 
 
@@ -175,7 +176,7 @@ def section_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: tor
                 loss = masked_cross_entropy(logits, st.labels.to(device), label_smoothing)
                 (loss * (replica.world / step.size if real else 0.0)).backward()
             if real:
-                total += loss.item()
+                total += loss.item() / (logits.shape[0] if logits.dim() == 3 else 1)  # per member
         bar.update(step.size)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -19,7 +19,8 @@ class TrainingState:
     ``history``: one row per finished epoch (as in ``metrics.jsonl``); ``best``/``best_f``: the
     best model over the g and joint stages / of stage f, as ``{"metric", "stage",
     "stage_index", "epoch", "metrics", "use_g", "state"}`` (``use_g``: f + g, or f alone where
-    g lowered the validation score); ``g_optimizer``: g's Adam state after stage g;
+    g lowered the validation score; then ``metrics`` are f's, and ``metrics["g_off"]`` holds the
+    f + g scores that lost); ``g_optimizer``: g's Adam state after stage g;
     ``stage_index``/``epoch``: the last finished epoch (``epoch = -1``: none yet).
     """
 
@@ -45,6 +46,9 @@ class TrainingState:
             state = copy.deepcopy(model.state_dict())
             if "use_g" in state:
                 state["use_g"] = torch.tensor(bool(use_g))
+            if not use_g:  # the kept model's "f + g" is f: its metrics are f's
+                entry["metrics"] = {**metrics, **{k[2:]: v for k, v in metrics.items() if k.startswith("f_")},
+                                    "g_off": {k: v for k, v in metrics.items() if not k.startswith("f_")}}
             self.best = {**entry, "state": state}
             return True
         return False

@@ -244,10 +244,9 @@ class Trainer:
                 stack.enter_context(_frozen(frozen))
             caches = (None, None)
             if plan.uses_f_cache and first < plan.epochs:
-                caches = tuple(stack.enter_context(FOutputCache(self.model, s, self.t.cache_dir, self.t.amp,
+                caches = tuple(crossed if s is train and crossed is not None else
+                               stack.enter_context(FOutputCache(self.model, s, self.t.cache_dir, self.t.amp,
                                                                 self.progress)) for s in (train, val))
-                if crossed is not None:
-                    caches = (crossed, caches[1])
             for epoch in range(first, plan.epochs):
                 t0 = time.perf_counter()
                 with _seeded(self.seed * 1_000_003 + idx * 10_007 + epoch, self.device) as gen:
@@ -314,6 +313,8 @@ class Trainer:
         if self.files is not None and self.main:
             self.files.out_dir.mkdir(parents=True, exist_ok=True)
         start, first, opt_state = self._start(resume)
+        if isinstance(getattr(self.model, "use_g", None), torch.Tensor):
+            self.model.use_g.fill_(True)  # g trains, whatever a loaded checkpoint had kept
         for idx in range(start, len(self.plans)):
             plan = self.plans[idx]
             optimizer = make_optimizer(plan, self.model, self.t, self.state.g_optimizer)
@@ -332,9 +333,10 @@ class Trainer:
         """Say which model was kept: f + g, or f alone when g lowered the validation score."""
         best, key = self.state.best, Metric(self.t.metric).key
         m = best["metrics"]
+        g_score = m.get("g_off", m)[key]
         which = "f + g" if best.get("use_g", True) else "f alone (g switched off: it lowered the score)"
         self.log(f"kept {which}, from {best['stage']} epoch {best['epoch'] + 1}: validation {key} "
-                 f"f {m[f'f_{key}']:.3f}, f+g {m[key]:.3f}")
+                 f"f {m[f'f_{key}']:.3f}, f+g {g_score:.3f}")
 
     def _check_same_data(self, train, val) -> None:
         """Distributed: refuse ranks that read different sections (they would train different models)."""
