@@ -83,6 +83,8 @@ def add_training_args(ap, epochs_f: int, epochs_g: int, window_px: float) -> Non
     ap.add_argument("--g-input", default="softmax", choices=["softmax", "logits", "features"])
     ap.add_argument("--g-residual", action=argparse.BooleanOptionalAction, default=True,
                     help="g corrects f's log-probabilities (default) or predicts logits outright")
+    ap.add_argument("--g-zero-init", action=argparse.BooleanOptionalAction, default=True,
+                    help="a residual g's output layer starts at zero (f + g starts at f)")
     ap.add_argument("--g-ensemble", type=int, default=3,
                     help="g's trained side by side from their own initial weights, probabilities averaged")
     ap.add_argument("--f-tta", action=argparse.BooleanOptionalAction, default=False,

@@ -85,8 +85,11 @@ def main(argv=None) -> None:
         folds = []
         for test in SECTIONS:
             cfg = config(args, f, test, Path(args.out) / name.replace("+", "_") / test)
-            res = run_training(cfg, resume=False, overwrite=True, figures=False, log=lambda line: None)["test"]
+            run = run_training(cfg, resume=False, overwrite=True, figures=False, log=lambda line: None)
+            res, val = run["test"], run["val"]
             folds.append({h: {m: res[h][m] for m in ("accuracy", "macro_auroc")} for h in ("f", "f+g")})
+            for h in ("f", "f+g"):  # the validation section's scores of the kept model
+                folds[-1][h].update({f"val_{m}": val[h][m] for m in ("accuracy", "macro_auroc")})
             print(f"{name} test {test}: f {folds[-1]['f']['accuracy']:.3f}  f+g {folds[-1]['f+g']['accuracy']:.3f}",
                   flush=True)
         results[name] = folds
@@ -94,13 +97,14 @@ def main(argv=None) -> None:
     for name, folds in results.items():
         for head in ("f", "f+g"):
             cells = []
-            for metric in ("accuracy", "macro_auroc"):
+            for metric in ("accuracy", "macro_auroc", "val_accuracy", "val_macro_auroc"):
                 v = np.array([fold[head][metric] for fold in folds])
                 cells.append(f"{v.mean():.3f} ± {v.std(ddof=1):.3f}")
             rows.append([name, head, *cells])
     text = (f"her2st C2-C6, leave one section out (5 folds), on {machine()}, "
             f"{(time.perf_counter() - t0) / 60:.1f} min\n\n"
-            + print_table(["input", "head", "accuracy", "macro AUROC"], rows) + "\n")
+            + print_table(["input", "head", "accuracy", "macro AUROC", "val accuracy", "val macro AUROC"], rows)
+            + "\n")
     out = Path(args.out)
     with atomic_write(out / "results.md") as fh:
         fh.write(text)

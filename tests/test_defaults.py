@@ -395,3 +395,19 @@ def test_trainer_cross_fit_trains_g_on_other_fs_outputs(tmp_path, data, monkeypa
         tiny_config(tmp_path, cross_fit=1)
     with pytest.raises(Exception, match="epochs_f"):
         tiny_config(tmp_path, cross_fit=2, epochs_f=0)
+
+
+def test_automatic_pixel_window_is_recorded_and_used_for_prediction():
+    from dataclasses import replace
+
+    from gridgraph.datasets import prepare, training_scale
+    from gridgraph.pipeline import trained_window
+
+    cfg = make_config({"patches": {"patch_size": 8}})
+    unscaled = replace(make_section(layout="hex", shape=(6, 8), spacing_px=10), spot_diameter_um=None)
+    st = prepare(unscaled, cfg.patches)
+    assert training_scale([st], cfg.patches) == {"window_px": 32.0}
+    scaled = make_section(layout="hex", shape=(6, 8), spacing_px=10)  # a new section of known scale
+    window = trained_window({"config": cfg, "scale": {"window_px": 32.0}}, scaled)
+    assert window.window(scaled) == {"window_spots": None, "window_px": 32.0, "window_um": None}
+    assert training_scale([prepare(scaled, cfg.patches)], cfg.patches)["window_um"] == 200.0
