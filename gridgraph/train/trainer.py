@@ -5,7 +5,9 @@ validated through the one inference path (:mod:`gridgraph.inference`), is record
 :class:`~.state.TrainingState` and saved by a :class:`~.checkpoint.CheckpointManager`. Each
 epoch's randomness is a pure function of ``(seed, stage, epoch)`` drawn inside a forked RNG, so a
 run resumed from ``last.pt`` ends with the same weights as an uninterrupted one (on CPU) and the
-caller's global RNG is left alone.
+caller's global RNG is left alone. The best model is picked by ``train.metric`` on validation
+over every g and joint epoch, each a candidate twice: f + g, and f alone (the model's ``use_g``
+off), so g is never kept where it lowers f's score; the log says which was kept.
 
 Several processes (``torchrun``, see :mod:`gridgraph.distributed`): when a process group is
 initialised, every rank runs this same trainer. Sections (and in stage f, patch minibatches) are
