@@ -54,10 +54,11 @@ def config(args, f: dict, test: str, out: Path) -> dict:
         "patches": {"patch_size": 32, "window_um": 200.0, "window_spots": None, "standardize": True},
         "f": f,
         "g": {"name": "unet"},
-        "model": {"g_residual": True, "f_tta": args.f_tta},
+        "model": {"g_residual": True, "f_tta": args.f_tta, "g_tta": args.g_tta},
         "train": {"regimen": "two_stage", "epochs_f": args.epochs_f, "epochs_g": args.epochs_g, "lr": 1e-3,
                   "batch_size": 32, "color_jitter": 0.1, "label_smoothing": args.label_smoothing,
-                  "cross_fit": args.cross_fit, "progress": False},
+                  "cross_fit": args.cross_fit, "augment_sections": args.augment_sections,
+                  "progress": False},
     })
 
 
@@ -72,6 +73,8 @@ def main(argv=None) -> None:
     ap.add_argument("--f-tta", action=argparse.BooleanOptionalAction, default=False,
                     help="f's predictions average the 8 flips/turns of each patch")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--augment-sections", action="store_true", help="g sees sections turned and mirrored")
+    ap.add_argument("--g-tta", action="store_true", help="g's predictions average the lattice symmetries")
     ap.add_argument("--cross-fit", type=int, default=0, help="g on cross-fitted f outputs (groups; 0: off)")
     ap.add_argument("--only", nargs="*", help="inputs to run (default: all three)")
     args = ap.parse_args(argv)

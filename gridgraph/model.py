@@ -12,7 +12,8 @@ from .correctors.base import zero_output_layer
 from .correctors.ensemble import CorrectorEnsemble, combine_members
 from .encoders import Encoder, FeatureMLP, build_encoder, encode, logits_and_embedding
 from .graph.spot_graph import SpotGraph
-from .names import GInput, choices
+from .graph.symmetry import lattice_symmetry, num_symmetries
+from .names import GInput, Layout, choices
 from .patches.node_inputs import IMAGE, NodeInputs, map_image, num_inputs
 from .patches.transforms import Normalize, dihedral, normalize
 
@@ -64,6 +65,10 @@ class GridGraphNet(nn.Module):
             (logits: their log; ``g_input="logits"`` hands g these log-probabilities), or for
             ``g_input="features"`` its embedding averaged and classified. 8 passes of f; inputs
             without an image part and training passes are unchanged.
+        g_tta: without gradients, g's output on a single grid-layout section is the mean
+            probability over the lattice's symmetries (12 on hex, 8 on square grids: the section
+            turned and mirrored, nodes in the same order); for a g trained on sections seen under
+            random symmetries (``train.augment_sections``). Irregular graphs are unchanged.
 
     g may be a :class:`~gridgraph.correctors.CorrectorEnsemble` (``(M, N, K)`` member logits):
     :meth:`g_member_logits` gives each member's logits (trained with the mean of their losses),
@@ -93,6 +98,7 @@ class GridGraphNet(nn.Module):
         eval_chunk_size: Optional[int] = 256,
         g_residual: bool = False,
         f_tta: bool = False,
+        g_tta: bool = False,
     ):
         super().__init__()
         if g_input not in GInput.values():
@@ -113,6 +119,7 @@ class GridGraphNet(nn.Module):
         self.eval_chunk_size = eval_chunk_size
         self.g_residual = bool(g_residual)
         self.f_tta = bool(f_tta)
+        self.g_tta = bool(g_tta)
         self.register_buffer("use_g", torch.tensor(True))
         self.register_load_state_dict_pre_hook(_default_use_g)
 
@@ -212,6 +219,15 @@ class GridGraphNet(nn.Module):
     def g_outputs(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
         """g's node logits ``(N, K)`` from g's input (e.g. f's cached outputs in two-stage
         training); an ensemble's members combined by :func:`~gridgraph.correctors.combine_members`."""
+        if self.g_tta and not torch.is_grad_enabled() and bool(self.use_g) and graph.batch is None \
+                and graph.layout != Layout.IRREGULAR:
+            n = num_symmetries(graph.layout)
+            probs = sum(self._g_once(g_in, lattice_symmetry(graph, k // 2, flip=bool(k % 2))).softmax(-1)
+                        for k in range(n)) / n
+            return torch.log(probs.clamp_min(1e-12))
+        return self._g_once(g_in, graph)
+
+    def _g_once(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
         out = self.g_member_logits(g_in, graph)
         return out[0] if out.shape[0] == 1 else combine_members(out)
 
@@ -243,7 +259,7 @@ class GridGraphNet(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"g_input={self.g_input!r}, g_residual={self.g_residual}, f_tta={self.f_tta}, chunk_size={self.chunk_size}, "
+            f"g_input={self.g_input!r}, g_residual={self.g_residual}, f_tta={self.f_tta}, g_tta={self.g_tta}, chunk_size={self.chunk_size}, "
             f"checkpoint={self.checkpoint}"
         )
 

@@ -411,3 +411,24 @@ def test_automatic_pixel_window_is_recorded_and_used_for_prediction():
     window = trained_window({"config": cfg, "scale": {"window_px": 32.0}}, scaled)
     assert window.window(scaled) == {"window_spots": None, "window_px": 32.0, "window_um": None}
     assert training_scale([prepare(scaled, cfg.patches)], cfg.patches)["window_um"] == 200.0
+
+
+def test_g_tta_averages_the_lattice_symmetries_of_grid_sections():
+    from gridgraph.graph.symmetry import lattice_symmetry
+
+    torch.manual_seed(0)
+    graph = hex_section_graph()
+    kw = dict(corrector="unet", g_residual=True, g_zero_init=False, g_ensemble=2, encoder_kwargs=TINY_F,
+              corrector_kwargs={"base_channels": 4, "depth": 1})
+    model = build_model(3, g_tta=True, **kw).eval()
+    g_in = torch.rand(graph.num_nodes, 3).softmax(-1)
+    with torch.no_grad():
+        views = [model._g_once(g_in, lattice_symmetry(graph, k, flip)).softmax(-1)
+                 for k in range(6) for flip in (False, True)]
+        expect = torch.stack(views).mean(0)
+        torch.testing.assert_close(model.g_outputs(g_in, graph).softmax(-1), expect)
+        assert not torch.allclose(views[0], views[1])  # the U-Net is not symmetric: the views differ
+        knn = knn_graph(torch.rand(graph.num_nodes, 2).numpy(), k=3)
+        gnn = build_model(3, corrector="gcn", g_tta=True, encoder_kwargs=TINY_F, g_zero_init=False).eval()
+        torch.testing.assert_close(gnn.g_outputs(g_in, knn), gnn._g_once(g_in, knn))  # irregular: unchanged
+    torch.testing.assert_close(model.g_outputs(g_in, graph), model._g_once(g_in, graph))  # with gradients: one pass

@@ -125,13 +125,16 @@ class ModelConfig(_Section):
     default on) instead of predicting the logits outright (the paper's g); whether that
     correction starts at zero (``g_zero_init``: f + g starts exactly at f); ``g_ensemble``: how
     many g's, each from its own initial weights, are trained side by side and averaged;
-    ``f_tta``: f's predictions outside training average the 8 flips and turns of each patch."""
+    ``f_tta``: f's predictions outside training average the 8 flips and turns of each patch;
+    ``g_tta``: g's average the lattice symmetries of grid sections (with
+    ``train.augment_sections``)."""
 
     g_input: GInput = GInput.SOFTMAX
     g_residual: StrictBool = True
     g_zero_init: StrictBool = True
     g_ensemble: StrictInt = Field(default=3, ge=1, le=64)
     f_tta: StrictBool = False
+    g_tta: StrictBool = False
 
 
 class TrainConfig(_Section):
