@@ -71,7 +71,7 @@ class GridGraphNet(nn.Module):
             random symmetries (``train.augment_sections``). Irregular graphs are unchanged.
 
     g may be a :class:`~gridgraph.correctors.CorrectorEnsemble` (``(M, N, K)`` member logits):
-    :meth:`g_member_logits` gives each member's logits (trained with the mean of their losses),
+    :meth:`g_member_logits` gives each member's logits (trained with the sum of their losses),
     :meth:`g_outputs` their combination (the mean of their probabilities).
 
     The boolean buffer ``use_g`` (``True``) is saved with the weights: when training finds f alone
@@ -211,20 +211,18 @@ class GridGraphNet(nn.Module):
             embedding = sum(self._encode(self._logits_and_embedding, patches, device, self._turned(k))[1]
                             for k in range(8)) / 8
             return self._f_term(embedding), embedding
-        probs = sum(self._encode(self.f, patches, transform=self._turned(k)).float().softmax(-1)
-                    for k in range(8)) / 8
-        f_logits = torch.log(probs.clamp_min(1e-12))
-        return f_logits, probs if self.g_input == GInput.SOFTMAX else f_logits
+        f_logits = combine_members(torch.stack([self._encode(self.f, patches, transform=self._turned(k))
+                                                for k in range(8)]))
+        return f_logits, f_logits.softmax(-1) if self.g_input == GInput.SOFTMAX else f_logits
 
     def g_outputs(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
         """g's node logits ``(N, K)`` from g's input (e.g. f's cached outputs in two-stage
         training); an ensemble's members combined by :func:`~gridgraph.correctors.combine_members`."""
         if self.g_tta and not torch.is_grad_enabled() and bool(self.use_g) and graph.batch is None \
                 and graph.layout != Layout.IRREGULAR:
-            n = num_symmetries(graph.layout)
-            probs = sum(self._g_once(g_in, lattice_symmetry(graph, k // 2, flip=bool(k % 2))).softmax(-1)
-                        for k in range(n)) / n
-            return torch.log(probs.clamp_min(1e-12))
+            views = [self._g_once(g_in, lattice_symmetry(graph, k // 2, flip=bool(k % 2)))
+                     for k in range(num_symmetries(graph.layout))]
+            return combine_members(torch.stack(views))
         return self._g_once(g_in, graph)
 
     def _g_once(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
@@ -259,8 +257,8 @@ class GridGraphNet(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"g_input={self.g_input!r}, g_residual={self.g_residual}, f_tta={self.f_tta}, g_tta={self.g_tta}, chunk_size={self.chunk_size}, "
-            f"checkpoint={self.checkpoint}"
+            f"g_input={self.g_input!r}, g_residual={self.g_residual}, f_tta={self.f_tta}, "
+            f"g_tta={self.g_tta}, chunk_size={self.chunk_size}, checkpoint={self.checkpoint}"
         )
 
 

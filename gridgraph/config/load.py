@@ -158,8 +158,9 @@ def dump_config(cfg: RunConfig) -> str:
 
 #: Settings added after checkpoints were first written, with the value that reproduces what such
 #: a checkpoint did (a config written before a setting existed gets this, not today's default).
-LEGACY_VALUES = {("model", "g_ensemble"): 1, ("model", "g_zero_init"): False, ("model", "f_tta"): False, ("model", "g_tta"): False,
-                 ("train", "label_smoothing"): 0.0, ("train", "cross_fit"): 0, ("train", "cross_fit_block"): 1}
+LEGACY_VALUES = {("model", "g_ensemble"): 1, ("model", "g_zero_init"): False, ("model", "f_tta"): False,
+                 ("model", "g_tta"): False, ("train", "label_smoothing"): 0.0, ("train", "cross_fit"): 0,
+                 ("train", "cross_fit_block"): 1}
 
 
 def legacy_config(config: Mapping, like: Optional[Mapping] = None) -> dict:
