@@ -138,15 +138,9 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
 
     def prepare():
         folder = prepare_run_folder(cfg.output, resume=resume, overwrite=overwrite, config_file=config_file)
-        if resume:  # an automatic g is compared once resolved, when training resumes
-            skip = ("g",) if cfg.g.name == AUTO else ()
-            files = CheckpointManager(folder, cfg.to_dict(), [])
-            files.check_resumable(skip=skip)
-            if skip and files.last.is_file():
-                stored = load_checkpoint(files.last)["config"].get("g")
-                if stored not in (GRID_CORRECTOR.model_dump(mode="json"), GRAPH_CORRECTOR.model_dump(mode="json")):
-                    raise ValueError(f"{files.last}: written with g={stored}, this run has g: auto; use "
-                                     "another output folder or --no-resume")
+        if resume:  # an automatic g may have become either default corrector
+            auto = {"g": [c.model_dump(mode="json") for c in (GRID_CORRECTOR, GRAPH_CORRECTOR)]}
+            CheckpointManager(folder, cfg.to_dict(), []).check_resumable(auto if cfg.g.name == AUTO else None)
         with atomic_write(folder / "config.yaml") as fh:
             fh.write(dump_config(cfg))
         return folder

@@ -265,6 +265,16 @@ def test_run_with_default_g_stores_the_chosen_corrector_and_resumes(tmp_path):
     # the same config (g still 'auto') resumes the finished run instead of refusing it
     again = run_training(cfg, figures=False, log=lambda line: None)
     assert again["classes"] == ckpt["classes"]
+    # a folder trained with another g is refused before anything is written
+    before = (tmp_path / "run" / "config.yaml").read_text()
+    other = make_config({**cfg.to_dict(), "output": str(tmp_path / "other"), "g": {"name": "gcn"}})
+    run_training(other, figures=False, log=lambda line: None)
+    moved = make_config({**cfg.to_dict(), "output": str(tmp_path / "other")})
+    written = (tmp_path / "other" / "config.yaml").read_text()
+    with pytest.raises(ValueError, match=r"last.pt: written with g=\{'name': 'gcn'"):
+        run_training(moved, figures=False, log=lambda line: None)
+    assert (tmp_path / "other" / "config.yaml").read_text() == written
+    assert (tmp_path / "run" / "config.yaml").read_text() == before
 
 
 def test_checkpoint_from_before_ensembles_loads_resumes_and_inits(tmp_path):

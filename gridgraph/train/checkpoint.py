@@ -115,13 +115,20 @@ class CheckpointManager:
         self.check_compatible(ckpt, self.last, RESUME_SECTIONS)
         return ckpt
 
-    def check_resumable(self, skip: Sequence[str] = ()) -> None:
+    def check_resumable(self, accept: Optional[dict] = None) -> None:
         """Before anything is written: refuse a ``last.pt`` whose run settings differ from this
-        run's (classes, and the ``skip`` ped sections, are checked later, once the sections are
-        read)."""
-        if self.last.is_file() and self.config:
-            sections = [s for s in RESUME_SECTIONS if s not in skip]
-            self.check_config(load_checkpoint(self.last)["config"], self.last, sections)
+        run's (classes are checked later, once the sections are read). ``accept``: sections this
+        run has not settled yet, each with the values it may settle on (e.g. an automatic g); the
+        stored section must be one of them."""
+        if not (self.last.is_file() and self.config):
+            return
+        stored = load_checkpoint(self.last)["config"]
+        accept = accept or {}
+        self.check_config(stored, self.last, [s for s in RESUME_SECTIONS if s not in accept])
+        for name, values in accept.items():
+            if stored.get(name) not in values:
+                raise ValueError(f"{self.last}: written with {name}={stored.get(name)!r}, this run has "
+                                 f"{name}={self.config.get(name)!r}; use another output folder or --no-resume")
 
     def check_compatible(self, ckpt: dict, path, sections: Sequence[str]) -> None:
         """Refuse a checkpoint whose classes or model-defining config differ from this run's."""
