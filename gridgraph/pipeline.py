@@ -26,7 +26,8 @@ from .io.atomic import atomic_write
 from .io.output_set import OutputSet
 from .model import GridGraphNet, build_model
 from .patches import SectionTensors
-from .patches.extract import iter_section_patches
+from .patches.extract import iter_section_patches, section_window_px
+from .patches.stain import apply_stain_table, section_stain_table
 from .train.run_folder import prepare_run_folder
 from .train import CheckpointManager, Trainer, load_checkpoint
 
@@ -267,11 +268,12 @@ def _predict(model: GridGraphNet, ckpt: dict, section) -> tuple:
         (f_prob, g_prob), = predict_probs(model, [inputs])
         return section, f_prob, g_prob
     patches = trained_window(ckpt, section)
-    if not patches.standardize:  # standardisation needs the whole section's colours first
-        chunks = iter_section_patches(section, patches.patch_size, **patches.window(section))
-        return (section, *predict_stream(model, chunks, section.graph))
-    (f_prob, g_prob), = predict_probs(model, [prepare(section, patches)])
-    return section, f_prob, g_prob
+    window = patches.window(section)
+    chunks = iter_section_patches(section, patches.patch_size, **window)
+    if patches.standardize:  # one colour map for the section, from a sample of its patches
+        table = section_stain_table(section, patches.patch_size, section_window_px(section, **window))
+        chunks = ((idx, apply_stain_table(p, table)) for idx, p in chunks)
+    return (section, *predict_stream(model, chunks, section.graph))
 
 
 def trained_window(ckpt: dict, section) -> PatchConfig:

@@ -226,6 +226,49 @@ def test_gcn_one_layer_touches_exactly_graph_neighbours():
         assert _changed(g, x, graph, node) == {node} | _neighbours(graph, node)
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"improved": True}, {"add_self_loops": False}, {"normalize": False}])
+def test_gcn_equals_plain_gcnconv_layers_forward_and_backward(kwargs):
+    from torch_geometric.nn import GCNConv
+
+    torch.manual_seed(0)
+    edge_index = knn_graph(torch.rand(80, 2) * 50, k=5).edge_index
+    edge_index = torch.cat([edge_index, edge_index[:, :7]], 1)  # duplicate edges add up in both
+    g = GCNCorrector(K, in_channels=4, hidden_channels=6, num_layers=3, **kwargs)
+    plain = [GCNConv(c.in_channels, c.out_channels, **kwargs) for c in g.convs]
+    for layer, conv in zip(plain, g.convs):
+        layer.load_state_dict(conv.state_dict())
+    x = torch.randn(80, 4, requires_grad=True)
+    h = x
+    for i, layer in enumerate(plain):
+        out = layer(h, edge_index)
+        if i < 2:
+            out = torch.relu(out)
+            h = h + out if out.shape == h.shape else out
+    ours = g(x, edge_index)
+    torch.testing.assert_close(ours, out, rtol=1e-5, atol=1e-6)
+    grads = torch.autograd.grad(ours.square().sum(), [x, g.convs[0].lin.weight])
+    expected = torch.autograd.grad(out.square().sum(), [x, plain[0].lin.weight])
+    for a, b in zip(grads, expected):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_gcn_adjacency_is_reused_only_for_the_same_unchanged_edges():
+    from gridgraph.correctors.gnn import gcn_adjacency
+
+    edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    adj = gcn_adjacency(edge_index, 3)
+    assert gcn_adjacency(edge_index, 3) is adj
+    # path 0-1-2 with self-loops: degrees 2, 3, 2
+    expected = torch.tensor([[1 / 2, 1 / 6 ** 0.5, 0], [1 / 6 ** 0.5, 1 / 3, 1 / 6 ** 0.5], [0, 1 / 6 ** 0.5, 1 / 2]])
+    torch.testing.assert_close(adj.to_dense(), expected)
+    assert gcn_adjacency(edge_index.clone(), 3) is not adj
+    same = gcn_adjacency(edge_index, 3)
+    edge_index[1, 3] = 0  # edited in place: 2 -> 0 instead of 2 -> 1
+    changed = gcn_adjacency(edge_index, 3)
+    assert changed is not same and changed.to_dense()[0, 2] > 0 and changed.to_dense()[1, 2] == 0
+    assert gcn_adjacency(edge_index, 4).shape == (4, 4)
+
+
 @pytest.mark.parametrize("cls", [GCNCorrector, GATCorrector, SAGECorrector])
 def test_gnn_standalone_on_pyg_data(cls):
     from torch_geometric.data import Data

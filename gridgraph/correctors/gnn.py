@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
+import weakref
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from ..graph.spot_graph import SpotGraph
 from .base import Corrector
 from .registry import CORRECTORS
 
-__all__ = ["GNNCorrector", "GCNCorrector", "GATCorrector", "SAGECorrector"]
+__all__ = ["GNNCorrector", "GCNCorrector", "GATCorrector", "SAGECorrector", "gcn_adjacency"]
 
 
 def _edge_index(graph) -> Tensor:
@@ -101,6 +104,7 @@ class GNNCorrector(Corrector):
         edge_index = _edge_index(graph).to(x.device)
         num_nodes = None if isinstance(graph, Tensor) else getattr(graph, "num_nodes", None)
         self._check_features(x, num_nodes)
+        edge_index = self.adjacency(edge_index, x.shape[0], x)
         h = x
         for i, conv in enumerate(self.convs):
             out = conv(h, edge_index)
@@ -110,6 +114,10 @@ class GNNCorrector(Corrector):
             out = F.dropout(out, self.dropout, self.training)
             h = h + out if self.residual and out.shape == h.shape else out
         return h
+
+    def adjacency(self, edge_index: Tensor, num_nodes: int, x: Tensor) -> Tensor:
+        """What every convolution is given as the graph (default: ``edge_index`` itself)."""
+        return edge_index
 
     def output_layer(self) -> nn.Module:
         return self.convs[-1]
@@ -123,12 +131,23 @@ class GNNCorrector(Corrector):
 
 class GCNCorrector(GNNCorrector):
     """:class:`GNNCorrector` of :class:`torch_geometric.nn.GCNConv` layers (self-loops included,
-    symmetric normalisation): one layer mixes each node with exactly its graph neighbours."""
+    symmetric normalisation): one layer mixes each node with exactly its graph neighbours.
 
-    def make_conv(self, in_channels, out_channels, last, **kwargs):
+    ``improved``, ``add_self_loops`` and ``normalize`` mean what they mean for ``GCNConv``; the
+    normalised adjacency is built once per graph (:func:`gcn_adjacency`, a sparse CSR matrix
+    shared by all layers and by correctors called on the same ``edge_index`` in a row), not
+    once per layer.
+    """
+
+    def make_conv(self, in_channels, out_channels, last, improved=False, add_self_loops=True, normalize=True,
+                  **kwargs):
         from torch_geometric.nn import GCNConv
 
-        return GCNConv(in_channels, out_channels, **kwargs)
+        self.improved, self.add_self_loops, self.normalize = bool(improved), bool(add_self_loops), bool(normalize)
+        return GCNConv(in_channels, out_channels, add_self_loops=False, normalize=False, **kwargs)
+
+    def adjacency(self, edge_index: Tensor, num_nodes: int, x: Tensor) -> Tensor:
+        return gcn_adjacency(edge_index, num_nodes, self.improved, self.add_self_loops, self.normalize, x.dtype)
 
 
 class SAGECorrector(GNNCorrector):
@@ -164,6 +183,31 @@ class GATCorrector(GNNCorrector):
         if last:
             return GATConv(in_channels, out_channels, heads=self.heads, concat=False, **kwargs)
         return GATConv(in_channels, out_channels // self.heads, heads=self.heads, **kwargs)
+
+
+_LAST_ADJACENCY: list = []  # [(weakref to edge_index, its version, settings), adjacency]
+
+
+def gcn_adjacency(edge_index: Tensor, num_nodes: int, improved: bool = False, add_self_loops: bool = True,
+                  normalize: bool = True, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``(2, E)`` edges (source, target) -> the ``(N, N)`` sparse CSR matrix ``A_t`` with
+    ``A_t[i, j]`` the weight of ``j``'s message to ``i``: GCN's symmetric normalisation of the
+    graph with self-loops (``improved``: weight 2) when ``normalize``, ones otherwise; duplicate
+    edges add up. The last result is kept for the same ``edge_index`` tensor (unchanged since)."""
+    settings = (num_nodes, improved, add_self_loops, normalize, dtype, edge_index.device)
+    if _LAST_ADJACENCY:
+        (ref, version, known), adj = _LAST_ADJACENCY
+        if ref() is edge_index and version == edge_index._version and known == settings:
+            return adj
+    if normalize:
+        from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+        edges, weight = gcn_norm(edge_index, None, num_nodes, improved, add_self_loops, dtype=dtype)
+    else:
+        edges, weight = edge_index, torch.ones(edge_index.shape[1], dtype=dtype, device=edge_index.device)
+    adj = torch.sparse_coo_tensor(edges.flip(0), weight, (num_nodes, num_nodes)).coalesce().to_sparse_csr()
+    _LAST_ADJACENCY[:] = [(weakref.ref(edge_index), edge_index._version, settings), adj]
+    return adj
 
 
 def _convs(name: str):

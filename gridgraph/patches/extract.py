@@ -175,18 +175,20 @@ def section_patches(
     window_px: Optional[float] = None,
     window_um: Optional[float] = None,
     window_spots: Optional[float] = None,
+    nodes: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """Patches of every node of a :class:`~gridgraph.io.Section`; give exactly one window size
-    (see :func:`section_window_px`). A whole-slide image (:class:`~gridgraph.io.slide.SlideImage`)
-    is read window by window from the pyramid level the patch size needs
-    (:mod:`gridgraph.patches.slide`), never as a whole.
+    """Patches of every node of a :class:`~gridgraph.io.Section` (or of the node indices
+    ``nodes``, in that order); give exactly one window size (see :func:`section_window_px`). A
+    whole-slide image (:class:`~gridgraph.io.slide.SlideImage`) is read window by window from
+    the pyramid level the patch size needs (:mod:`gridgraph.patches.slide`), never as a whole.
     """
     window_px = section_window_px(section, window_px, window_um, window_spots)
+    pos = section.pixel_pos.numpy() if nodes is None else section.pixel_pos[nodes].numpy()
     if isinstance(section.image, SlideImage):
         from .slide import extract_slide_patches
 
-        return extract_slide_patches(section.image, section.pixel_pos.numpy(), window_px, patch_size)
-    return extract_patches(section.load_image(), section.pixel_pos.numpy(), window_px, patch_size)
+        return extract_slide_patches(section.image, pos, window_px, patch_size)
+    return extract_patches(section.load_image(), pos, window_px, patch_size)
 
 
 def iter_section_patches(section, patch_size: int, window_px: Optional[float] = None,

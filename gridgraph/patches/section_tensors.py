@@ -9,8 +9,8 @@ import torch
 from ..graph.spot_graph import SpotGraph
 from ..io.image import LazyImage
 from ..io.section import Section
-from .extract import section_patches
-from .transforms import standardize_stain
+from .extract import section_patches, section_window_px
+from .stain import apply_stain_table, section_stain_table
 
 __all__ = ["SectionTensors", "prepare_section"]
 
@@ -48,14 +48,16 @@ def prepare_section(section: Section, patch_size: int, window_spots: Optional[fl
     """Cut the section's node patches (uint8) and pair them with its graph and labels.
 
     Give exactly one window (see :func:`~gridgraph.patches.section_patches`); ``standardize``
-    applies one linear colour map to the whole section (:func:`standardize_stain`).
+    applies one linear colour map to the whole section (:func:`section_stain_table`: the same
+    map a streamed prediction of the section uses).
     """
     if section.graph.num_nodes == 0:
         raise ValueError(f"section {section.name}: has no nodes (no spots or nuclei were read)")
     patches = section_patches(section, patch_size=patch_size, window_px=window_px,
                               window_um=window_um, window_spots=window_spots)
     if standardize:
-        patches = standardize_stain(patches)
+        window = section_window_px(section, window_px, window_um, window_spots)
+        patches = apply_stain_table(patches, section_stain_table(section, patch_size, window, patches=patches))
     if isinstance(section.image, LazyImage):
         section.image.release()
     return SectionTensors(name=section.name, patches=patches, graph=section.graph,

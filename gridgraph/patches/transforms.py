@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from .node_inputs import NodeInputs, map_image
+from .stain import STAIN_MEAN, STAIN_STD, apply_stain_table, channel_histograms, stain_table
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -154,21 +155,14 @@ class RandomColorJitter:
         return f"RandomColorJitter(strength={self.strength})"
 
 
-def standardize_stain(
-    patches: Tensor, mean: Sequence[float] = (160.0, 110.0, 160.0), std: Sequence[float] = (40.0, 40.0, 30.0)
-) -> Tensor:
+def standardize_stain(patches: Tensor, mean: Sequence[float] = STAIN_MEAN, std: Sequence[float] = STAIN_STD) -> Tensor:
     """Map one section's uint8 patches so each channel has the given mean and SD over the section.
 
     A per-section linear colour map: it removes stain and scanner differences between sections
     (and donors) that f would otherwise learn as if they were tissue classes. ``(N, 3, P, P)``
-    uint8 -> same shape uint8 (clipped). A constant channel is only shifted.
+    uint8 -> same shape uint8 (rounded, clipped). A constant channel is only shifted. Applied as
+    a lookup table (:mod:`gridgraph.patches.stain`), so chunks of a section can share one map.
     """
     if patches.dim() != 4 or patches.shape[1] != 3:
         raise ValueError(f"patches must have shape (N, 3, P, P), got {tuple(patches.shape)}")
-    x = patches.float()
-    m = x.mean(dim=(0, 2, 3), keepdim=True)
-    s = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    target_m = torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    target_s = torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    scale = torch.where(s > 1e-3, target_s / s, torch.ones_like(s))
-    return ((x - m) * scale + target_m).round_().clamp_(0, 255).to(torch.uint8)
+    return apply_stain_table(patches, stain_table(channel_histograms(patches), mean, std))

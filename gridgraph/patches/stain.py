@@ -1,0 +1,84 @@
+"""Per-section colour standardisation as a uint8 lookup table.
+
+One section's colour statistics come from the histograms of its patches (of at most
+``max_nodes`` evenly spaced nodes); the linear map to the target mean and SD is then a
+``(3, 256)`` uint8 table, applied chunk by chunk, so a section streamed through f is
+standardised exactly as the same section held whole.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+STAIN_MEAN = (160.0, 110.0, 160.0)
+STAIN_STD = (40.0, 40.0, 30.0)
+SAMPLE_NODES = 8192
+
+__all__ = ["STAIN_MEAN", "STAIN_STD", "SAMPLE_NODES", "channel_histograms", "stain_table",
+           "apply_stain_table", "stain_sample", "section_stain_table"]
+
+
+def _check(patches: Tensor) -> None:
+    if patches.dim() != 4 or patches.shape[1] != 3 or patches.dtype != torch.uint8:
+        raise ValueError(f"patches must be uint8 of shape (N, 3, P, P), got {patches.dtype} {tuple(patches.shape)}")
+
+
+def channel_histograms(patches: Tensor) -> Tensor:
+    """``(N, 3, P, P)`` uint8 -> ``(3, 256)`` int64 counts of each value in each channel."""
+    _check(patches)
+    return torch.stack([torch.bincount(patches[:, c].reshape(-1), minlength=256) for c in range(3)])
+
+
+def stain_table(histograms: Tensor, mean: Sequence[float] = STAIN_MEAN, std: Sequence[float] = STAIN_STD) -> Tensor:
+    """``(3, 256)`` counts -> ``(3, 256)`` uint8 table mapping each channel linearly to ``mean``
+    and ``std`` (sample SD), rounded and clipped; a constant channel is only shifted."""
+    h = histograms.to(torch.float64)
+    if h.shape != (3, 256) or bool((h.sum(1) == 0).any()):
+        raise ValueError(f"histograms must be (3, 256) counts with pixels in every channel, got {tuple(h.shape)}")
+    values = torch.arange(256, dtype=torch.float64)
+    n = h.sum(1, keepdim=True)
+    m = (h * values).sum(1, keepdim=True) / n
+    var = (h * (values - m) ** 2).sum(1, keepdim=True) / (n - 1).clamp_min(1)
+    s = var.sqrt()
+    target_m = torch.as_tensor(mean, dtype=torch.float64).view(3, 1)
+    target_s = torch.as_tensor(std, dtype=torch.float64).view(3, 1)
+    scale = torch.where(s > 1e-3, target_s / s.clamp_min(1e-6), torch.ones_like(s))
+    return ((values - m) * scale + target_m).round().clamp(0, 255).to(torch.uint8)
+
+
+def apply_stain_table(patches: Tensor, table: Tensor, chunk: int = 4096) -> Tensor:
+    """``(N, 3, P, P)`` uint8 -> a new tensor, each channel's values looked up in its row of
+    ``table`` ``(3, 256)``; ``chunk`` nodes at a time (no wider temporaries)."""
+    _check(patches)
+    x, lut = patches.contiguous().numpy(), table.to(torch.uint8).numpy()
+    out = np.empty_like(x)
+    for start in range(0, len(x), chunk):
+        for c in range(3):
+            np.take(lut[c], x[start: start + chunk, c], out=out[start: start + chunk, c])
+    return torch.from_numpy(out)
+
+
+def stain_sample(num_nodes: int, max_nodes: int = SAMPLE_NODES) -> Tensor:
+    """Indices of the nodes whose patches set a section's colour statistics: all of them, or
+    ``max_nodes`` evenly spaced in node order."""
+    if num_nodes <= max_nodes:
+        return torch.arange(num_nodes)
+    return torch.from_numpy(np.unique(np.linspace(0, num_nodes - 1, max_nodes).round().astype(np.int64)))
+
+
+def section_stain_table(section, patch_size: int, window_px: float, patches: Optional[Tensor] = None,
+                        max_nodes: Optional[int] = None) -> Tensor:
+    """The ``(3, 256)`` table that standardises ``section``'s patches, from the patches of
+    :func:`stain_sample`'s nodes: taken from ``patches`` (all nodes, in order) when given, cut
+    from the section's image otherwise (the same pixels either way)."""
+    idx = stain_sample(section.graph.num_nodes, SAMPLE_NODES if max_nodes is None else max_nodes)
+    if patches is None:
+        from .extract import section_patches
+
+        patches = section_patches(section, patch_size, window_px=window_px, nodes=idx)
+    elif len(idx) < len(patches):
+        patches = patches[idx]
+    return stain_table(channel_histograms(patches))
