@@ -92,6 +92,8 @@ def add_training_args(ap, epochs_f: int, epochs_g: int, window_px: float) -> Non
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--cross-fit", type=int, default=0,
                     help="train g on cross-fitted f outputs from this many groups of training sections (0: off)")
+    ap.add_argument("--pretrain-epochs", type=int, default=0,
+                    help="self-supervised (SimCLR-style) epochs of f on the training patches before f's stage")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--f", dest="f_name", default="gridnet_simple", help="f's encoder name (ENCODERS)")

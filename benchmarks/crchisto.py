@@ -64,7 +64,8 @@ def config(args, root: str, train, val) -> dict:
                   "g_zero_init": args.g_zero_init,
                   "f_tta": args.f_tta},
         "train": {"regimen": "two_stage", "epochs_f": args.epochs_f, "epochs_g": args.epochs_g,
-                  "lr": args.lr, "label_smoothing": args.label_smoothing, "cross_fit": args.cross_fit,
+                  "lr": args.lr, "label_smoothing": args.label_smoothing,
+                  "pretrain_epochs": args.pretrain_epochs if args.epochs_f else 0, "cross_fit": args.cross_fit,
                   "accumulate": 8, "batch_size": 64, "progress": False},
     })
 

@@ -88,6 +88,7 @@ def fold_config(args, test_fold: int, corrector: str, out: Path, epochs_f: int, 
                   "f_tta": args.f_tta},
         "train": {"regimen": "two_stage", "epochs_f": epochs_f, "epochs_g": args.epochs_g,
                   "lr": args.lr, "label_smoothing": args.label_smoothing,
+                  "pretrain_epochs": args.pretrain_epochs if epochs_f else 0,
                   "cross_fit": args.cross_fit, "cross_fit_block": 2,  # adjacent pairs stay together
                   "accumulate": 2, "metric": "auroc", "progress": False,
                   "augment_sections": args.augment_sections, "color_jitter": args.color_jitter},

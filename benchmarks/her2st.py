@@ -57,6 +57,7 @@ def config(args, f: dict, test: str, out: Path) -> dict:
         "model": {"g_residual": True, "f_tta": args.f_tta, "g_tta": args.g_tta},
         "train": {"regimen": "two_stage", "epochs_f": args.epochs_f, "epochs_g": args.epochs_g, "lr": 1e-3,
                   "batch_size": 32, "color_jitter": 0.1, "label_smoothing": args.label_smoothing,
+                  "pretrain_epochs": args.pretrain_epochs if args.epochs_f else 0,
                   "cross_fit": args.cross_fit, "augment_sections": args.augment_sections,
                   "progress": False},
     })

@@ -10,6 +10,7 @@ import json
 import sys
 import traceback
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -182,11 +183,12 @@ def _predict_one(args, model, ckpt: dict, path: str, out) -> dict:
     from .pipeline import predict_section
 
     section, adata = _predict_input(args, ckpt, path)
-    if adata is None and args.anndata:
-        from .io.anndata_out import section_anndata
+    with ThreadPoolExecutor(1) as pool:
+        if adata is None and args.anndata:  # imported and built while f runs (f releases the GIL)
+            from .io.anndata_out import section_anndata
 
-        adata = section_anndata(section)
-    paths = predict_section(model, ckpt, section, out, figures=not args.no_figure, adata=adata)
+            adata = pool.submit(section_anndata, section)
+        paths = predict_section(model, ckpt, section, out, figures=not args.no_figure, adata=adata)
     return {k: str(v) for k, v in paths.items()}
 
 

@@ -6,6 +6,7 @@ Inference goes through :func:`gridgraph.inference.predict_probs` everywhere.
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -23,6 +24,7 @@ from .features import image_only, needs_image
 from .evaluate import accuracy, compute_metrics, confusion_matrix, ensemble, format_comparison, mean_std
 from .inference import evaluate_probs, predict_probs, predict_stream
 from .io.atomic import atomic_write
+from .io.image import prefetching
 from .io.output_set import OutputSet
 from .model import GridGraphNet, build_model
 from .patches import SectionTensors
@@ -309,7 +311,8 @@ def read_as_trained(ckpt: dict, reader: str, paths: dict):
     from .io.sources import READERS
 
     data = ckpt["config"].data
-    return READERS.get(reader).from_paths(paths, data.options if data.reader == reader else {})
+    with prefetching():  # the image decodes while the reader parses tables and builds the graph
+        return READERS.get(reader).from_paths(paths, data.options if data.reader == reader else {})
 
 
 def predict_anndata(model: GridGraphNet, ckpt: dict, adata, library_id=None):
@@ -340,7 +343,8 @@ def predict_section(model: GridGraphNet, ckpt: dict, section, out_dir, figures: 
     """Predict one raw :class:`~gridgraph.io.Section` with a loaded checkpoint and write, as one
     set (all or none), ``predictions.csv`` (id, label, class probabilities),
     ``predictions_loupe.csv`` (for spots with barcodes) and ``predictions.png``; with ``adata``
-    (the AnnData the section was read from) also ``predictions.h5ad``. Returns the paths."""
+    (the AnnData the section was read from, or a :class:`concurrent.futures.Future` of it)
+    also ``predictions.h5ad``. Returns the paths."""
     from .io import write_loupe_csv, write_predictions
     from .io.anndata_out import add_predictions, write_h5ad
 
@@ -358,6 +362,7 @@ def predict_section(model: GridGraphNet, ckpt: dict, section, out_dir, figures: 
         if figures:
             _figure(section, f_prob, g_prob, classes, tmp / files["figure"])
         if adata is not None:
+            adata = adata.result() if isinstance(adata, Future) else adata
             annotated = add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), classes,
                                         info=_summary(ckpt))
             write_h5ad(annotated, tmp / files["h5ad"])

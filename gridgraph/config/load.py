@@ -160,7 +160,8 @@ def dump_config(cfg: RunConfig) -> str:
 #: a checkpoint did (a config written before a setting existed gets this, not today's default).
 LEGACY_VALUES = {("model", "g_ensemble"): 1, ("model", "g_zero_init"): False, ("model", "f_tta"): False,
                  ("model", "g_tta"): False, ("train", "label_smoothing"): 0.0, ("train", "cross_fit"): 0,
-                 ("train", "cross_fit_block"): 1}
+                 ("train", "cross_fit_block"): 1, ("train", "pretrain_epochs"): 0,
+                 ("train", "pretrain_batch_size"): 256}
 
 
 def legacy_config(config: Mapping, like: Optional[Mapping] = None) -> dict:

@@ -151,6 +151,9 @@ class TrainConfig(_Section):
     ``embedding_cache``: folder of the content-addressed embeddings of a frozen image backbone
     (``f: {name: timm, kwargs: {freeze: true}}``), computed once per section and reused by every
     run that shares the folder (default: ``<output>/embeddings``).
+    ``pretrain_epochs``: > 0 first trains f's embedding self-supervised (SimCLR-style, labels
+    unused) on the training sections' patches for that many epochs, ``pretrain_batch_size``
+    patches per step (:func:`~gridgraph.train.pretrain.pretrain_f`); off by default.
     """
 
     regimen: Regimen = Regimen.TWO_STAGE
@@ -169,6 +172,8 @@ class TrainConfig(_Section):
     label_smoothing: Annotated[Number, Field(ge=0, lt=1)] = 0.0
     cross_fit: StrictInt = Field(default=0, ge=0)
     cross_fit_block: StrictInt = Field(default=1, ge=1)
+    pretrain_epochs: StrictInt = Field(default=0, ge=0)
+    pretrain_batch_size: StrictInt = Field(default=256, ge=2)
     augment_sections: StrictBool = False
     metric: Metric = Metric.AUROC
     device: StrictStr = "auto"
@@ -192,6 +197,10 @@ class TrainConfig(_Section):
         if self.cross_fit and self.epochs_f == 0:
             raise ValueError("cross_fit: its f's train for epochs_f epochs, which is 0 (an f trained "
                              "elsewhere has seen every section: nothing would be cross-fitted)")
+        if self.pretrain_epochs and (self.regimen == Regimen.FINE_TUNE and self.init_from or
+                                     self.regimen == Regimen.TWO_STAGE and self.epochs_f == 0):
+            raise ValueError("pretrain_epochs: pretrains an f that this run then trains, but its f "
+                             "is not trained here (init_from, or epochs_f 0)")
         if self.device != "auto":
             import torch
 

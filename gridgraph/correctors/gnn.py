@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
+import warnings
 import weakref
 
 import torch
@@ -205,9 +206,23 @@ def gcn_adjacency(edge_index: Tensor, num_nodes: int, improved: bool = False, ad
         edges, weight = gcn_norm(edge_index, None, num_nodes, improved, add_self_loops, dtype=dtype)
     else:
         edges, weight = edge_index, torch.ones(edge_index.shape[1], dtype=dtype, device=edge_index.device)
-    adj = torch.sparse_coo_tensor(edges.flip(0), weight, (num_nodes, num_nodes)).coalesce().to_sparse_csr()
+    adj = _csr(edges[1], edges[0], weight, num_nodes)
     _LAST_ADJACENCY[:] = [(weakref.ref(edge_index), edge_index._version, settings), adj]
     return adj
+
+
+def _csr(rows: Tensor, cols: Tensor, values: Tensor, n: int) -> Tensor:
+    """``(n, n)`` sparse CSR matrix of the entries ``(rows, cols, values)``; repeated entries add up."""
+    key, order = torch.sort(rows * n + cols)
+    key, inverse = torch.unique_consecutive(key, return_inverse=True)
+    values = values[order]
+    if len(key) < len(values):
+        values = torch.zeros(len(key), dtype=values.dtype, device=values.device).index_add_(0, inverse, values)
+    crow = torch.zeros(n + 1, dtype=torch.long, device=key.device)
+    crow[1:] = torch.bincount(key // n, minlength=n).cumsum(0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, key % n, values, (n, n), check_invariants=False)
 
 
 def _convs(name: str):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -109,6 +110,21 @@ def as_intensity(intensity: IntensityLike) -> Intensity:
     return Intensity("dtype" if intensity is None else intensity)
 
 
+_PREFETCH = [0]
+
+
+@contextlib.contextmanager
+def prefetching():
+    """While active, every :class:`LazyImage` created starts decoding in a background thread at
+    once (:meth:`LazyImage.prefetch`), so a reader's table parsing and graph building overlap the
+    decode (prediction reads one section and cuts its patches right after)."""
+    _PREFETCH[0] += 1
+    try:
+        yield
+    finally:
+        _PREFETCH[0] -= 1
+
+
 class LazyImage:
     """An image file that is decoded on first use; its size comes from the header alone.
 
@@ -138,8 +154,35 @@ class LazyImage:
         except OSError as err:
             raise ValueError(f"{self.path}: cannot read as an image ({err})") from err
         self._array = None
+        self._decoding = None
+        if _PREFETCH[0]:
+            self.prefetch()
+
+    def prefetch(self) -> "LazyImage":
+        """Start decoding in a background thread and return at once; :meth:`load` waits for it
+        (and raises what the decode raised)."""
+        if self._array is None and self._decoding is None:
+            result = {}
+
+            def decode():
+                try:
+                    result["array"] = read_image(self.path, self.intensity, self.channels)
+                except BaseException as err:  # handed to load()
+                    result["error"] = err
+
+            thread = threading.Thread(target=decode, name=f"decode {self.path.name}", daemon=True)
+            thread.start()
+            self._decoding = (thread, result)
+        return self
 
     def load(self) -> np.ndarray:
+        if self._array is None and self._decoding is not None:
+            thread, result = self._decoding
+            thread.join()
+            self._decoding = None
+            if "error" in result:
+                raise result["error"]
+            self._array = result["array"]
         if self._array is None:
             self._array = read_image(self.path, self.intensity, self.channels)
         return self._array
@@ -149,7 +192,7 @@ class LazyImage:
         per thumbnail pixel. A JPEG is decoded at a reduced scale (Pillow's draft mode); other
         formats are decoded once and reduced, without keeping the full image."""
         plain = self.intensity is None and self.channels is None
-        if self._array is not None or max(self.size) <= max_side or not plain:
+        if self._array is not None or self._decoding is not None or max(self.size) <= max_side or not plain:
             return thumbnail(self.load() if self._array is None else self._array, max_side)
         with _no_pixel_limit(), Image.open(self.path) as im:
             if im.mode not in ("RGB", "RGBA", "L", "LA", "P"):
@@ -161,6 +204,9 @@ class LazyImage:
 
     def release(self) -> None:
         """Drop the decoded pixels (they are read again on the next :meth:`load`)."""
+        if self._decoding is not None:
+            self._decoding[0].join()
+            self._decoding = None
         self._array = None
 
     def __repr__(self) -> str:

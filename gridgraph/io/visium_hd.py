@@ -147,12 +147,12 @@ def read_visium_hd(path: PathLike, bin_size_um: int = 8, image: Union[str, PathL
     spatial = folder / "spatial"
     factors = _factors(spatial / "scalefactors_json.json", int(bin_size_um))
     pos_path = require_file(spatial / _POSITIONS, "Visium HD positions table")
+    choice = image if image in ("auto", "hires", "lowres", None) else "fullres"
+    img, scale, kind = _select_image(spatial, choice, None if choice != "fullres" else image, factors,
+                                     spatial / "scalefactors_json.json")  # first: it may decode meanwhile
     rows, barcodes, all_barcodes, array_row, array_col, fullres = _bins(pos_path, int(bin_size_um))
     default_name = folder.parent.parent.name if folder.parent.name == "binned_outputs" else folder.name
     name = name or default_name
-    choice = image if image in ("auto", "hires", "lowres", None) else "fullres"
-    img, scale, kind = _select_image(spatial, choice, None if choice != "fullres" else image, factors,
-                                     spatial / "scalefactors_json.json")
     pos = fullres * scale
     if img is not None:
         check_inside(pos, image_size(img), f"{pos_path} (in {image_source(img)})", RowNames(pos_path, rows),

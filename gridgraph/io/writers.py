@@ -75,7 +75,11 @@ def write_loupe_csv(
         raise ValueError(f"{path}: {len(barcodes)} barcodes but {len(names)} names")
     if not str(category).strip() or str(category).strip().lower() == "barcode":
         raise ValueError(f"{path}: category must be a non-empty name other than 'Barcode'")
-    names = [_name(n) for n in names]
+    try:
+        named = {n: _name(n) for n in set(names)}  # a few class names for many spots
+        names = [named[n] for n in names]
+    except TypeError:  # unhashable values
+        names = [_name(n) for n in names]
     keep = [k for k, n in enumerate(names) if n is not None]
     return write_columns(path, {"Barcode": [barcodes[k] for k in keep], str(category): [names[k] for k in keep]})
 
@@ -117,11 +121,20 @@ def write_predictions(
     Returns the path.
     """
     ids = [str(i) for i in ids]
+    codes = np.asarray(labels) if hasattr(labels, "tolist") else None
     labels = labels.tolist() if hasattr(labels, "tolist") else list(labels)
     if len(labels) != len(ids):
         raise ValueError(f"{path}: {len(ids)} ids but {len(labels)} labels")
     classes = None if classes is None else [str(c) for c in classes]
     names = []
+    if codes is not None and codes.ndim == 1 and np.issubdtype(codes.dtype, np.integer) and len(codes):
+        if classes is None:
+            raise ValueError(f"{path}: integer labels need classes=")
+        bad = (codes < -1) | (codes >= len(classes))
+        if bad.any():
+            raise ValueError(f"{path}: label {codes[bad][0]} outside -1..{len(classes) - 1}")
+        names = np.array(["", *classes], dtype=object)[codes + 1].tolist()
+        labels = []
     for v in labels:
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             if classes is None:

@@ -97,6 +97,7 @@ def read_xenium(path: PathLike, image: Optional[ImageLike] = None, alignment: Op
     """
     folder = Path(path)
     cells = _cells_file(folder)
+    img = open_image(image, "Xenium image")  # first: it may decode while the table is read
     frame = read_frame(cells, ["cell_id", "x_centroid", "y_centroid"], "Xenium cell table", text=("cell_id",))
     if len(frame) == 0:
         raise ValueError(f"{cells}: no cells; expected one row per cell")
@@ -105,7 +106,6 @@ def read_xenium(path: PathLike, image: Optional[ImageLike] = None, alignment: Op
     um = np.stack([numeric_column(frame, "x_centroid", cells), numeric_column(frame, "y_centroid", cells)], 1)
     mpp = _pixel_size(folder, pixel_size_um)
     pos, mpp = _to_image_pixels(um, mpp, alignment)
-    img = open_image(image, "Xenium image")
     if img is not None:
         check_inside(pos, image_size(img), f"{cells} (in {image_source(img)})", RowNames(cells, np.arange(len(ids))),
                      kind="cells")

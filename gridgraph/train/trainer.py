@@ -40,6 +40,7 @@ from .checkpoint import MODEL_SECTIONS, CheckpointManager, load_checkpoint
 from .cross_fit import cross_fit_groups, cross_fitted_outputs
 from .f_cache import FOutputCache
 from .loops import PatchAugment, patch_epoch, section_epoch
+from .pretrain import pretrain_f
 from .regimen import StagePlan, make_optimizer, plan_stages
 from .state import TrainingState
 
@@ -265,7 +266,8 @@ class Trainer:
         """Stage g's training inputs from f's trained without each section's group
         (``train.cross_fit``); see :mod:`.cross_fit`."""
         groups = cross_fit_groups(len(train), self.t.cross_fit, self.t.cross_fit_block)
-        only_f = self.t.model_copy(update={"regimen": "two_stage", "epochs_g": 0, "cross_fit": 0})
+        only_f = self.t.model_copy(update={"regimen": "two_stage", "epochs_g": 0, "cross_fit": 0,
+                                           "pretrain_epochs": 0})  # they start from the pretrained f
 
         def fit_f(model, sections, val_sections, group):
             Trainer(model, only_f, self.classes, seed=self.seed + 7919 * (group + 1),
@@ -315,6 +317,8 @@ class Trainer:
         if self.files is not None and self.main:
             self.files.out_dir.mkdir(parents=True, exist_ok=True)
         start, first, opt_state = self._start(resume)
+        if (start, first) == (0, 0) and self.t.pretrain_epochs:
+            self._pretrain(train)
         if isinstance(getattr(self.model, "use_g", None), torch.Tensor):
             self.model.use_g.fill_(True)  # g trains, whatever a loaded checkpoint had kept
         for idx in range(start, len(self.plans)):
@@ -330,6 +334,15 @@ class Trainer:
             self.files.save_best(*self._best_model(), self.state.history)
         dist.barrier()  # best.pt is written before any rank goes on
         return self
+
+    def _pretrain(self, train) -> None:
+        """Self-supervised epochs of f on the training sections' patches (``train.pretrain_epochs``);
+        every rank runs them alike (the first DDP epoch starts from rank 0's weights)."""
+        with _seeded(self.seed * 1_000_003 - 1, self.device) as gen:
+            pretrain_f(self.model, train, self.t.pretrain_epochs, self.t.pretrain_batch_size, lr=self.t.lr,
+                       generator=gen, log=self.log, progress=self.progress)
+        if self._f_init is not None:
+            self._f_init = copy.deepcopy(self.model.f.state_dict())
 
     def _log_choice(self) -> None:
         """Say which model was kept: f + g, or f alone when g lowered the validation score."""

@@ -1,0 +1,36 @@
+"""LazyImage: decoded on first use, or in the background while a reader works (prefetching)."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from gridgraph.io import LazyImage
+from gridgraph.io.image import prefetching
+
+
+def _png(path, seed=0):
+    pixels = np.random.default_rng(seed).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return pixels
+
+
+def test_prefetched_image_equals_the_plain_decode(tmp_path):
+    pixels = _png(tmp_path / "a.png")
+    plain = LazyImage(tmp_path / "a.png")
+    assert plain._decoding is None
+    with prefetching():
+        early = LazyImage(tmp_path / "a.png")
+    assert early._decoding is not None and LazyImage(tmp_path / "a.png")._decoding is None
+    assert np.array_equal(early.load(), pixels) and np.array_equal(plain.load(), pixels)
+    assert early._decoding is None and early.load() is early.load()
+    early.release()
+    assert np.array_equal(early.load(), pixels)
+
+
+def test_a_failed_background_decode_is_raised_by_load(tmp_path):
+    _png(tmp_path / "b.png")
+    data = (tmp_path / "b.png").read_bytes()
+    (tmp_path / "b.png").write_bytes(data[: len(data) // 2])  # header intact, pixels cut short
+    with prefetching():
+        image = LazyImage(tmp_path / "b.png")
+    with pytest.raises(Exception, match="truncated|broken|image file"):
+        image.load()
