@@ -2,6 +2,7 @@
 from .extract import extract_patches, iter_section_patches, section_patches, window_for_resolution
 from .node_inputs import IMAGE, NodeInputs, map_image, num_inputs
 from .section_tensors import SectionTensors, prepare_section
+from .stain import apply_stain_table, section_stain_table, stain_table
 from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -36,6 +37,9 @@ __all__ = [
     "random_color_jitter",
     "RandomColorJitter",
     "standardize_stain",
+    "stain_table",
+    "apply_stain_table",
+    "section_stain_table",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
 ]
