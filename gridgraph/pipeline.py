@@ -5,6 +5,7 @@ Inference goes through :func:`gridgraph.inference.predict_probs` everywhere.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from concurrent.futures import Future
 from pathlib import Path
@@ -310,8 +311,9 @@ def read_as_trained(ckpt: dict, reader: str, paths: dict):
     reader options the model was trained with when it was trained with the same reader."""
     from .io.sources import READERS
 
-    data = ckpt["config"].data
-    with prefetching():  # the image decodes while the reader parses tables and builds the graph
+    data, f = ckpt["config"].data, ckpt["config"].f
+    # an f that reads patches: the image decodes while the reader parses tables and builds the graph
+    with prefetching() if needs_image(f.name, f.kwargs) else contextlib.nullcontext():
         return READERS.get(reader).from_paths(paths, data.options if data.reader == reader else {})
 
 

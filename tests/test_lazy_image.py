@@ -34,3 +34,31 @@ def test_a_failed_background_decode_is_raised_by_load(tmp_path):
         image = LazyImage(tmp_path / "b.png")
     with pytest.raises(Exception, match="truncated|broken|image file"):
         image.load()
+
+
+def test_pillows_limit_is_restored_after_overlapping_reads_in_threads(tmp_path):
+    import threading
+    import time
+
+    from gridgraph.io.image import _no_pixel_limit
+
+    before = Image.MAX_IMAGE_PIXELS
+    inside = []
+
+    def read(delay):
+        with _no_pixel_limit():
+            inside.append(Image.MAX_IMAGE_PIXELS)
+            time.sleep(delay)
+
+    threads = [threading.Thread(target=read, args=(d,)) for d in (0.05, 0.01, 0.03)]
+    for t in threads:
+        t.start()
+        time.sleep(0.005)  # each enters while another is inside
+    for t in threads:
+        t.join()
+    assert inside == [None, None, None] and Image.MAX_IMAGE_PIXELS == before and before is not None
+    _png(tmp_path / "c.png")
+    with prefetching():
+        image = LazyImage(tmp_path / "c.png")
+    image.load()
+    assert Image.MAX_IMAGE_PIXELS == before

@@ -17,16 +17,27 @@ ImageLike = Union[str, os.PathLike, np.ndarray, "LazyImage"]
 IntensityLike = Union[Intensity, str, int, None]
 
 
+_LIMIT_LOCK = threading.Lock()
+_LIMIT_STATE = {"readers": 0, "saved": None}
+
+
 @contextlib.contextmanager
 def _no_pixel_limit():
     """Lift Pillow's decompression-bomb guard (89 Mpx) for gridgraph's own reads only: slide
-    images are far above it. The process-wide setting is restored on exit."""
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
+    images are far above it. The process-wide setting is restored when the last of gridgraph's
+    reads in progress (in any thread: see :func:`prefetching`) ends."""
+    with _LIMIT_LOCK:
+        if _LIMIT_STATE["readers"] == 0:
+            _LIMIT_STATE["saved"] = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+        _LIMIT_STATE["readers"] += 1
     try:
         yield
     finally:
-        Image.MAX_IMAGE_PIXELS = saved
+        with _LIMIT_LOCK:
+            _LIMIT_STATE["readers"] -= 1
+            if _LIMIT_STATE["readers"] == 0:
+                Image.MAX_IMAGE_PIXELS = _LIMIT_STATE["saved"]
 
 
 def to_rgb_uint8(array: np.ndarray, source: str = "image") -> np.ndarray:
