@@ -152,8 +152,9 @@ class TrainConfig(_Section):
     (``f: {name: timm, kwargs: {freeze: true}}``), computed once per section and reused by every
     run that shares the folder (default: ``<output>/embeddings``).
     ``pretrain_epochs``: > 0 first trains f's embedding self-supervised (SimCLR-style, labels
-    unused) on the training sections' patches for that many epochs, ``pretrain_batch_size``
-    patches per step (:func:`~gridgraph.train.pretrain.pretrain_f`); off by default.
+    unused) on the training sections' patches for that many epochs at ``lr``, ``pretrain_batch_size``
+    patches per step (:func:`~gridgraph.train.pretrain.pretrain_f`); off by default. Every
+    process of a torchrun job runs them alike on all training sections.
     """
 
     regimen: Regimen = Regimen.TWO_STAGE
