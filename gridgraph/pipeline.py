@@ -271,10 +271,10 @@ def _predict(model: GridGraphNet, ckpt: dict, section) -> tuple:
         (f_prob, g_prob), = predict_probs(model, [inputs])
         return section, f_prob, g_prob
     patches = trained_window(ckpt, section)
-    window = patches.window(section)
-    chunks = iter_section_patches(section, patches.patch_size, **window)
+    window_px = section_window_px(section, **patches.window(section))
+    chunks = iter_section_patches(section, patches.patch_size, window_px=window_px)
     if patches.standardize:  # one colour map for the section, from a sample of its patches
-        table = section_stain_table(section, patches.patch_size, section_window_px(section, **window))
+        table = section_stain_table(section, patches.patch_size, window_px)
         chunks = ((idx, apply_stain_table(p, table)) for idx, p in chunks)
     return (section, *predict_stream(model, chunks, section.graph))
 

@@ -187,3 +187,13 @@ def test_stale_temp_files_match_what_atomic_write_leaves(tmp_path):
     # the interrupted write then cleans up without error and lets the interrupt through
     assert writer.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None) is False
     assert list(tmp_path.iterdir()) == []
+
+
+def test_names_are_computed_once_per_value_but_never_shared_across_types(tmp_path):
+    from gridgraph.io.writers import _names
+
+    nan = float("nan")
+    assert _names(["a ", 1, True, 1.0, nan, None, "", "a "]) == ["a", "1", "True", "1.0", None, None, None, "a"]
+    assert _names([["x"], "y"]) == ["['x']", "y"]  # unhashable values are named one by one
+    path = write_predictions(tmp_path / "p.csv", ["s1", "s2", "s3"], [" L1", 1, True], classes=["L1", "L2"])
+    assert [line.split(",")[1] for line in path.read_text().splitlines()] == ["label", "L1", "L2", "True"]

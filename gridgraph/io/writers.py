@@ -55,6 +55,16 @@ def _name(v) -> Optional[str]:
     return s or None
 
 
+def _names(values: Sequence) -> list:
+    """:func:`_name` of each value, computed once per distinct value (a few class names for many
+    spots); values of different types never share a name (``1`` and ``True``)."""
+    try:
+        named = {(type(v), v): _name(v) for v in values}
+    except TypeError:  # unhashable values
+        return [_name(v) for v in values]
+    return [named[type(v), v] for v in values]
+
+
 def write_loupe_csv(
     path: PathLike, barcodes: Sequence[str], names: Sequence, category: str = "Annotation"
 ) -> Path:
@@ -75,11 +85,7 @@ def write_loupe_csv(
         raise ValueError(f"{path}: {len(barcodes)} barcodes but {len(names)} names")
     if not str(category).strip() or str(category).strip().lower() == "barcode":
         raise ValueError(f"{path}: category must be a non-empty name other than 'Barcode'")
-    try:
-        named = {n: _name(n) for n in set(names)}  # a few class names for many spots
-        names = [named[n] for n in names]
-    except TypeError:  # unhashable values
-        names = [_name(n) for n in names]
+    names = _names(names)
     keep = [k for k, n in enumerate(names) if n is not None]
     return write_columns(path, {"Barcode": [barcodes[k] for k in keep], str(category): [names[k] for k in keep]})
 
@@ -121,21 +127,13 @@ def write_predictions(
     Returns the path.
     """
     ids = [str(i) for i in ids]
-    codes = np.asarray(labels) if hasattr(labels, "tolist") else None
     labels = labels.tolist() if hasattr(labels, "tolist") else list(labels)
     if len(labels) != len(ids):
         raise ValueError(f"{path}: {len(ids)} ids but {len(labels)} labels")
     classes = None if classes is None else [str(c) for c in classes]
     names = []
-    if codes is not None and codes.ndim == 1 and np.issubdtype(codes.dtype, np.integer) and len(codes):
-        if classes is None:
-            raise ValueError(f"{path}: integer labels need classes=")
-        bad = (codes < -1) | (codes >= len(classes))
-        if bad.any():
-            raise ValueError(f"{path}: label {codes[bad][0]} outside -1..{len(classes) - 1}")
-        names = np.array(["", *classes], dtype=object)[codes + 1].tolist()
-        labels = []
-    for v in labels:
+    texts = _names(labels)
+    for v, text in zip(labels, texts):
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             if classes is None:
                 raise ValueError(f"{path}: integer labels need classes=")
@@ -143,7 +141,7 @@ def write_predictions(
                 raise ValueError(f"{path}: label {v} outside -1..{len(classes) - 1}")
             names.append("" if v < 0 else classes[v])
         else:
-            names.append(_name(v) or "")
+            names.append(text or "")
     probs = None
     if probabilities is not None:
         if classes is None:

@@ -53,10 +53,9 @@ def prepare_section(section: Section, patch_size: int, window_spots: Optional[fl
     """
     if section.graph.num_nodes == 0:
         raise ValueError(f"section {section.name}: has no nodes (no spots or nuclei were read)")
-    patches = section_patches(section, patch_size=patch_size, window_px=window_px,
-                              window_um=window_um, window_spots=window_spots)
+    window = section_window_px(section, window_px, window_um, window_spots)
+    patches = section_patches(section, patch_size=patch_size, window_px=window)
     if standardize:
-        window = section_window_px(section, window_px, window_um, window_spots)
         patches = apply_stain_table(patches, section_stain_table(section, patch_size, window, patches=patches))
     if isinstance(section.image, LazyImage):
         section.image.release()
