@@ -140,19 +140,27 @@ def test_random_color_jitter_seeded_bounded_and_off_at_zero():
         random_color_jitter(x, -0.1)
 
 
-def test_matrix_resize_matches_interpolate():
+def test_uint8_resize_within_one_of_the_float_resize_whatever_the_layout_and_batch():
     import torch.nn.functional as F
 
-    from gridgraph.patches.extract import resize_chw, resize_matrix
+    from gridgraph.patches.extract import resize_chw, resize_windows
 
     rng = np.random.default_rng(0)
-    for w, p in [(28, 16), (40, 24), (6, 32), (9, 9)]:
+    for w, p in [(28, 16), (38, 16), (40, 24), (6, 32), (9, 9)]:
         x = torch.from_numpy(rng.integers(0, 256, (64, 3, w, w), dtype=np.uint8))
         ref = F.interpolate(x.float(), size=(p, p), mode="bilinear", antialias=True, align_corners=False)
         got = resize_chw(x, p)
-        assert got.shape == (64, 3, p, p)
-        assert (got.float() - ref).abs().max() <= 0.5 + 1e-3  # the same value up to float rounding
-    assert torch.allclose(resize_matrix(28, 16).sum(1), torch.ones(16))
+        assert got.shape == (64, 3, p, p) and got.dtype == torch.uint8 and got.is_contiguous()
+        assert (got.float() - ref.round().clamp(0, 255)).abs().max() <= 1
+        channels_last = x.permute(0, 2, 3, 1).numpy()
+        assert torch.equal(resize_windows(channels_last, p, batch=5), got)
+        rows = torch.randperm(64)
+        into = torch.zeros((64, 3, p, p), dtype=torch.uint8)
+        resize_windows(channels_last, p, batch=7, out=into, rows=rows)
+        assert torch.equal(into[rows], got)
+    assert torch.equal(resize_chw(x, 9), x)  # no resize: the windows themselves
+    with pytest.raises(TypeError, match="uint8"):
+        resize_chw(x.float(), 4)
 
 
 def test_cut_windows_equal_one_by_one_crops():
@@ -162,4 +170,4 @@ def test_cut_windows_equal_one_by_one_crops():
     corners = np.array([[0, 0], [5, 7], [34, 24], [-3, 10], [38, 29], [-50, -50]])
     got = cut_windows(img, corners, 6)
     for k, (x, y) in enumerate(corners):
-        assert np.array_equal(got[k], _window(img, x, y, 6).transpose(2, 0, 1))
+        assert np.array_equal(got[k], _window(img, x, y, 6))

@@ -1,7 +1,6 @@
 """Cut a fixed window around every node of a section into a uint8 patch stack."""
 from __future__ import annotations
 
-import functools
 from typing import Optional
 
 import numpy as np
@@ -44,7 +43,7 @@ def extract_patches(
         patch_size: side ``P`` of the returned patches; windows are resized to it (bilinear,
             antialiased). Defaults to the window size.
         chunk_size: windows cut and resized at a time (bounds the working memory; default
-            16 MiB of float windows).
+            16 MiB of windows).
 
     Returns:
         ``(N, 3, P, P)`` uint8 tensor. Only node windows are cut: no dense grid of background.
@@ -59,26 +58,30 @@ def extract_patches(
         raise ValueError(f"patch_size must be positive, got {patch_size}")
     out = torch.empty((len(pos), 3, p, p), dtype=torch.uint8)
     corners = window_corners(pos, w)
-    chunk_size = chunk_size or max(8, (16 << 20) // (w * w * 12))
+    chunk_size = chunk_size or max(8, (16 << 20) // (w * w * 3))
     for start in range(0, len(pos), chunk_size):
         crops = cut_windows(img, corners[start: start + chunk_size], w)
-        out[start: start + len(crops)] = resize_chw(torch.from_numpy(crops), p)
+        out[start: start + len(crops)] = resize_windows(crops, p)
     return out
 
 
 def cut_windows(img: np.ndarray, corners: np.ndarray, w: int) -> np.ndarray:
-    """``(n, 3, w, w)`` uint8 windows of ``img`` ``(H, W, 3)`` with top-left ``corners``
-    ``(n, 2)`` ``(x, y)``. Windows inside the image are gathered in one vectorised copy; the
-    few that cross the border are edge-padded one by one."""
+    """``(n, w, w, 3)`` uint8 windows (channels last, as in the image) of ``img`` ``(H, W, 3)``
+    with top-left ``corners`` ``(n, 2)`` ``(x, y)``. Windows inside the image are gathered in one
+    vectorised copy of whole window rows; the few that cross the border are edge-padded one by
+    one."""
     h_img, w_img = img.shape[:2]
     x0, y0 = corners[:, 0], corners[:, 1]
     inside = (x0 >= 0) & (y0 >= 0) & (x0 + w <= w_img) & (y0 + w <= h_img)
-    crops = np.empty((len(corners), 3, w, w), dtype=np.uint8)
+    crops = np.empty((len(corners), w, w, 3), dtype=np.uint8)
     if inside.any():
-        view = np.lib.stride_tricks.sliding_window_view(img, (w, w), axis=(0, 1))  # (H', W', 3, w, w)
+        s_row, s_col, s_ch = img.strides
+        view = np.lib.stride_tricks.as_strided(  # (H', W', w, w, 3): every window, no copy
+            img, shape=(h_img - w + 1, w_img - w + 1, w, w, 3), strides=(s_row, s_col, s_row, s_col, s_ch),
+            writeable=False)
         crops[inside] = view[y0[inside], x0[inside]]
     for k in np.flatnonzero(~inside):
-        crops[k] = _window(img, int(x0[k]), int(y0[k]), w).transpose(2, 0, 1)
+        crops[k] = _window(img, int(x0[k]), int(y0[k]), w)
     return crops
 
 
@@ -87,48 +90,39 @@ def window_corners(pos: np.ndarray, window: int) -> np.ndarray:
     return np.floor(pos - window / 2.0 + 0.5).astype(np.int64)
 
 
-@functools.lru_cache(maxsize=16)
-def resize_matrix(size: int, patch_size: int) -> torch.Tensor:
-    """``(P, w)`` float32 weights of the bilinear antialiased resize of ``w`` pixels to ``P``
-    (:func:`torch.nn.functional.interpolate`'s, read off by resizing the identity), so that a
-    ``(w, w)`` window resizes to ``R @ window @ R.T``: two matrix products instead of the
-    per-pixel kernel, several times faster on small windows."""
-    eye = torch.eye(size, dtype=torch.float32).reshape(size, 1, 1, size)
-    rows = F.interpolate(eye, size=(1, patch_size), mode="bilinear", antialias=True, align_corners=False)
-    return rows.reshape(size, patch_size).T.contiguous()
+def resize_windows(crops: np.ndarray, patch_size: int, batch: Optional[int] = None,
+                   out: Optional[torch.Tensor] = None, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``(n, h, w, 3)`` uint8 windows (channels last, as cut from an image) -> ``(n, 3, P, P)``
+    uint8: bilinear, antialiased (:func:`torch.nn.functional.interpolate`'s kernel on uint8, in
+    integer arithmetic: within 1 of rounding the float resize), ``batch`` windows at a time
+    (default: about 16 MiB of windows; the result does not depend on it). With ``out`` (and
+    ``rows``, one row of ``out`` per window) the patches are written there instead."""
+    chunk = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)  # channels-last view
+    return _resize_channels_last(chunk, patch_size, batch, out, rows)
 
 
 def resize_chw(chunk: torch.Tensor, patch_size: int, batch: Optional[int] = None,
                out: Optional[torch.Tensor] = None, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``(n, 3, h, w)`` uint8 windows -> ``(n, 3, P, P)`` uint8 (bilinear, antialiased; square
-    windows by two matrix products, see :func:`resize_matrix`), ``batch`` windows at a time
-    (default: about 6 MiB of float windows; the result does not depend on it). With ``out``
-    (and ``rows``, one row of ``out`` per window) the patches are written there instead."""
+    """``(n, 3, h, w)`` uint8 windows -> ``(n, 3, P, P)`` uint8, equal to :func:`resize_windows`
+    on the same windows channels last."""
+    return _resize_channels_last(chunk.contiguous(memory_format=torch.channels_last), patch_size, batch, out, rows)
+
+
+def _resize_channels_last(chunk: torch.Tensor, patch_size: int, batch: Optional[int],
+                          out: Optional[torch.Tensor], rows: Optional[torch.Tensor]) -> torch.Tensor:
+    if chunk.dtype != torch.uint8:
+        raise TypeError(f"windows must be uint8, got {chunk.dtype}")
     if out is None:
         out, rows = torch.empty((len(chunk), 3, patch_size, patch_size), dtype=torch.uint8), None
     h, w = chunk.shape[-2:]
-    batch = batch or max(1, (6 << 20) // max(h * w * 12, 1))
-    weights = resize_matrix(w, patch_size) if h == w and w != patch_size else None
-    weights_t = weights.T.contiguous() if weights is not None else None
+    batch = batch or max(1, (16 << 20) // max(h * w * 3, 1))
     for start in range(0, len(chunk), batch):
         part = chunk[start: start + batch]
-        if weights is not None:  # columns first (one GEMM over every row of the batch), then rows
-            part = torch.matmul(weights, torch.matmul(part.float(), weights_t))
-        elif (h, w) != (patch_size, patch_size):
-            part = F.interpolate(part.float(), size=(patch_size, patch_size), mode="bilinear",
-                                 antialias=True, align_corners=False)
-        if part.dtype != torch.uint8:
-            part = part.round_().clamp_(0, 255).to(torch.uint8)
+        if (h, w) != (patch_size, patch_size):
+            part = F.interpolate(part, size=(patch_size, patch_size), mode="bilinear", antialias=True,
+                                 align_corners=False)
         out[slice(start, start + batch) if rows is None else rows[start: start + batch]] = part
     return out
-
-
-def resize_windows(crops: np.ndarray, patch_size: int, batch: Optional[int] = None,
-                   out: Optional[torch.Tensor] = None, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``(n, w, w, 3)`` uint8 windows (channels last, as read from an image) -> ``(n, 3, P, P)``
-    uint8; see :func:`resize_chw`."""
-    return resize_chw(torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2), patch_size,
-                      batch=batch, out=out, rows=rows)
 
 
 def section_window_px(section, window_px: Optional[float] = None, window_um: Optional[float] = None,
