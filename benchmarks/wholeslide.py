@@ -6,8 +6,8 @@ Writes a synthetic textured pyramidal BigTIFF (JPEG tiles of 512 px, 5 levels) a
 Ranger-like folder per size into --work, then measures, each in a fresh process:
 - gridgraph's patch extraction (256 px windows -> 224 px patches: ``read_spaceranger`` with the
   slide as ``fullres_image``, then ``section_patches``, its default threads) against a baseline that
-  reads the same 2048 px blocks through tifffile's zarr store, cuts and resizes them (32 at a time)
-  in one thread;
+  reads the same 2048 px blocks through tifffile's zarr store, cuts and resizes them (32 at a time,
+  torch's uint8 resize) in one thread;
 - ``gridgraph predict`` with its figure (f = gridnet_simple, g = gcn, untrained weights).
 """
 from __future__ import annotations
@@ -118,10 +118,10 @@ def worker_baseline(slide: str, folder: str, window: int, patch: int) -> dict:
             region = np.asarray(z[lo[1]: hi[1], lo[0]: hi[0]])
             crops = np.stack([region[y - lo[1]: y - lo[1] + window, x - lo[0]: x - lo[0] + window]
                               for x, y in corners[idx]])
-            for s in range(0, len(idx), 32):  # a few windows at a time: small float buffers
-                t = torch.from_numpy(crops[s: s + 32]).permute(0, 3, 1, 2).float()
-                t = F.interpolate(t, size=(patch, patch), mode="bilinear", antialias=True, align_corners=False)
-                out[idx[s: s + 32]] = t.round_().clamp_(0, 255).to(torch.uint8)
+            for s in range(0, len(idx), 32):  # a few windows at a time, resized as uint8
+                t = torch.from_numpy(crops[s: s + 32]).permute(0, 3, 1, 2)
+                out[idx[s: s + 32]] = F.interpolate(t, size=(patch, patch), mode="bilinear", antialias=True,
+                                                    align_corners=False)
     return {"seconds": time.perf_counter() - t0, "shape": list(out.shape), "md5": _digest(out)}
 
 

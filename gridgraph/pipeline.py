@@ -30,7 +30,7 @@ from .io.output_set import OutputSet
 from .model import GridGraphNet, build_model
 from .patches import SectionTensors
 from .patches.extract import iter_section_patches, section_window_px
-from .patches.stain import apply_stain_table, section_stain_table
+from .patches.stain import section_stain_table
 from .train.run_folder import prepare_run_folder
 from .train import CheckpointManager, Trainer, load_checkpoint
 
@@ -272,10 +272,9 @@ def _predict(model: GridGraphNet, ckpt: dict, section) -> tuple:
         return section, f_prob, g_prob
     patches = trained_window(ckpt, section)
     window_px = section_window_px(section, **patches.window(section))
-    chunks = iter_section_patches(section, patches.patch_size, window_px=window_px)
-    if patches.standardize:  # one colour map for the section, from a sample of its patches
-        table = section_stain_table(section, patches.patch_size, window_px)
-        chunks = ((idx, apply_stain_table(p, table)) for idx, p in chunks)
+    # one colour map for the section, from a sample of its patches, applied as each chunk is cut
+    table = section_stain_table(section, patches.patch_size, window_px) if patches.standardize else None
+    chunks = iter_section_patches(section, patches.patch_size, window_px=window_px, table=table)
     return (section, *predict_stream(model, chunks, section.graph))
 
 
@@ -352,15 +351,15 @@ def predict_section(model: GridGraphNet, ckpt: dict, section, out_dir, figures: 
 
     classes = ckpt["classes"]
     section, f_prob, g_prob = _predict(model, ckpt, section)
-    names = [classes[i] for i in g_prob.argmax(1).tolist()]
+    codes = g_prob.argmax(1).numpy()
     files = {"table": "predictions.csv", "loupe": "predictions_loupe.csv"}
     if figures:
         files["figure"] = "predictions.png"
     if adata is not None:
         files["h5ad"] = "predictions.h5ad"
     with OutputSet(out_dir, list(files.values())) as tmp:
-        write_predictions(tmp / files["table"], section.barcodes, names, g_prob.numpy(), classes)
-        write_loupe_csv(tmp / files["loupe"], section.barcodes, names, category="gridgraph")
+        write_predictions(tmp / files["table"], section.barcodes, codes, g_prob.numpy(), classes)
+        write_loupe_csv(tmp / files["loupe"], section.barcodes, codes, category="gridgraph", classes=classes)
         if figures:
             _figure(section, f_prob, g_prob, classes, tmp / files["figure"])
         if adata is not None:

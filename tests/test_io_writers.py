@@ -197,3 +197,20 @@ def test_names_are_computed_once_per_value_but_never_shared_across_types(tmp_pat
     assert _names([["x"], "y"]) == ["['x']", "y"]  # unhashable values are named one by one
     path = write_predictions(tmp_path / "p.csv", ["s1", "s2", "s3"], [" L1", 1, True], classes=["L1", "L2"])
     assert [line.split(",")[1] for line in path.read_text().splitlines()] == ["label", "L1", "L2", "True"]
+
+
+def test_class_indices_are_named_by_one_lookup_in_both_writers(tmp_path):
+    classes = ["L1", "WM"]
+    codes = np.array([1, -1, 0, 1])
+    loupe = write_loupe_csv(tmp_path / "l.csv", ["a", "b", "c", "d"], codes, "Layer", classes=classes)
+    assert loupe.read_text() == "Barcode,Layer\na,WM\nc,L1\nd,WM\n"
+    assert write_loupe_csv(tmp_path / "t.csv", ["a"], torch.tensor([0]), classes=classes).read_text() == \
+        "Barcode,Annotation\na,L1\n"
+    table = write_predictions(tmp_path / "p.csv", ["a", "b", "c", "d"], codes, classes=classes)
+    assert table.read_text() == "id,label\na,WM\nb,\nc,L1\nd,WM\n"
+    assert write_loupe_csv(tmp_path / "n.csv", ["a", "b"], [0, 1]).read_text() == "Barcode,Annotation\na,0\nb,1\n"
+    with pytest.raises(ValueError, match=r"l2.csv: label 2 outside -1..1"):
+        write_loupe_csv(tmp_path / "l2.csv", ["a", "b"], np.array([0, 2]), classes=classes)
+    with pytest.raises(ValueError, match="2 barcodes but 3 names"):
+        write_loupe_csv(tmp_path / "l3.csv", ["a", "b"], np.array([0, 1, 1]), classes=classes)
+    assert not (tmp_path / "l2.csv").exists() and not (tmp_path / "l3.csv").exists()

@@ -171,3 +171,42 @@ def test_cut_windows_equal_one_by_one_crops():
     got = cut_windows(img, corners, 6)
     for k, (x, y) in enumerate(corners):
         assert np.array_equal(got[k], _window(img, x, y, 6))
+
+
+def test_iter_section_patches_covers_every_node_once_in_reading_order():
+    from gridgraph.patches.extract import iter_section_patches, reading_order, section_patches
+
+    section = make_section(shape=(9, 11), seed=3)
+    whole = section_patches(section, 8, window_px=12)
+    chunks = list(iter_section_patches(section, 8, window_px=12, chunk=10))
+    idx = torch.cat([i for i, _ in chunks])
+    assert sorted(idx.tolist()) == list(range(section.num_nodes))
+    assert all(len(i) <= 10 for i, _ in chunks)
+    for i, p in chunks:
+        assert torch.equal(p, whole[i])
+    corners = np.array([[5, 30], [0, 2], [9, 1], [3, 31], [7, 16]])
+    assert reading_order(corners, 16).tolist() == [1, 2, 3, 0, 4]  # band y // 16, then x
+
+
+def test_colour_table_applied_while_cutting_equals_the_table_on_the_patches():
+    from gridgraph.patches.extract import extract_patches, iter_section_patches
+    from gridgraph.patches.stain import apply_stain_table, apply_stain_table_rgb
+
+    rng = np.random.default_rng(4)
+    table = torch.from_numpy(rng.integers(0, 256, (3, 256), dtype=np.uint8))
+    img = rng.integers(0, 256, (60, 50, 3), dtype=np.uint8)
+    pos = rng.uniform(-5, 55, (40, 2))
+    for window, p in [(13, 8), (8, 8), (5, 9)]:
+        plain = extract_patches(img, pos, window, p)
+        assert torch.equal(extract_patches(img, pos, window, p, table=table), apply_stain_table(plain, table))
+    section = make_section(shape=(6, 7), seed=5)
+    chunks = list(iter_section_patches(section, 8, window_px=12, chunk=9, table=table))
+    plain = section_patches(section, 8, window_px=12)
+    for idx, patches in chunks:
+        assert torch.equal(patches, apply_stain_table(plain[idx], table))
+    pixels = rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    expected = np.stack([table[c].numpy()[pixels[..., c]] for c in range(3)], -1)
+    assert np.array_equal(apply_stain_table_rgb(pixels, table), expected)
+    assert np.array_equal(apply_stain_table_rgb(pixels[0], table), expected[0])
+    with pytest.raises(ValueError, match=r"uint8 of shape \(\.\.\., 3\)"):
+        apply_stain_table_rgb(pixels[..., :2], table)

@@ -178,3 +178,14 @@ def test_image_options_work_for_pngs_too(tmp_path):
     Image.fromarray(np.full((4, 4), 4095, dtype=np.uint16)).save(tmp_path / "grey12.png")
     image = open_image({"path": str(tmp_path / "grey12.png"), "intensity": 12})
     assert isinstance(image, LazyImage) and image.load()[0, 0].tolist() == [255, 255, 255]
+
+
+def test_slide_patches_with_a_colour_table_equal_the_table_on_the_plain_patches(pyramid):
+    from gridgraph.patches.stain import apply_stain_table
+
+    slide = SlideImage(pyramid)
+    table = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (3, 256), dtype=np.uint8))
+    pos = np.random.default_rng(2).uniform(0, [1024, 768], (60, 2))
+    plain = extract_slide_patches(slide, pos, 32, 16, level=0)
+    for idx, patches in iter_slide_patches(slide, pos, 32, 16, level=0, block=128, chunk=20, threads=2, table=table):
+        assert torch.equal(patches, apply_stain_table(plain[idx], table))

@@ -65,8 +65,30 @@ def _names(values: Sequence) -> list:
     return [named[type(v), v] for v in values]
 
 
+def _codes(labels) -> Optional[np.ndarray]:
+    """``labels`` as an ``(N,)`` int64 array when it is an integer array or tensor, else None."""
+    if hasattr(labels, "detach"):
+        labels = labels.detach().cpu().numpy()
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu":
+        return labels.reshape(-1).astype(np.int64, copy=False)
+    return None
+
+
+def _class_names(path: PathLike, codes: np.ndarray, classes: Optional[Sequence[str]]) -> np.ndarray:
+    """``(N,)`` object array: ``classes[code]``, ``None`` for ``-1``; out-of-range codes refused."""
+    if classes is None:
+        raise ValueError(f"{path}: integer labels need classes=")
+    bad = (codes < -1) | (codes >= len(classes))
+    if bad.any():
+        raise ValueError(f"{path}: label {int(codes[bad][0])} outside -1..{len(classes) - 1}")
+    lookup = np.empty(len(classes) + 1, dtype=object)
+    lookup[:-1] = [str(c) for c in classes]
+    return lookup[codes]  # -1 picks the trailing None
+
+
 def write_loupe_csv(
-    path: PathLike, barcodes: Sequence[str], names: Sequence, category: str = "Annotation"
+    path: PathLike, barcodes: Sequence[str], names: Sequence, category: str = "Annotation",
+    classes: Optional[Sequence[str]] = None,
 ) -> Path:
     """Write spot annotations as a Loupe Browser CSV: header ``Barcode,<category>``.
 
@@ -74,20 +96,22 @@ def write_loupe_csv(
         path: output file (parent folders are created).
         barcodes: ``N`` spot barcodes.
         names: ``N`` class names; ``None``/empty entries (unlabeled spots) are left out, which Loupe
-            reads as unassigned.
+            reads as unassigned. With ``classes``, an integer array or tensor of class indices
+            instead (``-1``: unlabeled).
         category: the annotation's name in Loupe (the second column's header).
+        classes: ``K`` class names that integer ``names`` index.
 
     Returns the path. Round trip: ``read_spaceranger(..., labels=path)`` gives the same labels.
     """
-    barcodes = [str(b) for b in barcodes]
-    names = list(names)
-    if len(barcodes) != len(names):
-        raise ValueError(f"{path}: {len(barcodes)} barcodes but {len(names)} names")
+    barcodes = np.asarray([str(b) for b in barcodes], dtype=object)
+    codes = _codes(names) if classes is not None else None
+    texts = _class_names(path, codes, classes) if codes is not None else np.asarray(_names(list(names)), dtype=object)
+    if len(barcodes) != len(texts):
+        raise ValueError(f"{path}: {len(barcodes)} barcodes but {len(texts)} names")
     if not str(category).strip() or str(category).strip().lower() == "barcode":
         raise ValueError(f"{path}: category must be a non-empty name other than 'Barcode'")
-    names = _names(names)
-    keep = [k for k, n in enumerate(names) if n is not None]
-    return write_columns(path, {"Barcode": [barcodes[k] for k in keep], str(category): [names[k] for k in keep]})
+    keep = texts != None  # noqa: E711 (elementwise over an object array)
+    return write_columns(path, {"Barcode": barcodes[keep], str(category): texts[keep]})
 
 
 def read_loupe_csv(path: PathLike) -> dict:
@@ -127,21 +151,15 @@ def write_predictions(
     Returns the path.
     """
     ids = [str(i) for i in ids]
-    labels = labels.tolist() if hasattr(labels, "tolist") else list(labels)
-    if len(labels) != len(ids):
-        raise ValueError(f"{path}: {len(ids)} ids but {len(labels)} labels")
     classes = None if classes is None else [str(c) for c in classes]
-    names = []
-    texts = _names(labels)
-    for v, text in zip(labels, texts):
-        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-            if classes is None:
-                raise ValueError(f"{path}: integer labels need classes=")
-            if not -1 <= v < len(classes):
-                raise ValueError(f"{path}: label {v} outside -1..{len(classes) - 1}")
-            names.append("" if v < 0 else classes[v])
-        else:
-            names.append(text or "")
+    codes = _codes(labels)
+    if codes is not None:  # class indices: one lookup, no per-row Python
+        names = _class_names(path, codes, classes)
+        names[names == None] = ""  # noqa: E711
+    else:
+        names = _mixed_names(path, labels.tolist() if hasattr(labels, "tolist") else list(labels), classes)
+    if len(names) != len(ids):
+        raise ValueError(f"{path}: {len(ids)} ids but {len(names)} labels")
     probs = None
     if probabilities is not None:
         if classes is None:
@@ -161,6 +179,17 @@ def write_predictions(
         probs = round_significant(probs, precision)
         columns.update((c, probs[:, k]) for k, c in enumerate(classes))
     return write_columns(path, columns, _delimiter(path))
+
+
+def _mixed_names(path: PathLike, labels: list, classes: Optional[list]) -> list:
+    """Texts of a list of labels that may mix class indices and names."""
+    names = []
+    for v, text in zip(labels, _names(labels)):
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            names.append(_class_names(path, np.array([v], dtype=np.int64), classes)[0] or "")
+        else:
+            names.append(text or "")
+    return names
 
 
 def read_predictions(path: PathLike):

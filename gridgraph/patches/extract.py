@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ..io.image import ImageLike, as_array
 from ..io.slide import SlideImage
+from .stain import apply_stain_table_rgb
 
 
 def _window(img: np.ndarray, x0: int, y0: int, w: int) -> np.ndarray:
@@ -32,6 +33,7 @@ def extract_patches(
     window_px: float,
     patch_size: Optional[int] = None,
     chunk_size: Optional[int] = None,
+    table: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Patches centred on each node.
 
@@ -44,6 +46,8 @@ def extract_patches(
             antialiased). Defaults to the window size.
         chunk_size: windows cut and resized at a time (bounds the working memory; default
             16 MiB of windows).
+        table: optional ``(3, 256)`` colour table applied to the patches
+            (:func:`~gridgraph.patches.stain.section_stain_table`).
 
     Returns:
         ``(N, 3, P, P)`` uint8 tensor. Only node windows are cut: no dense grid of background.
@@ -58,11 +62,19 @@ def extract_patches(
         raise ValueError(f"patch_size must be positive, got {patch_size}")
     out = torch.empty((len(pos), 3, p, p), dtype=torch.uint8)
     corners = window_corners(pos, w)
+    order = reading_order(corners, w)
     chunk_size = chunk_size or max(8, (16 << 20) // (w * w * 3))
     for start in range(0, len(pos), chunk_size):
-        crops = cut_windows(img, corners[start: start + chunk_size], w)
-        out[start: start + len(crops)] = resize_windows(crops, p)
+        rows = order[start: start + chunk_size]
+        resize_windows(cut_windows(img, corners[rows], w), p, out=out, rows=torch.from_numpy(rows), table=table)
     return out
+
+
+def reading_order(corners: np.ndarray, band: int) -> np.ndarray:
+    """``(N,)`` node indices sorted by horizontal bands of ``band`` pixels, then by ``x``: windows
+    cut in this order share image rows in the CPU cache (about 2x faster than scattered order)."""
+    corners = np.asarray(corners).reshape(-1, 2)
+    return np.lexsort((corners[:, 0], np.floor_divide(corners[:, 1], max(int(band), 1))))
 
 
 def cut_windows(img: np.ndarray, corners: np.ndarray, w: int) -> np.ndarray:
@@ -91,14 +103,17 @@ def window_corners(pos: np.ndarray, window: int) -> np.ndarray:
 
 
 def resize_windows(crops: np.ndarray, patch_size: int, batch: Optional[int] = None,
-                   out: Optional[torch.Tensor] = None, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+                   out: Optional[torch.Tensor] = None, rows: Optional[torch.Tensor] = None,
+                   table: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``(n, h, w, 3)`` uint8 windows (channels last, as cut from an image) -> ``(n, 3, P, P)``
     uint8: bilinear, antialiased (:func:`torch.nn.functional.interpolate`'s kernel on uint8, in
     integer arithmetic: within 1 of rounding the float resize), ``batch`` windows at a time
     (default: about 16 MiB of windows; the result does not depend on it). With ``out`` (and
-    ``rows``, one row of ``out`` per window) the patches are written there instead."""
+    ``rows``, one row of ``out`` per window) the patches are written there instead. With a colour
+    ``table`` ``(3, 256)`` (:mod:`gridgraph.patches.stain`) the resized patches are looked up in it,
+    equal to :func:`~gridgraph.patches.stain.apply_stain_table` on the result."""
     chunk = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)  # channels-last view
-    return _resize_channels_last(chunk, patch_size, batch, out, rows)
+    return _resize_channels_last(chunk, patch_size, batch, out, rows, table)
 
 
 def resize_chw(chunk: torch.Tensor, patch_size: int, batch: Optional[int] = None,
@@ -109,7 +124,8 @@ def resize_chw(chunk: torch.Tensor, patch_size: int, batch: Optional[int] = None
 
 
 def _resize_channels_last(chunk: torch.Tensor, patch_size: int, batch: Optional[int],
-                          out: Optional[torch.Tensor], rows: Optional[torch.Tensor]) -> torch.Tensor:
+                          out: Optional[torch.Tensor], rows: Optional[torch.Tensor],
+                          table: Optional[torch.Tensor] = None) -> torch.Tensor:
     if chunk.dtype != torch.uint8:
         raise TypeError(f"windows must be uint8, got {chunk.dtype}")
     if out is None:
@@ -121,6 +137,8 @@ def _resize_channels_last(chunk: torch.Tensor, patch_size: int, batch: Optional[
         if (h, w) != (patch_size, patch_size):
             part = F.interpolate(part, size=(patch_size, patch_size), mode="bilinear", antialias=True,
                                  align_corners=False)
+        if table is not None:  # while the patches are channels last and in cache
+            part = torch.from_numpy(apply_stain_table_rgb(part.permute(0, 2, 3, 1).numpy(), table)).permute(0, 3, 1, 2)
         out[slice(start, start + batch) if rows is None else rows[start: start + batch]] = part
     return out
 
@@ -187,18 +205,21 @@ def section_patches(
 
 def iter_section_patches(section, patch_size: int, window_px: Optional[float] = None,
                          window_um: Optional[float] = None, window_spots: Optional[float] = None,
-                         chunk: int = 4096):
+                         chunk: int = 4096, table: Optional[torch.Tensor] = None):
     """Yield ``(node indices, patches)`` chunks covering every node of ``section``: a whole-slide
     image block by block (:func:`~gridgraph.patches.slide.iter_slide_patches`), an image array
-    ``chunk`` nodes at a time. Patches equal :func:`section_patches`'s; memory is one chunk."""
+    ``chunk`` nodes at a time in :func:`reading_order`. Patches equal :func:`section_patches`'s
+    (looked up in the colour ``table`` when given); memory is one chunk."""
     window = section_window_px(section, window_px, window_um, window_spots)
     pos = section.pixel_pos.numpy()
     if isinstance(section.image, SlideImage):
         from .slide import iter_slide_patches
 
-        yield from iter_slide_patches(section.image, pos, window, patch_size, chunk=chunk)
+        yield from iter_slide_patches(section.image, pos, window, patch_size, chunk=chunk, table=table)
         return
     image = section.load_image()
+    w = max(int(round(window)), 1)
+    order = reading_order(window_corners(pos, w), w)
     for start in range(0, len(pos), chunk):
-        idx = torch.arange(start, min(start + chunk, len(pos)))
-        yield idx, extract_patches(image, pos[start: start + chunk], window, patch_size)
+        idx = order[start: start + chunk]
+        yield torch.from_numpy(idx), extract_patches(image, pos[idx], window, patch_size, table=table)

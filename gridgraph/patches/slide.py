@@ -47,7 +47,7 @@ def _groups(corners: np.ndarray, block: int) -> list:
     return np.split(order, cuts)
 
 
-def _cut_group(slide, level, idx, corners, w, p, out=None) -> tuple[np.ndarray, torch.Tensor]:
+def _cut_group(slide, level, idx, corners, w, p, out=None, table=None) -> tuple[np.ndarray, torch.Tensor]:
     lo, hi = corners[idx].min(0), corners[idx].max(0) + w
     width, height = slide.level_sizes[level]
     inside = (corners[idx, 0] + w > 0) & (corners[idx, 1] + w > 0) & (corners[idx, 0] < width) & (corners[idx, 1] < height)
@@ -60,10 +60,10 @@ def _cut_group(slide, level, idx, corners, w, p, out=None) -> tuple[np.ndarray, 
     for k in np.flatnonzero(~inside):  # entirely outside: its own nearest-border read
         crops[k] = slide.read_region(int(corners[idx[k], 0]), int(corners[idx[k], 1]), w, w, level)
     rows = None if out is None else torch.from_numpy(idx)
-    return idx, resize_windows(crops, p, out=out, rows=rows)
+    return idx, resize_windows(crops, p, out=out, rows=rows, table=table)
 
 
-def _group_results(slide, pixel_pos, window_px, patch_size, level, block, threads, out=None):
+def _group_results(slide, pixel_pos, window_px, patch_size, level, block, threads, out=None, table=None):
     """``(node indices, patches)`` per block group, in reading order, ``threads`` groups ahead;
     with ``out`` ``(N, 3, P, P)`` the patches are written into it instead."""
     pos = np.asarray(pixel_pos, dtype=np.float64).reshape(-1, 2)
@@ -80,7 +80,7 @@ def _group_results(slide, pixel_pos, window_px, patch_size, level, block, thread
     pending = deque()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for idx in _groups(corners, block):
-            pending.append(pool.submit(_cut_group, slide, level, idx, corners, w, p, out))
+            pending.append(pool.submit(_cut_group, slide, level, idx, corners, w, p, out, table))
             if len(pending) > threads:
                 yield pending.popleft().result()
         while pending:
@@ -89,7 +89,8 @@ def _group_results(slide, pixel_pos, window_px, patch_size, level, block, thread
 
 def iter_slide_patches(slide: SlideImage, pixel_pos, window_px: float, patch_size: Optional[int] = None,
                        level: Optional[int] = None, block: int = 2048, chunk: int = 512,
-                       threads: Optional[int] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                       threads: Optional[int] = None, table: Optional[torch.Tensor] = None
+                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(node indices (n,), patches (n, 3, P, P) uint8)`` until every node is covered.
 
     Args:
@@ -102,11 +103,13 @@ def iter_slide_patches(slide: SlideImage, pixel_pos, window_px: float, patch_siz
         chunk: about this many patches per yielded chunk.
         threads: regions read and resized at once (imagecodecs and torch work without the GIL);
             default :func:`default_threads`.
+        table: optional ``(3, 256)`` colour table applied to the patches
+            (:func:`~gridgraph.patches.stain.section_stain_table`).
 
     Memory: ``threads + 1`` regions of about ``(block + window)^2`` pixels, plus one chunk.
     """
     ready, count = [], 0
-    for part in _group_results(slide, pixel_pos, window_px, patch_size, level, block, threads):
+    for part in _group_results(slide, pixel_pos, window_px, patch_size, level, block, threads, table=table):
         ready.append(part)
         count += len(part[0])
         if count >= chunk:
