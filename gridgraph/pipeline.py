@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -357,9 +357,12 @@ def predict_section(model: GridGraphNet, ckpt: dict, section, out_dir, figures: 
         files["figure"] = "predictions.png"
     if adata is not None:
         files["h5ad"] = "predictions.h5ad"
-    with OutputSet(out_dir, list(files.values())) as tmp:
+    def tables(tmp):
         write_predictions(tmp / files["table"], section.barcodes, codes, g_prob.numpy(), classes)
         write_loupe_csv(tmp / files["loupe"], section.barcodes, codes, category="gridgraph", classes=classes)
+
+    with OutputSet(out_dir, list(files.values())) as tmp, ThreadPoolExecutor(1) as pool:
+        written = pool.submit(tables, tmp)  # the CSVs (pyarrow, mostly without the GIL) beside the rest
         if figures:
             _figure(section, f_prob, g_prob, classes, tmp / files["figure"])
         if adata is not None:
@@ -367,4 +370,5 @@ def predict_section(model: GridGraphNet, ckpt: dict, section, out_dir, figures: 
             annotated = add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), classes,
                                         info=_summary(ckpt))
             write_h5ad(annotated, tmp / files["h5ad"])
+        written.result()
     return {key: Path(out_dir) / name for key, name in files.items()}
