@@ -78,3 +78,18 @@ def test_streamed_standardised_prediction_equals_the_whole_section(monkeypatch):
     assert cuts == [20]  # the colour map came from 20 nodes' patches, not all 45
     torch.testing.assert_close(f, f_ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_table_of_large_patches_comes_from_a_smaller_sample_whether_patches_are_given_or_not(monkeypatch):
+    from gridgraph.patches.extract import section_patches
+
+    monkeypatch.setattr(stain, "SAMPLE_PATCH", 4)
+    section = make_section("hex", seed=2, shape=(8, 12), n_classes=3)
+    window = section.spot_diameter_px
+    whole = section_patches(section, 8, window_px=window)
+    small = section_patches(section, 4, window_px=window)
+    expected = stain.stain_table(stain.channel_histograms(small))
+    assert torch.equal(stain.section_stain_table(section, 8, window), expected)
+    assert torch.equal(stain.section_stain_table(section, 8, window, patches=whole), expected)
+    assert not torch.equal(expected, stain.stain_table(stain.channel_histograms(whole)))
+    assert torch.equal(stain.section_stain_table(section, 4, window, patches=small), expected)

@@ -108,7 +108,7 @@ def resize_windows(crops: np.ndarray, patch_size: int, batch: Optional[int] = No
     """``(n, h, w, 3)`` uint8 windows (channels last, as cut from an image) -> ``(n, 3, P, P)``
     uint8: bilinear, antialiased (:func:`torch.nn.functional.interpolate`'s kernel on uint8, in
     integer arithmetic: within 1 of rounding the float resize), ``batch`` windows at a time
-    (default: about 16 MiB of windows; the result does not depend on it). With ``out`` (and
+    (default: about 4 MiB of windows; the result does not depend on it). With ``out`` (and
     ``rows``, one row of ``out`` per window) the patches are written there instead. With a colour
     ``table`` ``(3, 256)`` (:mod:`gridgraph.patches.stain`) the resized patches are looked up in it,
     equal to :func:`~gridgraph.patches.stain.apply_stain_table` on the result."""
@@ -131,7 +131,7 @@ def _resize_channels_last(chunk: torch.Tensor, patch_size: int, batch: Optional[
     if out is None:
         out, rows = torch.empty((len(chunk), 3, patch_size, patch_size), dtype=torch.uint8), None
     h, w = chunk.shape[-2:]
-    batch = batch or max(1, (16 << 20) // max(h * w * 3, 1))
+    batch = batch or max(1, (4 << 20) // max(h * w * 3, 1))
     for start in range(0, len(chunk), batch):
         part = chunk[start: start + batch]
         if (h, w) != (patch_size, patch_size):
