@@ -214,3 +214,13 @@ def test_class_indices_are_named_by_one_lookup_in_both_writers(tmp_path):
     with pytest.raises(ValueError, match="2 barcodes but 3 names"):
         write_loupe_csv(tmp_path / "l3.csv", ["a", "b"], np.array([0, 1, 1]), classes=classes)
     assert not (tmp_path / "l2.csv").exists() and not (tmp_path / "l3.csv").exists()
+
+
+def test_class_index_lists_names_cleaning_and_huge_codes(tmp_path):
+    classes = [" L1 ", ""]
+    assert write_loupe_csv(tmp_path / "a.csv", ["a", "b"], [0, 1], classes=classes).read_text() == \
+        "Barcode,Annotation\na,L1\n"  # a list of ints indexes the classes too; an empty name is no label
+    assert write_predictions(tmp_path / "p.csv", ["a", "b"], [0, 1], classes=classes).read_text() == \
+        "id,label\na,L1\nb,\n"
+    with pytest.raises(ValueError, match="outside -1..1"):
+        write_predictions(tmp_path / "u.csv", ["a"], np.array([2**64 - 1], dtype=np.uint64), classes=classes)

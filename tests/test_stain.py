@@ -80,16 +80,37 @@ def test_streamed_standardised_prediction_equals_the_whole_section(monkeypatch):
     torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-6)
 
 
-def test_table_of_large_patches_comes_from_a_smaller_sample_whether_patches_are_given_or_not(monkeypatch):
+def test_table_of_large_patches_comes_from_their_centre_at_their_own_scale(monkeypatch):
     from gridgraph.patches.extract import section_patches
 
     monkeypatch.setattr(stain, "SAMPLE_PATCH", 4)
     section = make_section("hex", seed=2, shape=(8, 12), n_classes=3)
     window = section.spot_diameter_px
     whole = section_patches(section, 8, window_px=window)
-    small = section_patches(section, 4, window_px=window)
-    expected = stain.stain_table(stain.channel_histograms(small))
+    centre = section_patches(section, 4, window_px=window / 2)  # half the window, same px per patch px
+    expected = stain.stain_table(stain.channel_histograms(centre))
     assert torch.equal(stain.section_stain_table(section, 8, window), expected)
     assert torch.equal(stain.section_stain_table(section, 8, window, patches=whole), expected)
     assert not torch.equal(expected, stain.stain_table(stain.channel_histograms(whole)))
-    assert torch.equal(stain.section_stain_table(section, 4, window, patches=small), expected)
+    small = section_patches(section, 4, window_px=window)
+    assert torch.equal(stain.section_stain_table(section, 4, window, patches=small),
+                       stain.stain_table(stain.channel_histograms(small)))
+
+
+def test_centre_sample_keeps_the_texture_of_large_patches():
+    from dataclasses import replace
+
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    from gridgraph.patches.extract import extract_patches
+
+    rng = np.random.default_rng(0)
+    noise = gaussian_filter(rng.normal(0, 1, (700, 700, 3)), (0.7, 0.7, 0))  # fine texture, as chromatin
+    img = (noise / noise.std() * 35 + 150).clip(0, 255).astype(np.uint8)
+    section = make_section("irregular", seed=1, n_points=60)
+    pos = rng.uniform(150, 550, (section.num_nodes, 2))
+    section = replace(section, image=img, graph=replace(section.graph, pos=torch.from_numpy(pos)))
+    patches = extract_patches(img, pos, 256, 224)
+    sd = stain.apply_stain_table(patches, stain.section_stain_table(section, 224, 256)).float().std(dim=(0, 2, 3))
+    assert torch.allclose(sd, torch.tensor(stain.STAIN_STD), rtol=0.1)  # a 64 px sample of whole windows: 75/76/61

@@ -66,12 +66,17 @@ def _names(values: Sequence) -> list:
 
 
 def _codes(labels) -> Optional[np.ndarray]:
-    """``labels`` as an ``(N,)`` int64 array when it is an integer array or tensor, else None."""
+    """``labels`` as an ``(N,)`` int64 array when they are all integers (an integer array or
+    tensor, or a list of ints), else None."""
     if hasattr(labels, "detach"):
         labels = labels.detach().cpu().numpy()
-    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu":
-        return labels.reshape(-1).astype(np.int64, copy=False)
-    return None
+    if isinstance(labels, (list, tuple)) and labels and all(type(v) is int for v in labels):
+        labels = np.asarray(labels)
+    if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iu":
+        return None
+    if labels.dtype.kind == "u":  # beyond int64: still out of range, never wrapped to -1
+        labels = np.minimum(labels, np.iinfo(np.int64).max)
+    return labels.reshape(-1).astype(np.int64, copy=False)
 
 
 def _class_names(path: PathLike, codes: np.ndarray, classes: Optional[Sequence[str]]) -> np.ndarray:
@@ -82,7 +87,7 @@ def _class_names(path: PathLike, codes: np.ndarray, classes: Optional[Sequence[s
     if bad.any():
         raise ValueError(f"{path}: label {int(codes[bad][0])} outside -1..{len(classes) - 1}")
     lookup = np.empty(len(classes) + 1, dtype=object)
-    lookup[:-1] = [str(c) for c in classes]
+    lookup[:-1] = [_name(c) for c in classes]
     return lookup[codes]  # -1 picks the trailing None
 
 

@@ -16,7 +16,7 @@ from torch import Tensor
 STAIN_MEAN = (160.0, 110.0, 160.0)
 STAIN_STD = (40.0, 40.0, 30.0)
 SAMPLE_NODES = 8192
-SAMPLE_PATCH = 64  # largest side of the sample's patches: colour statistics need no finer detail
+SAMPLE_PATCH = 64  # larger patches are sampled by their centre only
 
 __all__ = ["STAIN_MEAN", "STAIN_STD", "SAMPLE_NODES", "SAMPLE_PATCH", "channel_histograms", "stain_table",
            "apply_stain_table", "apply_stain_table_rgb", "stain_sample", "section_stain_table"]
@@ -88,17 +88,23 @@ def stain_sample(num_nodes: int, max_nodes: int = SAMPLE_NODES) -> Tensor:
 
 def section_stain_table(section, patch_size: int, window_px: float, patches: Optional[Tensor] = None,
                         max_nodes: Optional[int] = None) -> Tensor:
-    """The ``(3, 256)`` table that standardises ``section``'s patches, from the patches of
-    :func:`stain_sample`'s nodes at ``min(patch_size, SAMPLE_PATCH)`` px: taken from ``patches``
-    (all nodes, in order) when they have that size, cut from the section's image otherwise (the
-    same pixels either way; a whole-slide image is read at the coarser pyramid level that size
-    allows, so the sample costs a fraction of the patches' own reading)."""
+    """The ``(3, 256)`` table that standardises ``section``'s patches, from :func:`stain_sample`'s
+    nodes. Patches of at most ``SAMPLE_PATCH`` px are the sample themselves: taken from ``patches``
+    (all nodes, in order) when given, cut otherwise (the same pixels either way). Of larger
+    patches only the centre is sampled, at the patches' own scale: a window of
+    ``window_px * SAMPLE_PATCH / patch_size`` px resized to ``SAMPLE_PATCH`` px, cut in training and
+    prediction alike, so the texture (and the SD) is that of the patches while a whole-slide image
+    reads a fraction of their pixels."""
     idx = stain_sample(section.graph.num_nodes, SAMPLE_NODES if max_nodes is None else max_nodes)
-    size = min(int(patch_size), SAMPLE_PATCH)
-    if patches is None or patches.shape[-1] != size:
+    if int(patch_size) > SAMPLE_PATCH:
         from .extract import section_patches
 
-        patches = section_patches(section, size, window_px=window_px, nodes=idx)
+        centre = float(window_px) * SAMPLE_PATCH / int(patch_size)
+        patches = section_patches(section, SAMPLE_PATCH, window_px=centre, nodes=idx)
+    elif patches is None:
+        from .extract import section_patches
+
+        patches = section_patches(section, patch_size, window_px=window_px, nodes=idx)
     elif len(idx) < len(patches):
         patches = patches[idx]
     return stain_table(channel_histograms(patches))
