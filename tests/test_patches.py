@@ -140,27 +140,27 @@ def test_random_color_jitter_seeded_bounded_and_off_at_zero():
         random_color_jitter(x, -0.1)
 
 
-def test_uint8_resize_within_one_of_the_float_resize_whatever_the_layout_and_batch():
+def test_uint8_resize_within_one_of_the_float_resize_whatever_the_batch():
     import torch.nn.functional as F
 
-    from gridgraph.patches.extract import resize_chw, resize_windows
+    from gridgraph.patches.extract import resize_windows
 
     rng = np.random.default_rng(0)
     for w, p in [(28, 16), (38, 16), (40, 24), (6, 32), (9, 9)]:
         x = torch.from_numpy(rng.integers(0, 256, (64, 3, w, w), dtype=np.uint8))
         ref = F.interpolate(x.float(), size=(p, p), mode="bilinear", antialias=True, align_corners=False)
-        got = resize_chw(x, p)
+        channels_last = x.permute(0, 2, 3, 1).numpy()
+        got = resize_windows(channels_last, p)
         assert got.shape == (64, 3, p, p) and got.dtype == torch.uint8 and got.is_contiguous()
         assert (got.float() - ref.round().clamp(0, 255)).abs().max() <= 1
-        channels_last = x.permute(0, 2, 3, 1).numpy()
         assert torch.equal(resize_windows(channels_last, p, batch=5), got)
         rows = torch.randperm(64)
         into = torch.zeros((64, 3, p, p), dtype=torch.uint8)
         resize_windows(channels_last, p, batch=7, out=into, rows=rows)
         assert torch.equal(into[rows], got)
-    assert torch.equal(resize_chw(x, 9), x)  # no resize: the windows themselves
+    assert torch.equal(resize_windows(channels_last, 9), x)  # no resize: the windows themselves
     with pytest.raises(TypeError, match="uint8"):
-        resize_chw(x.float(), 4)
+        resize_windows(channels_last.astype(np.float32), 4)
 
 
 def test_cut_windows_equal_one_by_one_crops():

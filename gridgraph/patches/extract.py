@@ -113,19 +113,6 @@ def resize_windows(crops: np.ndarray, patch_size: int, batch: Optional[int] = No
     ``table`` ``(3, 256)`` (:mod:`gridgraph.patches.stain`) the resized patches are looked up in it,
     equal to :func:`~gridgraph.patches.stain.apply_stain_table` on the result."""
     chunk = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)  # channels-last view
-    return _resize_channels_last(chunk, patch_size, batch, out, rows, table)
-
-
-def resize_chw(chunk: torch.Tensor, patch_size: int, batch: Optional[int] = None,
-               out: Optional[torch.Tensor] = None, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """``(n, 3, h, w)`` uint8 windows -> ``(n, 3, P, P)`` uint8, equal to :func:`resize_windows`
-    on the same windows channels last."""
-    return _resize_channels_last(chunk.contiguous(memory_format=torch.channels_last), patch_size, batch, out, rows)
-
-
-def _resize_channels_last(chunk: torch.Tensor, patch_size: int, batch: Optional[int],
-                          out: Optional[torch.Tensor], rows: Optional[torch.Tensor],
-                          table: Optional[torch.Tensor] = None) -> torch.Tensor:
     if chunk.dtype != torch.uint8:
         raise TypeError(f"windows must be uint8, got {chunk.dtype}")
     if out is None:

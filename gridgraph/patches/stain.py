@@ -95,15 +95,13 @@ def section_stain_table(section, patch_size: int, window_px: float, patches: Opt
     ``window_px * SAMPLE_PATCH / patch_size`` px resized to ``SAMPLE_PATCH`` px, cut in training and
     prediction alike, so the texture (and the SD) is that of the patches while a whole-slide image
     reads a fraction of their pixels."""
+    from .extract import section_patches  # extract imports this module
+
     idx = stain_sample(section.graph.num_nodes, SAMPLE_NODES if max_nodes is None else max_nodes)
     if int(patch_size) > SAMPLE_PATCH:
-        from .extract import section_patches
-
         centre = float(window_px) * SAMPLE_PATCH / int(patch_size)
         patches = section_patches(section, SAMPLE_PATCH, window_px=centre, nodes=idx)
     elif patches is None:
-        from .extract import section_patches
-
         patches = section_patches(section, patch_size, window_px=window_px, nodes=idx)
     elif len(idx) < len(patches):
         patches = patches[idx]
