@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, print_table  # noqa: E402
 
 from gridgraph.config import make_config  # noqa: E402
-from gridgraph.io.atomic import atomic_write  # noqa: E402
+from gridgraph.files.atomic import atomic_write  # noqa: E402
 from gridgraph.pipeline import run_training  # noqa: E402
 
 SECTIONS = ["C2", "C3", "C4", "C5", "C6"]

@@ -100,8 +100,8 @@ def _import_libraries() -> float:
     import importlib
 
     t0 = time.perf_counter()
-    for name in ("anndata", "h5py", "pyarrow.parquet", "scipy.spatial", "gridgraph.io.anndata_out",
-                 "gridgraph.io.visium_hd", "gridgraph.io.xenium", "gridgraph.pipeline"):
+    for name in ("anndata", "h5py", "pyarrow.parquet", "scipy.spatial", "gridgraph.io.writers.anndata",
+                 "gridgraph.io.readers.visium_hd", "gridgraph.io.readers.xenium", "gridgraph.pipeline"):
         importlib.import_module(name)
     return time.perf_counter() - t0
 

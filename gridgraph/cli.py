@@ -172,7 +172,7 @@ def _predict_input(args, ckpt: dict, path: str):
         raise ValueError("--library-id goes with --h5ad")
     adata = None
     if dest == "h5ad":
-        from .io.anndata_io import load_h5ad
+        from .io.readers.anndata import load_h5ad
 
         adata = paths["path"] = load_h5ad(paths["path"])
         paths["library_id"] = args.library_id
@@ -185,7 +185,7 @@ def _predict_one(args, model, ckpt: dict, path: str, out) -> dict:
     section, adata = _predict_input(args, ckpt, path)
     with ThreadPoolExecutor(1) as pool:
         if adata is None and args.anndata:  # imported and built while f runs (f releases the GIL)
-            from .io.anndata_out import section_anndata
+            from .io.writers.anndata import section_anndata
 
             adata = pool.submit(section_anndata, section)
         paths = predict_section(model, ckpt, section, out, figures=not args.no_figure, adata=adata)

@@ -12,7 +12,7 @@ from .config import DataConfig, GraphConfig, ModuleConfig, PatchConfig, RunConfi
 from .features import fit_features, image_only, in_features, needs_image, section_inputs
 from .graph import GraphSpec
 from .io import Section
-from .io.sources import READERS
+from .io.readers.registry import READERS
 from .io.tables import natural_sorted
 from .patches import SectionTensors, prepare_section
 

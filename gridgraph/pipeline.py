@@ -24,9 +24,9 @@ from .encoders import ENCODERS
 from .features import image_only, needs_image
 from .evaluate import accuracy, compute_metrics, confusion_matrix, ensemble, format_comparison, mean_std
 from .inference import evaluate_probs, predict_probs, predict_stream
-from .io.atomic import atomic_write
-from .io.image import prefetching
-from .io.output_set import OutputSet
+from .files.atomic import atomic_write
+from .io.images.image import prefetching
+from .files.output_set import OutputSet
 from .model import GridGraphNet, build_model
 from .patches import SectionTensors
 from .patches.extract import iter_section_patches, section_window_px
@@ -308,7 +308,7 @@ def _summary(ckpt: dict) -> dict:
 def read_as_trained(ckpt: dict, reader: str, paths: dict):
     """A new section read by the registered ``reader`` from explicit files (``paths``), with the
     reader options the model was trained with when it was trained with the same reader."""
-    from .io.sources import READERS
+    from .io.readers.registry import READERS
 
     data, f = ckpt["config"].data, ckpt["config"].f
     # an f that reads patches: the image decodes while the reader parses tables and builds the graph
@@ -319,9 +319,9 @@ def read_as_trained(ckpt: dict, reader: str, paths: dict):
 def predict_anndata(model: GridGraphNet, ckpt: dict, adata, library_id=None):
     """An AnnData in memory -> a copy with gridgraph's predictions in ``obs["gridgraph"]``,
     ``obs["gridgraph_f"]``, ``obsm["gridgraph_probs"]`` and ``uns["gridgraph"]`` (see
-    :func:`gridgraph.io.anndata_out.add_predictions`); read with the trained reader options when
+    :func:`gridgraph.io.writers.anndata.add_predictions`); read with the trained reader options when
     the model was trained on AnnData."""
-    from .io.anndata_out import add_predictions
+    from .io.writers.anndata import add_predictions
 
     section = read_as_trained(ckpt, "anndata", {"path": adata, "library_id": library_id})
     section, f_prob, g_prob = _predict(model, ckpt, section)
@@ -347,7 +347,7 @@ def predict_section(model: GridGraphNet, ckpt: dict, section, out_dir, figures: 
     (the AnnData the section was read from, or a :class:`concurrent.futures.Future` of it)
     also ``predictions.h5ad``. Returns the paths."""
     from .io import write_loupe_csv, write_predictions
-    from .io.anndata_out import add_predictions, write_h5ad
+    from .io.writers.anndata import add_predictions, write_h5ad
 
     classes = ckpt["classes"]
     section, f_prob, g_prob = _predict(model, ckpt, section)

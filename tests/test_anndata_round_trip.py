@@ -6,8 +6,8 @@ import yaml
 from gridgraph.cli import main
 from gridgraph.config import make_config
 from gridgraph.datasets import load_splits
-from gridgraph.io.anndata_out import add_predictions, write_h5ad
-from gridgraph.synthetic import make_section
+from gridgraph.io.writers.anndata import add_predictions, write_h5ad
+from gridgraph.io.readers.synthetic import make_section
 
 from helpers import tiny_config, write_spaceranger
 from test_io_anndata import visium_adata

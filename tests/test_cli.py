@@ -7,7 +7,7 @@ import yaml
 
 from gridgraph.cli import main
 from gridgraph.io import read_loupe_csv, read_predictions, read_spaceranger
-from gridgraph.synthetic import make_section
+from gridgraph.io.readers.synthetic import make_section
 from gridgraph.train import load_checkpoint
 
 from helpers import tiny_config, write_spaceranger

@@ -228,7 +228,7 @@ def test_checkpoint_records_its_scale_and_predict_applies_it(finished, monkeypat
     import gridgraph.patches.extract as extract
     from gridgraph.datasets import prepare
     from gridgraph.pipeline import load_model, trained_window
-    from gridgraph.synthetic import make_section
+    from gridgraph.io.readers.synthetic import make_section
 
     tmp, _ = finished
     _, ckpt = load_model(tmp / "out" / "best.pt")

@@ -15,7 +15,7 @@ from gridgraph.defaults import GRAPH_CORRECTOR, GRID_CORRECTOR, corrector_for, r
 from gridgraph.graph import hex_graph, knn_graph
 from gridgraph.patches.window import auto_window, node_pitch_px
 from gridgraph.pipeline import load_model, model_from_config, run_training
-from gridgraph.synthetic import make_section
+from gridgraph.io.readers.synthetic import make_section
 from gridgraph.train import Trainer, load_checkpoint, masked_cross_entropy
 
 from helpers import tiny_config

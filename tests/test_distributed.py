@@ -28,7 +28,7 @@ from gridgraph.cli import main
 from gridgraph.config import make_config
 from gridgraph.datasets import load_splits
 from gridgraph.pipeline import model_from_config, run_training
-from gridgraph.synthetic import make_section
+from gridgraph.io.readers.synthetic import make_section
 from gridgraph.train import Trainer
 
 from helpers import state_equal, tiny_config, write_spaceranger

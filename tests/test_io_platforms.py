@@ -10,7 +10,7 @@ pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
 
 from gridgraph.io import read_visium_hd, read_xenium  # noqa: E402
-from gridgraph.io.visium_hd import hd_bin_folder  # noqa: E402
+from gridgraph.io.readers.visium_hd import hd_bin_folder  # noqa: E402
 
 MPP = 0.25  # µm per full-resolution pixel
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from gridgraph.io import LazyImage, read_spaceranger
-from gridgraph.io.spaceranger import POSITION_COLUMNS
+from gridgraph.io.readers.spaceranger import POSITION_COLUMNS
 
 DLPFC_LAYERS = ["L1", "L2", "L3", "L4", "L5", "L6", "WM"]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gridgraph.io.tables import read_table
-from gridgraph.io.writers import read_predictions, round_significant, write_loupe_csv, write_predictions
+from gridgraph.io.writers.tables import read_predictions, round_significant, write_loupe_csv, write_predictions
 
 
 def write(path, text: str):

@@ -11,8 +11,8 @@ pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
 
 from gridgraph.io import read_visium_hd  # noqa: E402
-from gridgraph.io.sources import READERS  # noqa: E402
-from gridgraph.io.visium_hd import hd_bin_folder  # noqa: E402
+from gridgraph.io.readers.registry import READERS  # noqa: E402
+from gridgraph.io.readers.visium_hd import hd_bin_folder  # noqa: E402
 from gridgraph.patches.extract import section_window_px  # noqa: E402
 
 MPP = 0.5     # µm per full-resolution pixel

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import gridgraph.io.atomic as atomic
+import gridgraph.files.atomic as atomic
 from gridgraph.io import (
     read_loupe_csv,
     read_predictions,
@@ -18,7 +18,7 @@ from gridgraph.io import (
     write_loupe_csv,
     write_predictions,
 )
-from gridgraph.io.atomic import atomic_save, atomic_write, remove_stale_temp_files
+from gridgraph.files.atomic import atomic_save, atomic_write, remove_stale_temp_files
 from test_io_spaceranger import DLPFC_LAYERS, write_visium
 
 
@@ -190,7 +190,7 @@ def test_stale_temp_files_match_what_atomic_write_leaves(tmp_path):
 
 
 def test_names_are_computed_once_per_value_but_never_shared_across_types(tmp_path):
-    from gridgraph.io.writers import _names
+    from gridgraph.io.writers.tables import _names
 
     nan = float("nan")
     assert _names(["a ", 1, True, 1.0, nan, None, "", "a "]) == ["a", "1", "True", "1.0", None, None, None, "a"]

@@ -11,9 +11,9 @@ pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
 
 from gridgraph.io import read_xenium  # noqa: E402
-from gridgraph.io.frames import read_frame  # noqa: E402
-from gridgraph.io.sources import READERS  # noqa: E402
-from gridgraph.io.xenium import CELL_DIAMETER_UM, read_alignment  # noqa: E402
+from gridgraph.io.tables.frames import read_frame  # noqa: E402
+from gridgraph.io.readers.registry import READERS  # noqa: E402
+from gridgraph.io.readers.xenium import CELL_DIAMETER_UM, read_alignment  # noqa: E402
 from gridgraph.patches.extract import section_window_px  # noqa: E402
 
 PX = 0.2125  # µm per Xenium pixel

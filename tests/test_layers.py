@@ -6,10 +6,10 @@ PKG = Path(__file__).resolve().parents[1] / "gridgraph"
 
 # Lower layers first; a module may import its own layer and those before it.
 LAYERS = [
-    {"names", "registry"},
+    {"names", "registry", "files"},
     {"distributed"},  # torch.distributed machinery: imports no other gridgraph package
     {"graph"},
-    {"io", "synthetic"},
+    {"io"},
     {"patches", "features"},
     {"encoders", "correctors", "evaluate"},
     {"model", "baselines"},

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from gridgraph.io import LazyImage
-from gridgraph.io.image import prefetching
+from gridgraph.io.images.image import prefetching
 
 
 def _png(path, seed=0):
@@ -40,7 +40,7 @@ def test_pillows_limit_is_restored_after_overlapping_reads_in_threads(tmp_path):
     import threading
     import time
 
-    from gridgraph.io.image import _no_pixel_limit
+    from gridgraph.io.images.image import _no_pixel_limit
 
     before = Image.MAX_IMAGE_PIXELS
     inside = []

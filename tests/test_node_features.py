@@ -10,7 +10,7 @@ from scipy import sparse
 
 from gridgraph.encoders import FusionEncoder, build_encoder
 from gridgraph.features import expression_matrix, highly_variable_genes, normalize_log1p
-from gridgraph.io.node_features import read_counts, read_node_features
+from gridgraph.io.readers.features import read_counts, read_node_features
 from gridgraph.patches import NodeInputs, normalize, random_dihedral
 
 from helpers import changed, tiny_config
@@ -281,7 +281,7 @@ def test_backbone_embeddings_are_computed_once_and_reused(tmp_path):
 
 def test_gene_selection_uses_the_genes_every_training_file_has(tmp_path):
     from gridgraph.features import fit_features, section_inputs
-    from gridgraph.synthetic import make_section
+    from gridgraph.io.readers.synthetic import make_section
 
     sections = [make_section("cartesian", seed=k, name=f"s{k}") for k in (0, 1)]
     rng = np.random.default_rng(0)
@@ -304,12 +304,12 @@ def test_gene_selection_uses_the_genes_every_training_file_has(tmp_path):
 def test_review_edge_cases(tmp_path):
     import pandas as pd
 
-    from gridgraph.io.node_features import unique_names
+    from gridgraph.io.readers.features import unique_names
     from gridgraph.io.tables import read_table
-    from gridgraph.io.writers import round_significant
+    from gridgraph.io.writers.tables import round_significant
     from gridgraph.model import build_model
     from gridgraph.patches import SectionTensors
-    from gridgraph.synthetic import make_section
+    from gridgraph.io.readers.synthetic import make_section
 
     assert unique_names(["A", "MATR3", "MATR3", "A", "MATR3-1"]) == ["A", "MATR3", "MATR3-2", "A-1", "MATR3-1"]
     ids, values = _features(3, 2)

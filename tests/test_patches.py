@@ -14,7 +14,7 @@ from gridgraph.patches import (
     random_dihedral,
     section_patches,
 )
-from gridgraph.synthetic import make_section
+from gridgraph.io.readers.synthetic import make_section
 
 
 def ramp_image(h=10, w=12):

@@ -5,7 +5,7 @@ import torch
 
 tifffile = pytest.importorskip("tifffile")
 
-from gridgraph.io.slide import Intensity, SlideImage  # noqa: E402
+from gridgraph.io.images.slide import Intensity, SlideImage  # noqa: E402
 from gridgraph.patches import extract_patches  # noqa: E402
 from gridgraph.patches.slide import extract_slide_patches, iter_slide_patches, plan_level  # noqa: E402
 
@@ -155,7 +155,7 @@ def test_a_dark_sixteen_bit_png_stays_dark(tmp_path):
 
 
 def test_a_config_names_slide_options(tmp_path):
-    from gridgraph.io.sources import READERS
+    from gridgraph.io.readers.registry import READERS
 
     raw = np.zeros((64, 64, 2), dtype=np.uint16)
     raw[..., 0], raw[0, 0, 1], raw[0, 1, 1] = 100, 2048, 4095
@@ -163,7 +163,7 @@ def test_a_config_names_slide_options(tmp_path):
     source = READERS.get("spaceranger")
     opts, _ = source._split(tmp_path, {"fullres_image": {"path": "fluo.tif", "intensity": 12, "channels": [1]}})
     assert opts["fullres_image"]["path"] == str(tmp_path / "fluo.tif")
-    from gridgraph.io.tables import open_image
+    from gridgraph.io.images import open_image
 
     slide = open_image(opts["fullres_image"])
     assert slide.load()[0, 0].tolist() == [128, 128, 128] and slide.load()[0, 1].tolist() == [255, 255, 255]
@@ -172,8 +172,8 @@ def test_a_config_names_slide_options(tmp_path):
 def test_image_options_work_for_pngs_too(tmp_path):
     from PIL import Image
 
-    from gridgraph.io.image import LazyImage
-    from gridgraph.io.tables import open_image
+    from gridgraph.io.images.image import LazyImage
+    from gridgraph.io.images import open_image
 
     Image.fromarray(np.full((4, 4), 4095, dtype=np.uint16)).save(tmp_path / "grey12.png")
     image = open_image({"path": str(tmp_path / "grey12.png"), "intensity": 12})

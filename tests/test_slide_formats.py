@@ -9,10 +9,10 @@ from PIL import Image
 
 tifffile = pytest.importorskip("tifffile")
 
-import gridgraph.io.slide as slide_mod  # noqa: E402
+import gridgraph.io.images.slide as slide_mod  # noqa: E402
 from gridgraph.graph import knn_graph  # noqa: E402
 from gridgraph.io import LazyImage, Section, SlideImage, thumbnail  # noqa: E402
-from gridgraph.io.slide_store import TileCache  # noqa: E402
+from gridgraph.io.images.slide_store import TileCache  # noqa: E402
 from gridgraph.patches import extract_patches, section_patches  # noqa: E402
 from gridgraph.patches.slide import extract_slide_patches  # noqa: E402
 

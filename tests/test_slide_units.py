@@ -11,7 +11,7 @@ tifffile = pytest.importorskip("tifffile")
 from gridgraph import plot  # noqa: E402
 from gridgraph.graph import knn_graph  # noqa: E402
 from gridgraph.io import LazyImage, Section, SlideImage, read_image  # noqa: E402
-from gridgraph.io.slide import open_image_file  # noqa: E402
+from gridgraph.io.images.slide import open_image_file  # noqa: E402
 from gridgraph.patches import extract_patches, section_patches, window_for_resolution  # noqa: E402
 from gridgraph.patches.slide import extract_slide_patches  # noqa: E402
 from gridgraph.plot.nodes import BACKGROUND_MAX_SIDE, BACKGROUND_MIN_SIDE, background_side  # noqa: E402

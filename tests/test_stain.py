@@ -4,7 +4,7 @@ import torch
 
 from gridgraph.patches import prepare_section, standardize_stain
 from gridgraph.patches import stain
-from gridgraph.synthetic import make_section
+from gridgraph.io.readers.synthetic import make_section
 
 
 def test_stain_table_exact_on_two_values():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from gridgraph.synthetic import make_dataset, make_section
+from gridgraph.io.readers.synthetic import make_dataset, make_section
 
 
 @pytest.mark.parametrize("layout", ["hex", "cartesian", "irregular"])

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from gridgraph.config import TrainConfig
-from gridgraph.io.output_set import OutputSet
+from gridgraph.files.output_set import OutputSet
 from gridgraph.names import Stage
 from gridgraph.train import CheckpointManager, FOutputCache, TrainingState, plan_stages
 from gridgraph.train.run_folder import prepare_run_folder
@@ -124,7 +124,7 @@ def test_predict_stream_equals_predict_probs():
     from gridgraph.inference import predict_probs, predict_stream
     from gridgraph.model import build_model
     from gridgraph.patches import prepare_section
-    from gridgraph.synthetic import make_section
+    from gridgraph.io.readers.synthetic import make_section
 
     torch.manual_seed(0)
     model = build_model(3, corrector="conv2d", encoder_kwargs={"stage_channels": [8, 8, 8, 8],

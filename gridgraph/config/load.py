@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Optional, Union
 import yaml
 from pydantic import ValidationError
 
-from ..io.yaml_file import YamlError, load_yaml_text
+from ..files.yaml_file import YamlError, load_yaml_text
 from .schema import ConfigError, RunConfig
 
 __all__ = ["make_config", "load_config", "parse_override", "dump_config", "PATH_KEYS"]

@@ -230,7 +230,7 @@ class RunConfig(_Section):
         from ..correctors import CORRECTORS
         from ..encoders import ENCODERS
         from ..graph import GRAPH_BUILDERS
-        from ..io.sources import READERS
+        from ..io.readers.registry import READERS
 
         checks = [(ENCODERS, self.f.name, self.f.kwargs, "f"), (READERS, self.data.reader, self.data.options, "data.reader")]
         if self.g.name != AUTO:

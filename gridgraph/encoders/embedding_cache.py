@@ -20,7 +20,7 @@ How parts are canonicalised (so equal inputs give equal keys, any change a new k
 - anything else raises :class:`TypeError` naming the part.
 
 Files are ``<root>/<key[:2]>/<key>.pt`` (``torch.save`` of the key and the CPU tensor), written
-atomically (:func:`gridgraph.io.atomic.atomic_save`: a temporary file renamed over the target),
+atomically (:func:`gridgraph.files.atomic.atomic_save`: a temporary file renamed over the target),
 so a half-written file is never visible under its name. An unreadable or mismatched file is
 reported by a warning naming it, and :meth:`EmbeddingCache.get_or_compute` recomputes and
 overwrites it.
@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..io.atomic import atomic_save
+from ..files.atomic import atomic_save
 
 __all__ = ["EmbeddingCache", "array_digest"]
 

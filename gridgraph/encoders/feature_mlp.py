@@ -135,7 +135,7 @@ def expression(num_classes: int, counts: Optional[str] = None, id_format: Option
                hidden: Sequence[int] = (256,), dropout: float = 0.2) -> FeatureMLP:
     """f over each spot's gene expression (modality ``"expression"``), read from ``counts`` (a
     counts table, 10x ``.h5``, Matrix Market folder or ``.h5ad``; ``{section}`` stands for the
-    section id; see :func:`~gridgraph.io.node_features.read_counts`): counts normalised to
+    section id; see :func:`~gridgraph.io.readers.features.read_counts`): counts normalised to
     ``target_sum`` per spot and ``log1p``'d, on ``genes`` or the ``n_top_genes`` most variable
     genes of the training sections (see :mod:`gridgraph.features.expression`); ``in_features``
     is the number of genes kept, filled from the data."""

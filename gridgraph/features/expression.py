@@ -67,7 +67,7 @@ def expression_matrix(ids: Sequence[str], file_ids: Sequence[str], file_genes: S
     Nodes absent from the file get zeros and genes absent from it zero columns, each with a
     warning naming ``source`` and how many; no node at all in the file is an error.
     """
-    from ..io.node_features import match_rows
+    from ..io.readers.features import match_rows
 
     rows = match_rows(ids, file_ids, source, "counts")
     if len(ids) and (rows < 0).all():

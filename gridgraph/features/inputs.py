@@ -87,7 +87,7 @@ def _stamp(path: str) -> tuple:
 def _read_counts_cached(path: str, size, mtime):
     """The counts of ``path`` (read once while the file is unchanged: fitting the gene selection
     and building the inputs read the same training files)."""
-    from ..io.node_features import read_counts
+    from ..io.readers.features import read_counts
 
     return read_counts(path)
 
@@ -149,7 +149,7 @@ def section_inputs(section, f_name: str, f_kwargs: Mapping, state: Mapping, imag
                                        kept["genes"], kept["target_sum"], source=source)
             parts[modality] = torch.from_numpy(values)
         else:
-            from ..io.node_features import read_node_features
+            from ..io.readers.features import read_node_features
 
             path = _source(options, "path", section, modality)
             ids = node_ids(section, options.get("id_format"))

@@ -1,21 +1,23 @@
 """Readers and writers: Space Ranger, classic ST, spot tables, nuclei CSVs, AnnData, Loupe CSV."""
-from .anndata_io import read_anndata
-from .image import LazyImage, read_image, thumbnail, to_rgb_uint8
-from .intensity import Intensity
-from .nuclei import read_nuclei_csv
-from .section import Section, encode_labels
-from .slide import SlideImage
-from .spaceranger import read_barcode_labels, read_scalefactors, read_spaceranger
-from .spot_table import read_class_names, read_spot_table
-from .st_tsv import read_st_tsv
-from .frames import read_frame
-from .visium_hd import hd_bin_folder, read_visium_hd
-from .xenium import read_alignment, read_xenium
-from .writers import read_loupe_csv, read_predictions, write_loupe_csv, write_predictions
+from .readers.anndata import read_anndata
+from .images.image import LazyImage, read_image, thumbnail, to_rgb_uint8
+from .images.intensity import Intensity
+from .readers.nuclei import read_nuclei_csv
+from .labels import encode_labels, map_labels
+from .section import Section
+from .images.slide import SlideImage
+from .readers.spaceranger import read_barcode_labels, read_scalefactors, read_spaceranger
+from .readers.spot_table import read_class_names, read_spot_table
+from .readers.st_tsv import read_st_tsv
+from .tables.frames import read_frame
+from .readers.visium_hd import hd_bin_folder, read_visium_hd
+from .readers.xenium import read_alignment, read_xenium
+from .writers.tables import read_loupe_csv, read_predictions, write_loupe_csv, write_predictions
 
 __all__ = [
     "Section",
     "encode_labels",
+    "map_labels",
     "LazyImage",
     "SlideImage",
     "Intensity",

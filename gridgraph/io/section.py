@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
 
 from ..graph import SpotGraph
-from .image import ImageLike, as_array, image_size
+from .images.image import ImageLike, as_array, image_size
 
 
 @dataclass
@@ -21,8 +21,8 @@ class Section:
         labels: ``(N,)`` int64, ``-1`` for unlabeled nodes; label ``i`` means ``classes[i]``.
         classes: class names.
         barcodes: ``N`` node ids (spot barcodes, or generated ids for nuclei).
-        image: ``(H, W, 3)`` uint8 array, a :class:`~gridgraph.io.image.LazyImage`, a
-            :class:`~gridgraph.io.slide.SlideImage` (read window by window), or ``None``.
+        image: ``(H, W, 3)`` uint8 array, a :class:`~gridgraph.io.images.image.LazyImage`, a
+            :class:`~gridgraph.io.images.slide.SlideImage` (read window by window), or ``None``.
         spot_diameter_px: spot diameter in image pixels, where known.
         spot_diameter_um: physical spot diameter in micrometres (Visium 55, classic ST 100).
         array_row, array_col: ``(N,)`` array coordinates for grid layouts.
@@ -120,26 +120,3 @@ class Section:
             f"Section(name={self.name!r}, num_nodes={self.num_nodes}, "
             f"layout={self.graph.layout!r}, classes={self.classes})"
         )
-
-
-def encode_labels(
-    names: Sequence, classes: Optional[Sequence[str]] = None, source: str = "labels"
-) -> tuple[np.ndarray, list]:
-    """Map label names to ints (``None``/NaN/empty -> -1); ``classes`` fixes the order.
-
-    Without ``classes`` the sorted set of names is used. A name absent from a given ``classes``
-    raises ``ValueError`` naming ``source``.
-    """
-    def missing(v) -> bool:
-        return v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == ""
-
-    clean = [None if missing(v) else str(v).strip() for v in names]
-    if classes is None:
-        classes = sorted({v for v in clean if v is not None})
-    classes = [str(c) for c in classes]
-    index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({v for v in clean if v is not None and v not in index})
-    if unknown:
-        raise ValueError(f"{source}: unknown label names {unknown[:5]}; expected one of {classes}")
-    codes = np.array([-1 if v is None else index[v] for v in clean], dtype=np.int64)
-    return codes, classes

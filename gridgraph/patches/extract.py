@@ -7,8 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..io.image import ImageLike, as_array
-from ..io.slide import SlideImage
+from ..io.images.image import ImageLike, as_array
+from ..io.images.slide import SlideImage
 from .stain import apply_stain_table_rgb
 
 
@@ -38,7 +38,7 @@ def extract_patches(
     """Patches centred on each node.
 
     Args:
-        image: ``(H, W, 3)`` uint8 array, :class:`~gridgraph.io.image.LazyImage` or image path.
+        image: ``(H, W, 3)`` uint8 array, :class:`~gridgraph.io.images.image.LazyImage` or image path.
         pixel_pos: ``(N, 2)`` pixel ``(x, y)`` of the node centres.
         window_px: side of the square window cut around each centre, in image pixels (rounded,
             at least 1). Past the image border the edge pixels are repeated.
@@ -178,7 +178,7 @@ def section_patches(
 ) -> torch.Tensor:
     """Patches of every node of a :class:`~gridgraph.io.Section` (or of the node indices
     ``nodes``, in that order); give exactly one window size (see :func:`section_window_px`). A
-    whole-slide image (:class:`~gridgraph.io.slide.SlideImage`) is read window by window from
+    whole-slide image (:class:`~gridgraph.io.images.slide.SlideImage`) is read window by window from
     the pyramid level the patch size needs (:mod:`gridgraph.patches.slide`), never as a whole.
     """
     window_px = section_window_px(section, window_px, window_um, window_spots)

@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 
 from ..graph.spot_graph import SpotGraph
-from ..io.image import LazyImage
+from ..io.images.image import LazyImage
 from ..io.section import Section
 from .extract import section_patches, section_window_px
 from .stain import apply_stain_table, section_stain_table

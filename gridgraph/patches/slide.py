@@ -16,8 +16,8 @@ from typing import Iterator, Optional
 import numpy as np
 import torch
 
-from ..io.slide import SlideImage
-from ..io.slide_store import usable_cores
+from ..io.images.slide import SlideImage
+from ..io.images.slide_store import usable_cores
 from .extract import resize_windows, window_corners
 
 __all__ = ["plan_level", "iter_slide_patches", "extract_slide_patches"]

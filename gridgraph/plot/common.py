@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ..evaluate.metrics import to_numpy
-from ..io.atomic import atomic_write
+from ..files.atomic import atomic_write
 from ..names import Layout
 
 PathLike = Union[str, os.PathLike]

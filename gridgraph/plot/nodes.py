@@ -103,10 +103,10 @@ def background_side(ax, image_side: float, view_side: float) -> int:
 
 def _draw_background(ax, image, view_side: Optional[float] = None) -> None:
     """An image under the nodes, read at the figure's pixel size (:func:`background_side`;
-    :func:`~gridgraph.io.image.thumbnail`: whole-slide images from the matching pyramid level,
+    :func:`~gridgraph.io.images.image.thumbnail`: whole-slide images from the matching pyramid level,
     image files decoded reduced, arrays decimated), drawn in full-resolution pixel coordinates:
     a figure of a gigapixel slide needs tens of MiB, not the slide."""
-    from ..io.image import image_size, thumbnail
+    from ..io.images.image import image_size, thumbnail
 
     side = max(image_size(image))
     thumb, f = thumbnail(image, background_side(ax, side, side if view_side is None else view_side))

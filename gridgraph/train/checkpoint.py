@@ -13,7 +13,7 @@ from typing import Optional, Sequence, Union
 import torch
 
 from ..config import legacy_config
-from ..io.atomic import atomic_save, atomic_write
+from ..files.atomic import atomic_save, atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointManager", "MODEL_SECTIONS"]
 

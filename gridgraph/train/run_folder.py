@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from ..io.atomic import remove_stale_temp_files
+from ..files.atomic import remove_stale_temp_files
 
 __all__ = ["RUN_FILES", "prepare_run_folder"]
 

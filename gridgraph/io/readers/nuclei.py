@@ -5,10 +5,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..graph.spec import GraphSpec, GraphSpecLike
-from .image import ImageLike, image_size
-from .section import Section
-from .tables import PathLike, check_inside, encode_names, image_source, open_image, read_table
+from ...graph.spec import GraphSpec, GraphSpecLike
+from ..images.image import ImageLike, image_size
+from ..section import Section
+from ..tables import PathLike, check_inside, read_table
+from ..images.open import image_source, open_image
+from ..labels import encode_labels
 
 
 def read_nuclei_csv(
@@ -24,7 +26,7 @@ def read_nuclei_csv(
         path: CSV with header ``x,y`` and optionally ``label``: pixel centroid (``x`` = column,
             ``y`` = row) of every detected nucleus; an empty label marks a nucleus that is a node
             of the graph without a training label (``-1``).
-        image: path, array or :class:`~gridgraph.io.image.LazyImage` (``None`` for none).
+        image: path, array or :class:`~gridgraph.io.images.image.LazyImage` (``None`` for none).
         graph: the cell graph's rule and arguments, a :class:`~gridgraph.graph.GraphSpec` or
             its plain form: ``"knn"`` (default: symmetric 6-nearest neighbours),
             ``{"builder": "knn", "k": 8}``, ``{"builder": "radius", "r": 30.0}`` (pixels).
@@ -47,7 +49,7 @@ def read_nuclei_csv(
     pos = np.stack([table.numeric("x"), table.numeric("y")], axis=1)
     ids = [str(i) for i in range(len(table))]
     names = table.text("label") if table.has("label") else [None] * len(table)
-    labels, classes = encode_names(names, classes, f"{path}: column 'label'")
+    labels, classes = encode_labels(names, classes, f"{path}: column 'label'")
     table.warn_if_cut()
     img = open_image(image, "nuclei image")
     if img is not None:

@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from .atomic import atomic_write
-from .tables import PathLike, read_table
+from ...files.atomic import atomic_write
+from ..tables import PathLike, read_table
 
 
 def _delimiter(path: PathLike) -> str:

@@ -9,22 +9,14 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..graph import hex_graph
-from ..graph.hex_layout import VISIUM_COLS, VISIUM_ROWS, VISIUM_GRID_SHAPE
-from .image import ImageLike, image_size
-from .section import Section
-from .tables import (
-    PathLike,
-    check_array_index,
-    check_inside,
-    encode_names,
-    image_source,
-    is_positive_number,
-    open_image,
-    read_table,
-    require_file,
-)
-from .writers import read_loupe_csv
+from ...graph import hex_graph
+from ...graph.hex_layout import VISIUM_COLS, VISIUM_ROWS, VISIUM_GRID_SHAPE
+from ..images.image import ImageLike, image_size
+from ..section import Section
+from ..tables import PathLike, check_array_index, check_inside, is_positive_number, read_table, require_file
+from ..images.open import image_source, open_image
+from ..labels import encode_labels
+from ..writers.tables import read_loupe_csv
 
 POSITION_COLUMNS = [
     "barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres", "pxl_col_in_fullres",
@@ -276,7 +268,7 @@ def read_spaceranger(
         check_inside(pos, image_size(img), f"{pos_path} (in {image_source(img)})", barcodes)
 
     mapping, source = _label_mapping(labels, name)
-    codes, class_names = encode_names([mapping.get(b) for b in barcodes], classes, source)
+    codes, class_names = encode_labels([mapping.get(b) for b in barcodes], classes, source)
     if labels is not None:
         _check_label_match(mapping, codes, all_barcodes, source, name, pos_path)
 

@@ -76,9 +76,9 @@ def read_image(path: Union[str, os.PathLike], intensity: IntensityLike = None,
 
     By default greyscale, RGBA, palette and 16-bit images are converted as
     :func:`to_rgb_uint8` does (16-bit by the dtype's range). ``intensity`` (an
-    :class:`~gridgraph.io.intensity.Intensity`, ``"dtype"``, ``"percentile"`` or a bit depth such
+    :class:`~gridgraph.io.images.intensity.Intensity`, ``"dtype"``, ``"percentile"`` or a bit depth such
     as ``12``) and ``channels`` (1 or 3 indices of the R, G, B or grey channels) scale and select
-    the raw samples the way :class:`~gridgraph.io.slide.SlideImage` does; ``"percentile"`` is
+    the raw samples the way :class:`~gridgraph.io.images.slide.SlideImage` does; ``"percentile"`` is
     fitted on the image decimated to about 1024 px a side.
     """
     path = Path(path)
@@ -115,7 +115,7 @@ def _scaled(im, path: Path, intensity: IntensityLike, channels: Optional[Sequenc
 
 
 def as_intensity(intensity: IntensityLike) -> Intensity:
-    """An :class:`~gridgraph.io.intensity.Intensity` from itself, its mode or ``None`` (``"dtype"``)."""
+    """An :class:`~gridgraph.io.images.intensity.Intensity` from itself, its mode or ``None`` (``"dtype"``)."""
     if isinstance(intensity, Intensity):
         return intensity
     return Intensity("dtype" if intensity is None else intensity)
@@ -140,7 +140,7 @@ class LazyImage:
     """An image file that is decoded on first use; its size comes from the header alone.
 
     Args:
-        path: a PNG, JPEG, ... file Pillow reads (whole-slide TIFFs: :class:`~gridgraph.io.slide.SlideImage`).
+        path: a PNG, JPEG, ... file Pillow reads (whole-slide TIFFs: :class:`~gridgraph.io.images.slide.SlideImage`).
         intensity, channels: raw sample scaling and channel choice (see :func:`read_image`);
             default ``None``: Pillow's conversion, 16-bit by the dtype's range.
         microns_per_pixel: the pixel size in µm, when known (never guessed from DPI tags:
@@ -236,7 +236,7 @@ def image_size(image: ImageLike) -> tuple[int, int]:
 def thumbnail(image: ImageLike, max_side: int = 2048) -> tuple[np.ndarray, float]:
     """``(pixels, factor)``: an image at most ``max_side`` pixels a side as ``(h, w, 3)`` uint8,
     and full-resolution pixels per thumbnail pixel. Slides read a pyramid level
-    (:meth:`~gridgraph.io.slide.SlideImage.thumbnail`), image files a reduced decode
+    (:meth:`~gridgraph.io.images.slide.SlideImage.thumbnail`), image files a reduced decode
     (:meth:`LazyImage.thumbnail`), arrays every ``factor``-th pixel (no copy when small)."""
     if hasattr(image, "thumbnail"):  # LazyImage, SlideImage
         return image.thumbnail(max_side)

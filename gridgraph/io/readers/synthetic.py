@@ -13,9 +13,9 @@ import numpy as np
 import torch.nn.functional as F
 import torch
 
-from .graph import cartesian_graph, hex_graph, knn_graph
-from .io.section import Section
-from .names import Layout
+from ...graph import cartesian_graph, hex_graph, knn_graph
+from ..section import Section
+from ...names import Layout
 
 LAYOUT_DEFAULTS = {
     # layout: (array rows, array columns, pixels between neighbouring spots)

@@ -20,8 +20,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .frames import is_parquet, separator
-from .tables import PathLike, open_maybe_gzip, require_file
+from ..tables import is_parquet, separator
+from ..tables import PathLike, open_maybe_gzip, require_file
 
 __all__ = ["read_node_features", "read_counts", "match_rows"]
 
@@ -85,7 +85,7 @@ def read_node_features(path: PathLike, ids: Sequence[str], key: Optional[str] = 
                     raise ValueError(f"{path}: no array {field!r}; expected 'ids' and {key!r} ({what})")
             file_ids, values = archive["ids"].astype(str), archive[key]
     elif name.endswith(".h5ad"):
-        from .anndata_io import load_h5ad
+        from .anndata import load_h5ad
 
         adata = load_h5ad(path)
         if not key or key not in adata.obsm:
@@ -148,7 +148,7 @@ def _read_counts(path: PathLike, what: str):
     path = require_file(path, what)
     name = path.name.lower()
     if name.endswith(".h5ad"):
-        from .anndata_io import load_h5ad
+        from .anndata import load_h5ad
 
         adata = load_h5ad(path)
         if "counts" in adata.layers:

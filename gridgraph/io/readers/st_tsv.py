@@ -10,10 +10,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..graph import cartesian_graph
-from .image import ImageLike, image_size
-from .section import Section
-from .tables import PathLike, check_inside, check_unique, image_source, open_image, read_table
+from ...graph import cartesian_graph
+from ..images.image import ImageLike, image_size
+from ..section import Section
+from ..tables import PathLike, check_inside, check_unique, read_table
+from ..images.open import image_source, open_image
 
 ST_SPOT_UM = 100.0  # classic ST spot diameter
 ST_PITCH_UM = 200.0  # centre-to-centre distance of neighbouring spots
@@ -63,7 +64,7 @@ def read_st_tsv(
 
     Args:
         annotation_tsv: class x spot table (see the module docstring).
-        image: path, array or :class:`~gridgraph.io.image.LazyImage` of the H&E image, cropped so
+        image: path, array or :class:`~gridgraph.io.images.image.LazyImage` of the H&E image, cropped so
             that spot ``(1, 1)`` lies at pixel ``(0, 0)``. ``None`` needs ``spot_spacing_px``.
         spot_spacing_px: pixels per array step; default ``194 * width / 6200``.
         classes: class order; default the file's row order. Names must match the rows.

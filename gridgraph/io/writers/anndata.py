@@ -7,7 +7,7 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from .atomic import atomic_path
+from ...files.atomic import atomic_path
 
 __all__ = ["add_predictions", "write_h5ad", "section_anndata"]
 
@@ -69,7 +69,7 @@ def add_predictions(adata, ids: Sequence[str], f_probs: np.ndarray, g_probs: np.
 
 
 def write_h5ad(adata, path: Union[str, os.PathLike]) -> Path:
-    """Write ``adata`` to ``path`` atomically (see :func:`~gridgraph.io.atomic.atomic_path`)."""
+    """Write ``adata`` to ``path`` atomically (see :func:`~gridgraph.files.atomic.atomic_path`)."""
     with atomic_path(path) as tmp:
         adata.write_h5ad(tmp)
     return Path(path)

@@ -13,11 +13,13 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..graph.spec import GraphSpec, GraphSpecLike
-from .frames import RowNames, map_labels, numeric_column, read_frame, text_column, unique_column
-from .image import ImageLike, image_size
-from .section import Section
-from .tables import PathLike, check_inside, image_source, is_positive_number, open_image, require_file
+from ...graph.spec import GraphSpec, GraphSpecLike
+from ..labels import map_labels
+from ..tables import RowNames, numeric_column, read_frame, text_column, unique_column
+from ..images.image import ImageLike, image_size
+from ..section import Section
+from ..tables import PathLike, check_inside, is_positive_number, require_file
+from ..images.open import image_source, open_image
 
 __all__ = ["read_xenium", "read_alignment", "CELL_DIAMETER_UM"]
 

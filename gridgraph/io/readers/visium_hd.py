@@ -15,12 +15,14 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..graph.spec import GraphSpec, GraphSpecLike
-from .frames import RowNames, map_labels, numeric_column, read_frame, text_column, unique_column, where
-from .image import image_size
-from .section import Section
+from ...graph.spec import GraphSpec, GraphSpecLike
+from ..labels import map_labels
+from ..tables import RowNames, numeric_column, read_frame, text_column, unique_column, where
+from ..images.image import image_size
+from ..section import Section
 from .spaceranger import _check_label_match, _label_mapping, _select_image
-from .tables import PathLike, check_inside, image_source, is_positive_number, require_file
+from ..tables import PathLike, check_inside, is_positive_number, require_file
+from ..images.open import image_source
 
 __all__ = ["read_visium_hd", "hd_bin_folder", "HD_CAPTURE_UM"]
 

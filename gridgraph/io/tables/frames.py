@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from .tables import PathLike, encode_names, require_file
+from .text import PathLike, require_file
 
-__all__ = ["read_frame", "numeric_column", "text_column", "unique_column", "map_labels", "where",
+__all__ = ["read_frame", "numeric_column", "text_column", "unique_column", "where",
            "RowNames"]
 
 _TAB_SUFFIXES = (".tsv", ".tsv.gz", ".txt", ".txt.gz", ".tab", ".tab.gz")
@@ -173,21 +173,3 @@ def unique_column(values: np.ndarray, column: str, path: PathLike, rows: Optiona
         rows = np.arange(len(series)) if rows is None else np.asarray(rows)
         raise ValueError(f"{path}: column {column!r}, {where(path, int(rows[second]))} repeats the id of "
                          f"{where(path, int(rows[first]))}; expected unique ids")
-
-
-def map_labels(ids: Sequence[str], mapping: Mapping, classes: Optional[Sequence[str]],
-               source: str) -> tuple[np.ndarray, list]:
-    """``(codes, classes)``: the ``(N,)`` int64 class of each id through ``mapping`` (``-1``
-    for ids without a label), as :func:`~gridgraph.io.tables.encode_names` would give, but
-    encoding only the distinct names (fast for 10^6 ids)."""
-    import pandas as pd
-
-    if not mapping:
-        return np.full(len(ids), -1, dtype=np.int64), list(classes or [])
-    names = pd.Series(np.asarray(ids, dtype=object)).map(dict(mapping))
-    codes, uniques = pd.factorize(names, use_na_sentinel=True)
-    unique_codes, class_names = encode_names(list(uniques), classes, source)
-    out = np.full(len(ids), -1, dtype=np.int64)
-    known = codes >= 0
-    out[known] = unique_codes[codes[known]]
-    return out, class_names

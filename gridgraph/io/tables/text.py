@@ -1,4 +1,4 @@
-"""Shared helpers of the readers: delimited tables, value checks and images, with clear errors.
+"""Delimited text tables (CSV / TSV, optionally gzipped) read with clear errors.
 
 Every problem with a file's content is a ``ValueError`` whose message names the file, the column
 (or field) and what was expected; a missing file is a ``FileNotFoundError`` naming the path.
@@ -11,39 +11,14 @@ from __future__ import annotations
 
 import csv
 import gzip
-import math
-import os
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .image import ImageLike, LazyImage, to_rgb_uint8
-from .slide import SlideImage, open_image_file
-from .section import encode_labels
-
-PathLike = Union[str, os.PathLike]
-
-
-def require_file(path: PathLike, what: str = "file") -> Path:
-    """``Path(path)``, or ``FileNotFoundError`` naming ``what`` and the path when it is absent."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    return path
-
-
-def natural_key(name: str) -> list:
-    """Sort key that orders digit runs by value: ``L2 < L10``, ``L6 < WM``."""
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(name)) if t]
-
-
-def natural_sorted(names) -> list:
-    """Distinct names in natural order (see :func:`natural_key`)."""
-    return sorted({str(n) for n in names}, key=natural_key)
+from .checks import PathLike, check_unique, require_file
 
 
 def _is_number(text: str) -> bool:
@@ -52,15 +27,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def is_positive_number(value) -> bool:
-    """Whether ``value`` is a real number (not a bool or string), finite and > 0."""
-    if hasattr(value, "dtype") and getattr(value, "size", 0) == 1:  # numpy scalar or 1-element array
-        value = value.item() if value.dtype.kind in "iuf" else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return math.isfinite(value) and value > 0
 
 
 @dataclass
@@ -376,83 +342,3 @@ def _parse_columns(path: Path, delimiter: Optional[str], what: str) -> _Parsed:
     odd = [(n, k) for n, k in odd if n != head_line]
     return _Parsed([col[keep].tolist() for col in values], lines[keep].tolist(), width, head, head_line,
                    head_odd, odd, len(skipped) - 1 if unterminated else None)
-
-
-def check_unique(values: Sequence, source: str, lines: Optional[Sequence[int]] = None) -> None:
-    """Raise ``ValueError`` naming ``source`` and the first value that occurs twice."""
-    seen: dict = {}
-    for k, v in enumerate(values):
-        if v in seen:
-            where = f" (lines {lines[seen[v]]} and {lines[k]})" if lines is not None else ""
-            raise ValueError(f"{source}: duplicated value {v!r}{where}; expected unique values")
-        seen[v] = k
-
-
-def check_array_index(values: np.ndarray, high: int, where: str, at: Sequence[str], why: str) -> None:
-    """Raise ``ValueError`` unless every array index lies in ``0..high``.
-
-    ``where`` names the file and column, ``at[i]`` the place of value ``i`` (``"line 7"``) and
-    ``why`` the platform whose array gives the bound. Checked before any dense grid is built, so
-    a corrupted coordinate cannot ask for terabytes.
-    """
-    values = np.asarray(values)
-    bad = (values < 0) | (values > high)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{where}, {at[i]}: expected a non-negative array index no greater than {high} ({why})"
-        )
-
-
-def check_inside(pos: np.ndarray, size: tuple, source: str, ids: Sequence, kind: str = "spots") -> None:
-    """Raise ``ValueError`` if any ``(x, y)`` in ``pos`` lies outside the image's extent.
-
-    ``size`` is the image's ``(W, H)``; the extent is ``0 <= x <= W, 0 <= y <= H`` (a point on the
-    far border, as centroids rounded to the edge are, still counts as inside). ``ids`` name the
-    nodes in the message.
-    """
-    w, h = size
-    pos = np.asarray(pos, dtype=np.float64)
-    out = (pos[:, 0] < 0) | (pos[:, 0] > w) | (pos[:, 1] < 0) | (pos[:, 1] > h)
-    if out.any():
-        i = int(np.flatnonzero(out)[0])
-        raise ValueError(
-            f"{source}: {int(out.sum())} {kind} lie outside the image ({w}x{h} px), e.g. "
-            f"{ids[i]} at pixel (x={pos[i, 0]:.1f}, y={pos[i, 1]:.1f}); expected 0 <= x <= {w} "
-            f"and 0 <= y <= {h}"
-        )
-
-
-def open_image(image: Optional[ImageLike], what: str = "image") -> Optional[ImageLike]:
-    """A reader's image argument made usable: a TIFF path becomes a :class:`SlideImage` (read
-    window by window), another path a :class:`LazyImage` (decoded on first use), a mapping
-    ``{"path": ..., "intensity": ..., "channels": ..., "microns_per_pixel": ...}`` a
-    :class:`SlideImage` with those options (as a config names them); an array is converted to
-    ``(H, W, 3)`` uint8; ``None`` and open images pass."""
-    if image is None or isinstance(image, (LazyImage, SlideImage)):
-        return image
-    if isinstance(image, np.ndarray):
-        return to_rgb_uint8(image, what)
-    if hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
-        return to_rgb_uint8(np.asarray(image.convert("RGBA") if image.mode == "P" else image), what)
-    if isinstance(image, Mapping):  # {"path": SLIDE.tif, "intensity": 12, "channels": [0, 1, 2], ...}
-        options = dict(image)
-        return open_image_file(require_file(options.pop("path", None) or "", what), **options)
-    return open_image_file(require_file(image, what))
-
-
-def image_source(image: ImageLike) -> str:
-    """A name for an image in messages."""
-    return str(image.path) if isinstance(image, (LazyImage, SlideImage)) else "image array"
-
-
-def encode_names(names: Sequence, classes: Optional[Sequence[str]], source: str):
-    """``(labels, classes)``: names to int64 codes, ``-1`` for missing names.
-
-    ``classes`` fixes the order; by default the distinct names in natural order (``L1..L6, WM``).
-    Unknown names raise ``ValueError`` naming ``source`` and the expected classes.
-    """
-    if classes is None:
-        present = [n for n in names if n is not None and not (isinstance(n, float) and np.isnan(n))]
-        classes = natural_sorted(s for s in (str(n).strip() for n in present) if s)
-    return encode_labels(names, classes, source=source)

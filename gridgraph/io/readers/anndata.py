@@ -6,18 +6,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..graph.spec import GraphSpec, GraphSpecLike
-from .image import image_size, to_rgb_uint8
-from .section import Section
+from ...graph.spec import GraphSpec, GraphSpecLike
+from ..images.image import image_size, to_rgb_uint8
+from ..section import Section
 from .spaceranger import VISIUM_MAX_COL, VISIUM_MAX_ROW, VISIUM_RANGE, VISIUM_SPOT_UM, visium_graph
-from .tables import (
-    check_array_index,
-    check_inside,
-    check_unique,
-    encode_names,
-    is_positive_number,
-    require_file,
-)
+from ..tables import check_array_index, check_inside, check_unique, is_positive_number, require_file
+from ..labels import encode_labels
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -181,7 +175,7 @@ def read_anndata(
         if classes is None and hasattr(column, "cat"):
             classes = [str(c) for c in column.cat.categories]
         names = [None if v is None or v != v else v for v in column.tolist()]
-    labels, classes = encode_names(names, classes, f"{source}: obs[{label_key!r}]")
+    labels, classes = encode_labels(names, classes, f"{source}: obs[{label_key!r}]")
 
     has_grid = "array_row" in obs and "array_col" in obs
     spec = GraphSpec.parse(("hex" if has_grid else "knn") if graph == "auto" else graph)

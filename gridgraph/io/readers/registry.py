@@ -12,15 +12,15 @@ import inspect
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from ..registry import Registry
+from ...registry import Registry
 from .nuclei import read_nuclei_csv
-from .section import Section
+from ..section import Section
 from .spaceranger import read_spaceranger
 from .spot_table import read_spot_table
 from .st_tsv import read_st_tsv
 from .visium_hd import read_visium_hd
 from .xenium import read_xenium
-from .tables import natural_sorted
+from ..tables import natural_sorted
 
 __all__ = ["READERS", "SectionSource", "read_section"]
 
@@ -109,7 +109,7 @@ def _under(root: Path, value: str) -> str:
 
 
 def _synthetic(seed, name=None, **options):
-    from ..synthetic import make_section
+    from .synthetic import make_section
 
     try:
         seed = int(seed)
@@ -120,7 +120,7 @@ def _synthetic(seed, name=None, **options):
 
 class _SyntheticSource(SectionSource):
     def __init__(self):
-        from ..synthetic import make_section
+        from .synthetic import make_section
 
         super().__init__(make_section, path_params=("seed", "name"))
 
@@ -136,7 +136,7 @@ class _AnnDataSource(SectionSource):
     (``obs['library_id']``) are the section ids."""
 
     def __init__(self):
-        from .anndata_io import read_anndata
+        from .anndata import read_anndata
 
         super().__init__(read_anndata, path_params=("adata", "library_id"))
         params = list(self.__signature__.parameters.values())

@@ -6,19 +6,13 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..graph import cartesian_graph
-from .image import ImageLike, image_size
-from .section import Section
+from ...graph import cartesian_graph
+from ..images.image import ImageLike, image_size
+from ..section import Section
 from .st_tsv import ST_MAX_INDEX, ST_PITCH_UM, ST_RANGE, ST_SPOT_UM
-from .tables import (
-    PathLike,
-    check_array_index,
-    check_inside,
-    encode_names,
-    image_source,
-    open_image,
-    read_table,
-)
+from ..tables import PathLike, check_array_index, check_inside, read_table
+from ..images.open import image_source, open_image
+from ..labels import encode_labels
 
 CLASS_NAMES_FILE = "cluster_names.tsv"
 
@@ -69,7 +63,7 @@ def read_spot_table(
 
     Args:
         path: CSV or TSV with a header (tab-separated when the first line holds a tab).
-        image: the H&E image (path, array or :class:`~gridgraph.io.image.LazyImage`) in whose
+        image: the H&E image (path, array or :class:`~gridgraph.io.images.image.LazyImage`) in whose
             pixels ``pixel_x``/``pixel_y`` are given, or ``None``.
         label_column: column of labels; empty cells are unlabeled (``-1``); ``None`` for none.
         x_column, y_column: integer array column / row of each spot (kept as in the file;
@@ -129,7 +123,7 @@ def read_spot_table(
         values = [None if v is None else label_names[v] for v in values]
         if classes is None:
             classes = list(dict.fromkeys(label_names.values()))
-    labels, classes = encode_names(values, classes, source)
+    labels, classes = encode_labels(values, classes, source)
 
     img = open_image(image, "spot-table image")
     if img is not None:

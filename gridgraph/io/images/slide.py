@@ -3,8 +3,8 @@
 :class:`SlideImage` opens a (tiled or striped, pyramidal or not) TIFF through tifffile and reads
 regions through its zarr store, so only the tiles a window touches are decoded (JPEG, JPEG 2000,
 LZW, deflate, ... through imagecodecs), keeping recently decoded tiles in a bounded
-:class:`~gridgraph.io.slide_store.TileCache`. Sizes, pyramid levels and the pixel size come from
-the header. Pixels become RGB uint8 through :class:`~gridgraph.io.intensity.Intensity` (dtype
+:class:`~gridgraph.io.images.slide_store.TileCache`. Sizes, pyramid levels and the pixel size come from
+the header. Pixels become RGB uint8 through :class:`~gridgraph.io.images.intensity.Intensity` (dtype
 range, a bit depth or percentiles) and an explicit channel choice for images that are not RGB.
 """
 from __future__ import annotations
@@ -46,7 +46,7 @@ def open_image_file(path: Union[str, os.PathLike], intensity=None, channels: Opt
                     microns_per_pixel: Optional[float] = None, **slide_options):
     """An image file opened for reading, whatever its format: a TIFF (by suffix or content) as a
     :class:`SlideImage` (``slide_options``: ``cache_mib``, ``decode_threads``), anything Pillow
-    reads as a :class:`~gridgraph.io.image.LazyImage`. ``intensity``, ``channels`` and
+    reads as a :class:`~gridgraph.io.images.image.LazyImage`. ``intensity``, ``channels`` and
     ``microns_per_pixel`` mean the same for both; slide options given for a non-TIFF raise
     ``ValueError`` naming the file."""
     from .image import LazyImage
@@ -110,7 +110,7 @@ class SlideImage:
         downsamples: level-0 pixels per level pixel, per level.
         microns_per_pixel: µm per level-0 pixel, or ``None`` when unknown.
         channels: indices of the channels shown as R, G, B (one index: grey).
-        cache: the :class:`~gridgraph.io.slide_store.TileCache`.
+        cache: the :class:`~gridgraph.io.images.slide_store.TileCache`.
     """
 
     def __init__(self, path: Union[str, os.PathLike], intensity: Union[Intensity, str, int] = "dtype",
