@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_training_args, f_config, machine, print_table, scores  # noqa: E402
 
 from gridgraph.config import make_config  # noqa: E402
-from gridgraph.datasets import load_splits  # noqa: E402
+from gridgraph.workflows import load_splits  # noqa: E402
 from gridgraph.files.atomic import atomic_write  # noqa: E402
 from gridgraph.inference import predict_probs  # noqa: E402
 from gridgraph.embeddings import attach_backbone_embeddings  # noqa: E402
-from gridgraph.pipeline import load_model, model_from_config, section_figures  # noqa: E402
+from gridgraph.workflows import load_model, model_from_config, section_figures  # noqa: E402
 from gridgraph.train import Trainer  # noqa: E402
 
 PAPER = {"weighted_f1": 0.784, "macro_auroc": 0.917}

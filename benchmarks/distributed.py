@@ -64,8 +64,8 @@ def _train(args, regimen: str) -> dict:
     """Train one regimen; the second epoch's ``(patches/s, sections/s)`` from the trainer's log."""
     import torch
 
-    from gridgraph.datasets import load_splits
-    from gridgraph.pipeline import model_from_config
+    from gridgraph.workflows import load_splits
+    from gridgraph.workflows import model_from_config
     from gridgraph.train import Trainer
 
     cfg = _config(args, regimen)

@@ -29,12 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_training_args, f_config, machine, print_table, scores  # noqa: E402
 
 from gridgraph.config import make_config  # noqa: E402
-from gridgraph.datasets import load_splits  # noqa: E402
+from gridgraph.workflows import load_splits  # noqa: E402
 from gridgraph.evaluate import DLPFC_FOLDS, cv_splits_with_validation  # noqa: E402
 from gridgraph.files.atomic import atomic_write  # noqa: E402
 from gridgraph.inference import predict_probs  # noqa: E402
 from gridgraph.embeddings import attach_backbone_embeddings  # noqa: E402
-from gridgraph.pipeline import model_from_config, section_figures  # noqa: E402
+from gridgraph.workflows import model_from_config, section_figures  # noqa: E402
 from gridgraph.train import Trainer  # noqa: E402
 
 CLASSES = ["L1", "L2", "L3", "L4", "L5", "L6", "WM"]

@@ -26,7 +26,7 @@ from _common import machine, print_table  # noqa: E402
 
 from gridgraph.config import make_config  # noqa: E402
 from gridgraph.files.atomic import atomic_write  # noqa: E402
-from gridgraph.pipeline import run_training  # noqa: E402
+from gridgraph.workflows import run_training  # noqa: E402
 
 SECTIONS = ["C2", "C3", "C4", "C5", "C6"]
 IMAGE_F = {"name": "gridnet_simple"}

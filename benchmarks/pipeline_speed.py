@@ -37,7 +37,7 @@ TRAIN4 = ["151507", "151508", "151509", "151510"]
 def load_sections(names, args):
     """Prepared sections (patches cut) of DLPFC, or synthetic Visium-size stand-ins."""
     from gridgraph.config import make_config
-    from gridgraph.datasets import load_splits
+    from gridgraph.workflows import load_splits
 
     if (Path(args.data) / "barcode_level_layer_map.tsv").is_file():
         data = {"reader": "spaceranger", "root": args.data,

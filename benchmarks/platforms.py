@@ -76,7 +76,7 @@ def _checkpoint(folder: Path, reader: str) -> Path:
     import torch
 
     from gridgraph.config import make_config
-    from gridgraph.pipeline import model_from_config
+    from gridgraph.workflows import model_from_config
     from gridgraph.train import save_checkpoint
 
     cfg = make_config({"data": {"reader": reader}, "patches": {"patch_size": PATCH, "window_um": WINDOW_UM},
@@ -124,7 +124,7 @@ def worker_bare_f(kind: str, folder: str) -> dict:
 
     from gridgraph.cli import _predict_input, build_parser
     from gridgraph.patches.extract import iter_section_patches
-    from gridgraph.pipeline import load_model, trained_window
+    from gridgraph.workflows import load_model, trained_window
 
     folder = Path(folder)
     model, ckpt = load_model(_checkpoint(folder, "visium_hd" if kind == "hd" else "xenium"))

@@ -130,7 +130,7 @@ def worker_predict(slide: str, folder: str, window: int, patch: int) -> dict:
 
     from gridgraph.cli import main
     from gridgraph.config import make_config
-    from gridgraph.pipeline import model_from_config
+    from gridgraph.workflows import model_from_config
     from gridgraph.train import save_checkpoint
 
     cfg = make_config({"data": {"reader": "spaceranger"}, "patches": {"patch_size": patch, "window_px": window},

@@ -8,7 +8,7 @@ from torch_geometric.data import Data
 from gridgraph import build_model
 from gridgraph.config import DataConfig, PatchConfig, RunConfig
 from gridgraph.correctors import build_corrector
-from gridgraph.datasets import load_splits
+from gridgraph.workflows import load_splits
 from gridgraph.inference import evaluate_probs, predict_probs
 from gridgraph.train import Trainer, TrainConfig
 

@@ -15,7 +15,7 @@ _WHERE = {
     "radius_graph": "graph", "collate": "graph", "Section": "io", "GridGraphNet": "model",
     "build_model": "model", "build_encoder": "encoders", "encode": "encoders", "gridnet_simple": "encoders",
     "densenet121": "encoders", "build_corrector": "correctors", "register_corrector": "correctors",
-    "available_correctors": "correctors", "resnet34_seg": "baselines",
+    "available_correctors": "correctors", "resnet34_seg": "model", "build_run": "workflows", "load_model": "workflows",
 }
 __all__ = list(_WHERE)
 

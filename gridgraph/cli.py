@@ -41,37 +41,45 @@ def _add_evaluate(sub) -> None:
     p.add_argument("checkpoints", nargs="+", help="checkpoint files (best.pt)")
     p.add_argument("--data", help="YAML config whose data section names the sections "
                    "(default: each checkpoint's own)")
-    p.add_argument("--split", default="test", help="split of the data section (default: test)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="split of the data section (default: test)")
     _add_set(p)
     p.add_argument("--out", help="write the metrics as JSON here (a new file unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
-# predict's input flags: (reader name, file arguments it fills)
-PREDICT_INPUTS = {
-    "spaceranger": ("spaceranger", "Space Ranger spatial/ folder or its parent"),
-    "nuclei": ("nuclei", "nuclei CSV (x, y[, label]); needs --image"),
-    "spot_table": ("spot_table", "per-spot table; needs --image"),
-    "synthetic": ("synthetic", "seed of a synthetic section"),
-    "h5ad": ("anndata", "AnnData file (scanpy/squidpy layout); also writes predictions.h5ad"),
-    "visium_hd": ("visium_hd", "Visium HD square_XXXum folder (or binned_outputs / outs)"),
-    "xenium": ("xenium", "Xenium output folder; --image (+ --alignment) for an H&E image"),
-}
+def _predict_flags() -> dict:
+    """``{argparse dest: reader name}`` of predict's input flags, one per registered reader."""
+    from .io.readers.registry import predict_flags
+
+    return {flag.replace("-", "_"): reader for flag, reader in predict_flags().items()}
+
+
+# predict's per-input options, filled into the reader's file arguments
+INPUT_OPTIONS = ("image", "fullres_image", "alignment", "library_id")
 
 
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="label new sections with a checkpoint (several: split over "
                        "the processes of torchrun)")
     p.add_argument("checkpoint")
+    from .io.readers.registry import READERS
+
     src = p.add_mutually_exclusive_group(required=True)
-    for dest, (_, text) in PREDICT_INPUTS.items():
-        src.add_argument(f"--{dest.replace('_', '-')}", dest=dest, metavar="PATH", nargs="+",
-                         help=f"{text}; several (or a glob, or @FILE listing one per line): one output "
-                              "folder each under --out")
-    p.add_argument("--image", help="image of --nuclei / --spot-table")
-    p.add_argument("--fullres-image", help="with --spaceranger: the full-resolution image")
-    p.add_argument("--library-id", help="with --h5ad: the library (section) to predict")
-    p.add_argument("--alignment", help="with --xenium --image: the alignment CSV of the H&E image")
+    takes = {option: [] for option in INPUT_OPTIONS}
+    for dest, reader in _predict_flags().items():
+        source = READERS.get(reader)
+        flag = f"--{dest.replace('_', '-')}"
+        src.add_argument(flag, dest=dest, metavar="PATH", nargs="+",
+                         help=f"{source.help or reader + ' input'}; several (or a glob, or @FILE listing "
+                              "one per line): one output folder each under --out")
+        for option in source.inputs:
+            takes[option].append(flag)
+    what = {"image": "the image", "fullres_image": "the full-resolution image",
+            "alignment": "the alignment CSV of the H&E image", "library_id": "the library (section) to predict"}
+    for option in INPUT_OPTIONS:
+        p.add_argument(f"--{option.replace('_', '-')}", help=f"with {' / '.join(takes[option]) or 'no input'}: "
+                       f"{what[option]}")
     p.add_argument("--counts", help="gene counts of the section, for a model that reads expression "
                    "('{section}' stands for the section id; default: the file its config names)")
     p.add_argument("--embeddings", help="precomputed node embeddings of the section, for a model that reads them")
@@ -109,7 +117,7 @@ QUICK = ["train.epochs_f=1", "train.epochs_g=2", "data.train=[1]", "data.val=[2]
 
 
 def _cmd_train(args) -> int:
-    from .pipeline import run_training
+    from .workflows import run_training
 
     cfg = load_config(args.config, args.overrides + (["train.progress=true"] if args.progress else []))
     run_training(cfg, resume=not args.no_resume, overwrite=args.overwrite, config_file=args.config)
@@ -117,7 +125,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from .pipeline import run_training
+    from .workflows import run_training
 
     overrides = (QUICK if args.quick else []) + [f"output={args.out}"] + args.overrides
     cfg = make_config(DEMO_CONFIG, overrides, source="demo")
@@ -130,7 +138,7 @@ def _cmd_demo(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from .evaluate import format_comparison
-    from .pipeline import evaluate_checkpoints, write_json
+    from .workflows import evaluate_checkpoints, write_json
 
     if args.overrides and not args.data:
         raise ValueError("--set needs --data (the checkpoint's own settings are used as saved)")
@@ -148,39 +156,41 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
-def _predict_input(args, ckpt: dict, path: str):
+def _input_flag(args) -> str:
+    return next(d for d in _predict_flags() if getattr(args, d, None) is not None)
+
+
+def _predict_input(args, ckpt, path: str):
     """The section ``path`` of predict's input flag, read with the registered reader and the
     options the model was trained with (when it was trained with the same reader)."""
-    from .pipeline import read_as_trained
+    from .io.readers.registry import READERS
+    from .workflows import read_as_trained
 
-    dest = next(d for d in PREDICT_INPUTS if getattr(args, d) is not None)
-    reader = PREDICT_INPUTS[dest][0]
+    dest = _input_flag(args)
+    reader = _predict_flags()[dest]
+    source = READERS.get(reader)
+    flag = f"--{dest.replace('_', '-')}"
     paths = {"path": path}
-    if dest in ("nuclei", "spot_table"):
-        if not args.image:
-            raise ValueError(f"--{dest.replace('_', '-')} needs --image")
-        paths["image"] = args.image
-    if dest == "xenium":
-        paths.update({k: getattr(args, k) for k in ("image", "alignment") if getattr(args, k)})
-    elif args.alignment:
-        raise ValueError("--alignment goes with --xenium")
-    if args.fullres_image:
-        if dest != "spaceranger":
-            raise ValueError("--fullres-image goes with --spaceranger")
-        paths["fullres_image"] = args.fullres_image
-    if args.library_id and dest != "h5ad":
-        raise ValueError("--library-id goes with --h5ad")
+    for option in INPUT_OPTIONS:
+        value, name = getattr(args, option), f"--{option.replace('_', '-')}"
+        if value is not None and option not in source.inputs:
+            users = [f"--{d.replace('_', '-')}" for d, r in _predict_flags().items() if option in READERS.get(r).inputs]
+            raise ValueError(f"{name} goes with {' / '.join(users) or 'no input'}, not {flag}")
+        if value is None and source.inputs.get(option):
+            raise ValueError(f"{flag} needs {name}")
+        if value is not None:
+            paths[option] = value
     adata = None
-    if dest == "h5ad":
+    if reader == "anndata":
         from .io.readers.anndata import load_h5ad
 
         adata = paths["path"] = load_h5ad(paths["path"])
-        paths["library_id"] = args.library_id
+        paths.setdefault("library_id", None)
     return read_as_trained(ckpt, reader, paths), adata
 
 
-def _predict_one(args, model, ckpt: dict, path: str, out) -> dict:
-    from .pipeline import predict_section
+def _predict_one(args, model, ckpt, path: str, out) -> dict:
+    from .workflows import predict_section
 
     section, adata = _predict_input(args, ckpt, path)
     with ThreadPoolExecutor(1) as pool:
@@ -196,12 +206,11 @@ def _cmd_predict(args) -> int:
     """One input: outputs in --out. Several: one folder per input under --out, the inputs split
     over the processes of torchrun (each writes its own folders atomically)."""
     from . import distributed as dist
-    from .pipeline import load_model
+    from .workflows import load_model
 
-    dest = next(d for d in PREDICT_INPUTS if getattr(args, d) is not None)
-    inputs = dist.expand_inputs(getattr(args, dest))
+    inputs = dist.expand_inputs(getattr(args, _input_flag(args)))
     if len(inputs) > 1:
-        for flag in ("image", "fullres_image", "alignment", "library_id"):
+        for flag in INPUT_OPTIONS:
             if getattr(args, flag):
                 raise ValueError(f"--{flag.replace('_', '-')} belongs to one input; predict "
                                  f"{len(inputs)} inputs one by one")
@@ -210,9 +219,9 @@ def _cmd_predict(args) -> int:
     if args.counts or args.embeddings:
         from .features import with_sources
 
-        f = ckpt["config"].f
+        f = ckpt.config.f
         kwargs = with_sources(f.name, f.kwargs, {"expression": args.counts, "embedding": args.embeddings})
-        ckpt["config"] = ckpt["config"].model_copy(update={"f": f.model_copy(update={"kwargs": kwargs})})
+        ckpt = ckpt.replace(config=ckpt.config.model_copy(update={"f": f.model_copy(update={"kwargs": kwargs})}))
     names = dist.output_names(inputs)
     done = {}
     for i in dist.shard_inputs(len(inputs)):

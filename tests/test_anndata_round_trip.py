@@ -5,7 +5,7 @@ import yaml
 
 from gridgraph.cli import main
 from gridgraph.config import make_config
-from gridgraph.datasets import load_splits
+from gridgraph.workflows import load_splits
 from gridgraph.io.writers.anndata import add_predictions, write_h5ad
 from gridgraph.io.readers.synthetic import make_section
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from gridgraph.baselines import ResNetSeg, resnet34_seg, stitch_patches
+from gridgraph.model import ResNetSeg, resnet34_seg, stitch_patches
 from gridgraph.encoders.gridnet_simple import BasicBlock
 from gridgraph.graph import cartesian_graph, collate, knn_graph
 from gridgraph.patches.transforms import normalize

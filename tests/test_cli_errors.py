@@ -74,7 +74,7 @@ def test_set_takes_several_pairs_after_one_flag(tmp_path, capsys):
 
 
 def test_internal_errors_say_so_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
-    import gridgraph.pipeline as pipeline
+    import gridgraph.workflows as pipeline
 
     def broken(*args, **kwargs):
         raise KeyError("bug")
@@ -226,13 +226,13 @@ def test_checkpoint_records_its_scale_and_predict_applies_it(finished, monkeypat
     from dataclasses import replace
 
     import gridgraph.patches.extract as extract
-    from gridgraph.datasets import prepare
-    from gridgraph.pipeline import load_model, trained_window
+    from gridgraph.workflows import prepare
+    from gridgraph.workflows import load_model, trained_window
     from gridgraph.io.readers.synthetic import make_section
 
     tmp, _ = finished
     _, ckpt = load_model(tmp / "out" / "best.pt")
-    assert ckpt["scale"] == {"window_um": 100.0, "patch_um_per_px": 100.0 / 16}  # 1 spot of 100 µm
+    assert ckpt.scale == {"window_um": 100.0, "patch_um_per_px": 100.0 / 16}  # 1 spot of 100 µm
     section = make_section("hex", seed=3, shape=(8, 16), n_classes=3)
     window = trained_window(ckpt, section)
     assert window.window_um == 100.0 and window.window_spots is None

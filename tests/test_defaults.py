@@ -10,11 +10,12 @@ import torch.nn.functional as F
 from gridgraph import build_model
 from gridgraph.config import make_config
 from gridgraph.correctors import CorrectorEnsemble, build_corrector, combine_members, zero_output_layer
-from gridgraph.datasets import load_splits
-from gridgraph.defaults import GRAPH_CORRECTOR, GRID_CORRECTOR, corrector_for, resolve_config
+from gridgraph.workflows import load_splits
+from gridgraph.defaults import GRAPH_CORRECTOR, GRID_CORRECTOR, corrector_for
+from gridgraph.workflows import resolve_config
 from gridgraph.graph import hex_graph, knn_graph
 from gridgraph.patches.window import auto_window, node_pitch_px
-from gridgraph.pipeline import load_model, model_from_config, run_training
+from gridgraph.workflows import load_model, model_from_config, run_training
 from gridgraph.io.readers.synthetic import make_section
 from gridgraph.train import Trainer, load_checkpoint, masked_cross_entropy
 
@@ -56,9 +57,9 @@ def test_zero_initialised_residual_g_starts_exactly_at_f(corrector, graph_kind):
 
 def test_zero_init_is_off_without_residual_and_when_asked():
     torch.manual_seed(0)
-    plain = build_model(3, corrector="gcn", g_residual=False, encoder_kwargs=TINY_F)
+    plain = build_model(3, corrector="gcn", g_residual=False, g_ensemble=1, encoder_kwargs=TINY_F)
     assert all(p.abs().sum() > 0 for p in plain.g.output_layer().parameters() if p.dim() > 1)
-    kept = build_model(3, corrector="gcn", g_residual=True, g_zero_init=False, encoder_kwargs=TINY_F)
+    kept = build_model(3, corrector="gcn", g_residual=True, g_zero_init=False, g_ensemble=1, encoder_kwargs=TINY_F)
     assert kept.g.output_layer().lin.weight.abs().sum() > 0
 
 
@@ -77,7 +78,7 @@ def test_residual_g_without_an_output_layer_warns():
     register_corrector("bare_for_test", Bare)
     try:
         with pytest.warns(UserWarning, match="does not name its output layer"):
-            build_model(3, corrector="bare_for_test", g_residual=True, encoder_kwargs=TINY_F)
+            build_model(3, corrector="bare_for_test", g_residual=True, g_ensemble=1, encoder_kwargs=TINY_F)
         assert not zero_output_layer(Bare(3))
     finally:
         CORRECTORS._entries.pop("bare_for_test", None)
@@ -244,11 +245,11 @@ def test_patch_config_window_is_automatic_per_section():
 
 def test_auto_corrector_follows_the_layout():
     assert corrector_for(["hex", "hex"]) == GRID_CORRECTOR
-    assert corrector_for(["cartesian"]).name == "unet"
+    assert corrector_for(["cartesian"])["name"] == "unet"
     assert corrector_for(["hex", "irregular"]) == GRAPH_CORRECTOR
     cfg = make_config({})
     sections = [make_section(layout="hex", shape=(6, 8))]
-    assert resolve_config(cfg, sections).g == GRID_CORRECTOR
+    assert resolve_config(cfg, sections).g.model_dump() == GRID_CORRECTOR
     named = make_config({"g": {"name": "gcn"}})
     assert resolve_config(named, sections) is named
     with pytest.raises(ValueError, match="resolve it first"):
@@ -260,11 +261,11 @@ def test_run_with_default_g_stores_the_chosen_corrector_and_resumes(tmp_path):
                        "model": {"g_ensemble": 2}})
     run_training(cfg, figures=False, log=lambda line: None)
     model, ckpt = load_model(tmp_path / "run" / "best.pt")
-    assert ckpt["config"].g == GRID_CORRECTOR and isinstance(model.g, CorrectorEnsemble)
+    assert ckpt.config.g.model_dump() == GRID_CORRECTOR and isinstance(model.g, CorrectorEnsemble)
     assert "name: unet" in (tmp_path / "run" / "config.yaml").read_text()
     # the same config (g still 'auto') resumes the finished run instead of refusing it
     again = run_training(cfg, figures=False, log=lambda line: None)
-    assert again["classes"] == ckpt["classes"]
+    assert again["classes"] == ckpt.classes
     # a folder trained with another g is refused before anything is written
     before = (tmp_path / "run" / "config.yaml").read_text()
     other = make_config({**cfg.to_dict(), "output": str(tmp_path / "other"), "g": {"name": "gcn"}})
@@ -292,7 +293,7 @@ def test_checkpoint_from_before_ensembles_loads_resumes_and_inits(tmp_path):
         del ckpt["model"]["use_g"]
         torch.save(ckpt, path)
     model, loaded = load_model(tmp_path / "run" / "best.pt")
-    assert loaded["config"].model.g_ensemble == 1 and bool(model.use_g)
+    assert loaded.config.model.g_ensemble == 1 and bool(model.use_g)
     old = load_checkpoint(tmp_path / "run" / "last.pt")
     assert legacy_config(old["config"])["model"]["g_ensemble"] == 1
     # the same settings resume it; today's defaults (3 g's) are refused, naming the key
@@ -300,7 +301,7 @@ def test_checkpoint_from_before_ensembles_loads_resumes_and_inits(tmp_path):
     with pytest.raises(ValueError, match="model.g_ensemble"):
         CheckpointManager(tmp_path / "run", tiny_config(tmp_path).to_dict(), []).check_resumable()
     again = run_training(cfg, figures=False, log=lambda line: None)  # resumes the finished run
-    assert again["classes"] == loaded["classes"]
+    assert again["classes"] == loaded.classes
 
 
 def test_f_tta_averages_the_eight_dihedral_views():
@@ -410,15 +411,16 @@ def test_trainer_cross_fit_trains_g_on_other_fs_outputs(tmp_path, data, monkeypa
 def test_automatic_pixel_window_is_recorded_and_used_for_prediction():
     from dataclasses import replace
 
-    from gridgraph.datasets import prepare, training_scale
-    from gridgraph.pipeline import trained_window
+    from gridgraph.workflows import prepare, training_scale
+    from gridgraph.checkpoint import Checkpoint
+    from gridgraph.workflows import trained_window
 
     cfg = make_config({"patches": {"patch_size": 8}})
     unscaled = replace(make_section(layout="hex", shape=(6, 8), spacing_px=10), spot_diameter_um=None)
     st = prepare(unscaled, cfg.patches)
     assert training_scale([st], cfg.patches) == {"window_px": 32.0}
     scaled = make_section(layout="hex", shape=(6, 8), spacing_px=10)  # a new section of known scale
-    window = trained_window({"config": cfg, "scale": {"window_px": 32.0}}, scaled)
+    window = trained_window(Checkpoint(config=cfg, classes=[], model={}, scale={"window_px": 32.0}), scaled)
     assert window.window(scaled) == {"window_spots": None, "window_px": 32.0, "window_um": None}
     assert training_scale([prepare(scaled, cfg.patches)], cfg.patches)["window_um"] == 200.0
 

@@ -26,8 +26,8 @@ import torch.multiprocessing as mp
 from gridgraph import distributed as dist
 from gridgraph.cli import main
 from gridgraph.config import make_config
-from gridgraph.datasets import load_splits
-from gridgraph.pipeline import model_from_config, run_training
+from gridgraph.workflows import load_splits
+from gridgraph.workflows import model_from_config, run_training
 from gridgraph.io.readers.synthetic import make_section
 from gridgraph.train import Trainer
 

@@ -157,7 +157,7 @@ def test_xenium_errors(tmp_path):
 
 def test_platform_readers_in_a_config(tmp_path):
     from gridgraph.config import make_config
-    from gridgraph.datasets import load_section
+    from gridgraph.workflows import load_section
 
     write_hd(tmp_path / "hd1")
     cfg = make_config({"data": {"reader": "visium_hd", "root": str(tmp_path), "options": {"bin_size_um": 8},

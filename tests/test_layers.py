@@ -6,18 +6,18 @@ PKG = Path(__file__).resolve().parents[1] / "gridgraph"
 
 # Lower layers first; a module may import its own layer and those before it.
 LAYERS = [
-    {"names", "registry", "files"},
+    {"names", "registry", "files", "defaults"},
     {"distributed"},  # torch.distributed machinery: imports no other gridgraph package
     {"graph"},
     {"io"},
     {"patches", "features"},
     {"encoders", "correctors", "evaluate"},
-    {"model", "baselines"},
+    {"model"},
     {"inference", "plot", "embeddings"},
     {"config"},
+    {"checkpoint"},
     {"train"},
-    {"datasets", "defaults"},
-    {"pipeline"},
+    {"workflows"},
     {"cli", "__main__", "__init__"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

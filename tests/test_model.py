@@ -119,7 +119,7 @@ class _PlainClassifier(torch.nn.Module):
 def test_features_of_any_f_with_classifier_and_hooks_see_f():
     graph = _sparse_cartesian()
     f = _PlainClassifier()
-    model = GridGraphNet(f, GCNCorrector(K, in_channels=6), g_input="features", chunk_size=5)
+    model = GridGraphNet(f, GCNCorrector(K, in_channels=6), g_input="features", chunk_size=5, g_residual=False)
     calls = []
     f.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     patches = _patches(graph.num_nodes)
@@ -145,7 +145,7 @@ def test_mismatched_widths_raise():
 @pytest.mark.parametrize("make_f", [gridnet_simple, densenet_tiny])
 def test_features_protocol_path_equals_hook_fallback_bitwise(make_f, train, monkeypatch):
     """f.embed + f.classifier (protocol) == f's forward with a hook on f.classifier (fallback)."""
-    import gridgraph.model as model_module
+    import gridgraph.model.net as model_module
     from gridgraph.encoders import Encoder
     from gridgraph.encoders.protocol import _hooked
 
@@ -171,7 +171,7 @@ def test_a_hook_on_f_classifier_counts_every_pass_of_f(g_input):
     f = gridnet_simple(K)
     in_channels = f.embedding_dim if g_input == "features" else K
     model = GridGraphNet(f, GCNCorrector(K, in_channels=in_channels), g_input=g_input,
-                         chunk_size=5)
+                         chunk_size=5, g_residual=False)
     rows, forward_calls = [], []
     f.classifier.register_forward_hook(lambda m, i, o: rows.append(o.shape[0]))
     f.register_forward_hook(lambda *a: forward_calls.append(1))
@@ -263,10 +263,10 @@ def test_g_residual_adds_f_log_probabilities_for_every_input_kind():
     graph = knn_graph(torch.rand(6, 2).numpy(), k=2)
     patches = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
     for g_input in ("softmax", "logits", "features"):
-        kw = dict(encoder="gridnet_simple", corrector="gcn", g_input=g_input,
+        kw = dict(encoder="gridnet_simple", corrector="gcn", g_input=g_input, g_ensemble=1,
                   encoder_kwargs={"stage_channels": (4, 4, 4, 4), "stem_channels": 4})
         torch.manual_seed(1)
-        plain = build_model(3, **kw).eval()
+        plain = build_model(3, g_residual=False, **kw).eval()
         torch.manual_seed(1)
         res = build_model(3, g_residual=True, g_zero_init=False, **kw).eval()
         with torch.no_grad():

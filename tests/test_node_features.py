@@ -172,7 +172,7 @@ def test_fusion_gradients_reach_every_branch():
 
 def _write_counts(cfg, folder):
     """A counts table per synthetic section whose marker gene follows the node's class."""
-    from gridgraph.datasets import load_section
+    from gridgraph.workflows import load_section
 
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -187,8 +187,8 @@ def _write_counts(cfg, folder):
 
 
 def test_expression_f_trains_predicts_and_refuses_missing_counts(tmp_path):
-    from gridgraph.pipeline import load_model, predict_section, run_training
-    from gridgraph.datasets import load_section
+    from gridgraph.workflows import load_model, predict_section, run_training
+    from gridgraph.workflows import load_section
 
     cfg = tiny_config(tmp_path, epochs_f=8, epochs_g=2, epochs_joint=0, lr=1e-2)
     _write_counts(cfg, tmp_path / "counts")
@@ -197,22 +197,22 @@ def test_expression_f_trains_predicts_and_refuses_missing_counts(tmp_path):
     result = run_training(cfg, log=lambda line: None, figures=False)
     assert result["test"]["f"]["accuracy"] > 0.9  # the marker genes give the class away
     model, ckpt = load_model(tmp_path / "run" / "best.pt")
-    kept = ckpt["features"]["expression"]["genes"]
+    kept = ckpt.features["expression"]["genes"]
     assert len(kept) == 5 and set(kept) <= {f"G{k}" for k in range(8)} and {"G0", "G1", "G2"} <= set(kept)
-    assert ckpt["features"]["in_features"] == {"expression": 5} and model.f.in_features == 5
+    assert ckpt.features["in_features"] == {"expression": 5} and model.f.in_features == 5
     section = load_section(cfg.data, 4, cfg.graph)
     paths = predict_section(model, ckpt, section, tmp_path / "pred", figures=False)
     assert paths["table"].is_file()
-    gone = ckpt["config"].model_copy(update={"f": ckpt["config"].f.model_copy(
-        update={"kwargs": {**ckpt["config"].f.kwargs, "counts": str(tmp_path / "none" / "{section}.tsv")}})})
+    gone = ckpt.config.model_copy(update={"f": ckpt.config.f.model_copy(
+        update={"kwargs": {**ckpt.config.f.kwargs, "counts": str(tmp_path / "none" / "{section}.tsv")}})})
     with pytest.raises(FileNotFoundError, match="gene counts not found"):
-        predict_section(model, {**ckpt, "config": gone}, section, tmp_path / "pred2", figures=False)
+        predict_section(model, ckpt.replace(config=gone), section, tmp_path / "pred2", figures=False)
 
 
 def test_predict_cli_takes_the_sections_counts(tmp_path, capsys):
     from gridgraph.cli import main
-    from gridgraph.datasets import load_section
-    from gridgraph.pipeline import run_training
+    from gridgraph.workflows import load_section
+    from gridgraph.workflows import run_training
 
     from helpers import write_spaceranger
 
@@ -235,7 +235,7 @@ def test_predict_cli_takes_the_sections_counts(tmp_path, capsys):
 
 def test_backbone_f_brings_its_normalisation_and_trains(tmp_path):
     pytest.importorskip("timm")
-    from gridgraph.pipeline import load_model, model_from_config, run_training
+    from gridgraph.workflows import load_model, model_from_config, run_training
 
     cfg = changed(tiny_config(tmp_path, epochs_f=1, epochs_g=1, epochs_joint=0),
                   f={"name": "timm", "kwargs": {"model_name": "test_resnet", "freeze": True, "input_size": 16}})
@@ -253,9 +253,9 @@ def test_backbone_f_brings_its_normalisation_and_trains(tmp_path):
 
 def test_backbone_embeddings_are_computed_once_and_reused(tmp_path):
     pytest.importorskip("timm")
-    from gridgraph.datasets import load_splits
+    from gridgraph.workflows import load_splits
     from gridgraph.embeddings import attach_backbone_embeddings
-    from gridgraph.pipeline import model_from_config
+    from gridgraph.workflows import model_from_config
 
     cfg = changed(tiny_config(tmp_path), f={"name": "timm", "kwargs": {"model_name": "test_resnet", "freeze": True,
                                                                        "input_size": 16}})

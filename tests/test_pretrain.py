@@ -6,8 +6,8 @@ import torch
 
 from gridgraph.config import make_config
 from gridgraph.config.schema import ConfigError
-from gridgraph.datasets import load_splits
-from gridgraph.pipeline import model_from_config
+from gridgraph.workflows import load_splits
+from gridgraph.workflows import model_from_config
 from gridgraph.train import Trainer
 from gridgraph.train.pretrain import nt_xent, pretrain_f, random_crop_resize, simclr_view
 

@@ -56,10 +56,11 @@ def test_section_table_from_a_sample_equals_the_table_of_those_patches():
 
 
 def test_streamed_standardised_prediction_equals_the_whole_section(monkeypatch):
+    from gridgraph.checkpoint import Checkpoint
     from gridgraph.config import make_config
     from gridgraph.inference import predict_probs
     from gridgraph.patches.extract import section_patches
-    from gridgraph.pipeline import _predict, model_from_config
+    from gridgraph.workflows import predict_probabilities as _predict, model_from_config
 
     monkeypatch.setattr(stain, "SAMPLE_NODES", 20)
     cfg = make_config({"patches": {"patch_size": 16, "window_spots": 1.0, "standardize": True},
@@ -74,7 +75,7 @@ def test_streamed_standardised_prediction_equals_the_whole_section(monkeypatch):
     cuts = []
     monkeypatch.setattr("gridgraph.patches.extract.section_patches",
                         lambda *a, **k: cuts.append(len(k["nodes"])) or section_patches(*a, **k))
-    _, f, g = _predict(model, {"config": cfg, "classes": section.classes}, section)
+    _, f, g = _predict(model, Checkpoint(config=cfg, classes=section.classes, model={}), section)
     assert cuts == [20]  # the colour map came from 20 nodes' patches, not all 45
     torch.testing.assert_close(f, f_ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(g, g_ref, rtol=1e-5, atol=1e-6)

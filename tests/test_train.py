@@ -5,8 +5,8 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from gridgraph.correctors import build_corrector
-from gridgraph.datasets import load_splits
-from gridgraph.pipeline import model_from_config
+from gridgraph.workflows import load_splits
+from gridgraph.workflows import model_from_config
 from gridgraph.train import Trainer, joint_optimizer, load_checkpoint, masked_cross_entropy
 from gridgraph.train import regimen as regimen_module
 

@@ -9,14 +9,14 @@ from typing import Annotated, Any, Mapping, Optional, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic import model_validator
 
+from .. import defaults
+from ..defaults import AUTO
 from ..names import GInput, GraphRule, Metric, Regimen
 
 __all__ = ["AUTO", "ConfigError", "RunConfig", "DataConfig", "GraphConfig", "PatchConfig", "ModuleConfig",
            "ModelConfig", "TrainConfig"]
 
 
-#: ``g.name`` chosen from the training sections' layout (see :mod:`gridgraph.defaults`).
-AUTO = "auto"
 
 
 class ConfigError(ValueError):
@@ -129,10 +129,10 @@ class ModelConfig(_Section):
     ``g_tta``: g's average the lattice symmetries of grid sections (with
     ``train.augment_sections``)."""
 
-    g_input: GInput = GInput.SOFTMAX
-    g_residual: StrictBool = True
-    g_zero_init: StrictBool = True
-    g_ensemble: StrictInt = Field(default=3, ge=1, le=64)
+    g_input: GInput = GInput(defaults.G_INPUT)
+    g_residual: StrictBool = defaults.G_RESIDUAL
+    g_zero_init: StrictBool = defaults.G_ZERO_INIT
+    g_ensemble: StrictInt = Field(default=defaults.G_ENSEMBLE, ge=1, le=64)
     f_tta: StrictBool = False
     g_tta: StrictBool = False
 
@@ -165,7 +165,7 @@ class TrainConfig(_Section):
     alpha: Annotated[Number, Field(ge=0, le=1)] = 0.1
     weight_decay: Annotated[Number, Field(ge=0)] = 0.0
     batch_size: StrictInt = Field(default=64, gt=0)
-    chunk_size: StrictInt = Field(default=32, gt=0)
+    chunk_size: StrictInt = Field(default=defaults.CHUNK_SIZE, gt=0)
     checkpoint: StrictBool = True
     accumulate: StrictInt = Field(default=1, gt=0)
     augment: StrictBool = True
@@ -220,8 +220,8 @@ class RunConfig(_Section):
     data: DataConfig = DataConfig()
     graph: GraphConfig = GraphConfig()
     patches: PatchConfig = PatchConfig()
-    f: ModuleConfig = ModuleConfig(name="gridnet_simple")
-    g: ModuleConfig = ModuleConfig(name=AUTO)
+    f: ModuleConfig = ModuleConfig(name=defaults.ENCODER)
+    g: ModuleConfig = ModuleConfig(name=defaults.CORRECTOR)
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
 

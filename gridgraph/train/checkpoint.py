@@ -10,43 +10,17 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-import torch
-
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import legacy_config
-from ..files.atomic import atomic_save, atomic_write
+from ..files.atomic import atomic_write
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointManager", "MODEL_SECTIONS"]
+__all__ = ["CheckpointManager", "MODEL_SECTIONS"]
 
-FORMAT = "gridgraph-checkpoint"
-VERSION = 1
 MODEL_SECTIONS = ("f", "g", "model", "patches", "graph")
 RESUME_SECTIONS = MODEL_SECTIONS + ("data", "seed", "train")
 # train settings a resumed run may change (they do not alter what was already trained)
 MUTABLE_TRAIN_KEYS = ("progress", "device", "cache_dir", "embedding_cache", "epochs_f", "epochs_g", "epochs_joint",
                       "channels_last", "pin_memory", "compile_f")
-
-
-def save_checkpoint(path: Union[str, os.PathLike], payload: dict) -> Path:
-    """Write ``payload`` (plus format tags) atomically with ``torch.save``."""
-    atomic_save({"format": FORMAT, "version": VERSION, **payload}, path)
-    return Path(path)
-
-
-def load_checkpoint(path: Union[str, os.PathLike], map_location="cpu") -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint`, checking that it is one."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises several types for foreign or truncated files
-        raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a gridgraph checkpoint (field 'format' != {FORMAT!r})")
-    for key in ("config", "classes", "model"):
-        if key not in ckpt:
-            raise ValueError(f"{path}: checkpoint lacks the field {key!r}")
-    return ckpt
 
 
 def _section(config: dict, name: str, ignore: Sequence[str] = ()):

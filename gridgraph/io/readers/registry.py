@@ -22,7 +22,7 @@ from .visium_hd import read_visium_hd
 from .xenium import read_xenium
 from ..tables import natural_sorted
 
-__all__ = ["READERS", "SectionSource", "read_section"]
+__all__ = ["READERS", "SectionSource", "predict_flags"]
 
 READERS = Registry("reader")
 
@@ -41,12 +41,20 @@ class SectionSource:
             another section at predict time) ...
         keep_values: ... except these values, which are choices rather than files
             (``{"image": ("auto", "lowres", ...)}``).
+        flag: ``gridgraph predict``'s input flag for this reader (default: the registered name).
+        help: what the flag's path is, for ``gridgraph predict --help``.
+        inputs: the further predict options this reader takes, ``{option: required}`` (options
+            are ``image``, ``fullres_image``, ``alignment``, ``library_id``).
     """
 
     def __init__(self, reader: Callable[..., Section], path_params: Sequence[str] = ("path",),
                  suffixes: Optional[Mapping[str, str]] = None, path_options: Sequence[str] = (),
-                 keep_values: Optional[Mapping[str, Sequence]] = None):
+                 keep_values: Optional[Mapping[str, Sequence]] = None, flag: Optional[str] = None,
+                 help: str = "", inputs: Optional[Mapping[str, bool]] = None):
         self.reader = reader
+        self.flag = flag
+        self.help = help
+        self.inputs = dict(inputs or {})
         self.path_params = tuple(path_params)
         self.suffixes = dict(suffixes or {})
         self.path_options = tuple(path_options)
@@ -97,6 +105,9 @@ class SectionSource:
         training run's ``options`` less those that name its files."""
         opts = {k: v for k, v in options.items() if not k.endswith("_suffix") and (
             k not in self.path_options or v in self.keep_values.get(k, ()))}
+        paths = dict(paths)
+        if "path" in paths and self.path_params[0] != "path":
+            paths[self.path_params[0]] = paths.pop("path")
         return self.reader(**paths, **opts)
 
     def __repr__(self) -> str:
@@ -122,7 +133,7 @@ class _SyntheticSource(SectionSource):
     def __init__(self):
         from .synthetic import make_section
 
-        super().__init__(make_section, path_params=("seed", "name"))
+        super().__init__(make_section, path_params=("seed", "name"), help="seed of a synthetic section")
 
     def __call__(self, root, section_id, **options) -> Section:
         return _synthetic(section_id, **options)
@@ -138,7 +149,9 @@ class _AnnDataSource(SectionSource):
     def __init__(self):
         from .anndata import read_anndata
 
-        super().__init__(read_anndata, path_params=("adata", "library_id"))
+        super().__init__(read_anndata, path_params=("adata", "library_id"), flag="h5ad",
+                         help="AnnData file (scanpy/squidpy layout); also writes predictions.h5ad",
+                         inputs={"library_id": False})
         params = list(self.__signature__.parameters.values())
         params.append(inspect.Parameter("file", inspect.Parameter.KEYWORD_ONLY, default=None))
         self.__signature__ = self.__signature__.replace(parameters=params)
@@ -160,22 +173,31 @@ READERS.register("synthetic", _SyntheticSource())
 READERS.register("anndata", _AnnDataSource())
 READERS.register("spaceranger", SectionSource(
     read_spaceranger, path_options=("labels", "image", "fullres_image"),
-    keep_values={"image": ("auto", "hires", "lowres", "fullres")}))
+    keep_values={"image": ("auto", "hires", "lowres", "fullres")},
+    help="Space Ranger spatial/ folder or its parent", inputs={"fullres_image": False}))
 READERS.register("nuclei", SectionSource(
     read_nuclei_csv, path_params=("path", "image", "name"),
-    suffixes={"path": "_nuclei.csv", "image": ".png"}))
+    suffixes={"path": "_nuclei.csv", "image": ".png"},
+    help="nuclei CSV (x, y[, label]); needs --image", inputs={"image": True}))
 READERS.register("spot_table", SectionSource(
     read_spot_table, path_params=("path", "image", "name"),
-    suffixes={"path": "_spots.tsv", "image": "_HE.jpg"}, path_options=("label_names",)))
+    suffixes={"path": "_spots.tsv", "image": "_HE.jpg"}, path_options=("label_names",),
+    help="per-spot table; needs --image", inputs={"image": True}))
 READERS.register("visium_hd", SectionSource(
     read_visium_hd, path_options=("labels", "image"),
-    keep_values={"image": ("auto", "hires", "lowres", None)}))
-READERS.register("xenium", SectionSource(read_xenium, path_options=("labels", "image", "alignment")))
+    keep_values={"image": ("auto", "hires", "lowres", None)},
+    help="Visium HD square_XXXum folder (or binned_outputs / outs)"))
+READERS.register("xenium", SectionSource(
+    read_xenium, path_options=("labels", "image", "alignment"),
+    help="Xenium output folder; --image (+ --alignment) for an H&E image",
+    inputs={"image": False, "alignment": False}))
 READERS.register("st_tsv", SectionSource(
     read_st_tsv, path_params=("annotation_tsv", "image", "name"),
-    suffixes={"annotation_tsv": "_annotations.tsv", "image": ".jpg"}))
+    suffixes={"annotation_tsv": "_annotations.tsv", "image": ".jpg"},
+    help="classic-ST annotation TSV (one-hot region columns); needs --image", inputs={"image": True}))
 
 
-def read_section(reader: str, root, section_id, options: Optional[Mapping] = None) -> Section:
-    """Read one section with the registered ``reader`` (see :data:`READERS`)."""
-    return READERS.get(reader)(Path(root) if root else Path("."), section_id, **dict(options or {}))
+def predict_flags() -> dict:
+    """``{flag: reader name}`` of every registered reader, for ``gridgraph predict``."""
+    return {READERS.get(name).flag or name: name for name in READERS.names()}
+

@@ -8,13 +8,13 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from .config import DataConfig, GraphConfig, ModuleConfig, PatchConfig, RunConfig
-from .features import fit_features, image_only, in_features, needs_image, section_inputs
-from .graph import GraphSpec
-from .io import Section
-from .io.readers.registry import READERS
-from .io.tables import natural_sorted
-from .patches import SectionTensors, prepare_section
+from ..config import DataConfig, GraphConfig, ModuleConfig, PatchConfig, RunConfig
+from ..features import fit_features, image_only, in_features, needs_image, section_inputs
+from ..graph import GraphSpec
+from ..io import Section
+from ..io.readers.registry import READERS
+from ..io.tables import natural_sorted
+from ..patches import SectionTensors, prepare_section
 
 __all__ = ["READERS", "load_section", "expand_ids", "unify_classes", "rebuild_graph", "prepare",
            "load_splits", "window_um_of", "training_scale"]

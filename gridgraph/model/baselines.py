@@ -11,10 +11,10 @@ from typing import Callable, Optional, Sequence, Tuple, Union
 
 from torch import Tensor, nn
 
-from .encoders.gridnet_simple import make_stage
-from .graph.dense import from_dense
-from .graph.spot_graph import SpotGraph
-from .patches.transforms import normalize
+from ..encoders.gridnet_simple import make_stage
+from ..graph.dense import from_dense
+from ..graph.spot_graph import SpotGraph
+from ..patches.transforms import normalize
 
 __all__ = ["ResNetSeg", "resnet34_seg", "stitch_patches"]
 

@@ -1,23 +1,21 @@
 """GridGraphNet: a patch encoder f followed by a spatial corrector g on the section's graph."""
 from __future__ import annotations
 
-import warnings
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple, Union
+from typing import Callable, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from .correctors import build_corrector
-from .correctors.base import zero_output_layer
-from .correctors.ensemble import CorrectorEnsemble, combine_members
-from .encoders import Encoder, FeatureMLP, build_encoder, encode, logits_and_embedding
-from .graph.spot_graph import SpotGraph
-from .graph.symmetry import lattice_symmetry, num_symmetries
-from .names import GInput, Layout, choices
-from .patches.node_inputs import IMAGE, NodeInputs, map_image, num_inputs
-from .patches.transforms import Normalize, dihedral, normalize
+from .. import defaults
+from ..correctors.ensemble import combine_members
+from ..encoders import Encoder, FeatureMLP, encode, logits_and_embedding
+from ..graph.spot_graph import SpotGraph
+from ..graph.symmetry import lattice_symmetry, num_symmetries
+from ..names import GInput, Layout, choices
+from ..patches.node_inputs import IMAGE, NodeInputs, map_image, num_inputs
+from ..patches.transforms import dihedral, normalize
 
-__all__ = ["GridGraphNet", "GridGraphOutput", "build_model"]
+__all__ = ["GridGraphNet", "GridGraphOutput"]
 
 
 class GridGraphOutput(NamedTuple):
@@ -91,12 +89,12 @@ class GridGraphNet(nn.Module):
         self,
         f: nn.Module,
         g: nn.Module,
-        g_input: str = "softmax",
-        chunk_size: Optional[int] = 32,
+        g_input: str = defaults.G_INPUT,
+        chunk_size: Optional[int] = defaults.CHUNK_SIZE,
         checkpoint: bool = True,
         transform: Optional[Callable[[Tensor], Tensor]] = normalize,
-        eval_chunk_size: Optional[int] = 256,
-        g_residual: bool = False,
+        eval_chunk_size: Optional[int] = defaults.EVAL_CHUNK_SIZE,
+        g_residual: bool = defaults.G_RESIDUAL,
         f_tta: bool = False,
         g_tta: bool = False,
     ):
@@ -265,48 +263,3 @@ class GridGraphNet(nn.Module):
 def _default_use_g(module, state_dict, prefix, *args) -> None:
     """Checkpoints from before ``use_g`` existed used g: load them with ``use_g = True``."""
     state_dict.setdefault(prefix + "use_g", torch.tensor(True))
-
-
-def build_model(
-    num_classes: int,
-    encoder: str = "gridnet_simple",
-    corrector: str = "conv2d",
-    g_input: str = "softmax",
-    encoder_kwargs: Optional[Dict[str, Any]] = None,
-    corrector_kwargs: Optional[Dict[str, Any]] = None,
-    g_ensemble: int = 1,
-    g_zero_init: bool = True,
-    **kwargs: Any,
-) -> GridGraphNet:
-    """Build a :class:`GridGraphNet` from names (for configs).
-
-    Args:
-        num_classes: K.
-        encoder: name in :data:`gridgraph.encoders.ENCODERS` (``"gridnet_simple"``,
-            ``"densenet121"``, ``"densenet_tiny"``).
-        corrector: name in :func:`~gridgraph.correctors.available_correctors`.
-        g_input: ``"softmax"``, ``"logits"`` or ``"features"``; g's ``in_channels`` is set to
-            match (K, or f's ``embedding_dim``).
-        encoder_kwargs, corrector_kwargs: extra arguments of the two builders.
-        g_ensemble: ``M`` > 1 builds a :class:`~gridgraph.correctors.CorrectorEnsemble` of M
-            correctors (default 1, a single g).
-        g_zero_init: with ``g_residual=True``, zero g's output layer so that f + g starts
-            exactly at f (default ``True``; a warning if g does not name its output layer).
-        **kwargs: :class:`GridGraphNet` options (``chunk_size``, ``checkpoint``, ``transform``;
-            by default the normalisation f states in ``input_mean``/``input_std``, as image
-            backbones from timm or torchvision do, else ImageNet's).
-    """
-    f = build_encoder(encoder, num_classes, **(encoder_kwargs or {}))
-    if "transform" not in kwargs and isinstance(f, FeatureMLP):
-        kwargs["transform"] = None  # feature vectors, not image patches
-    elif "transform" not in kwargs and getattr(f, "input_mean", None) is not None:
-        kwargs["transform"] = Normalize(f.input_mean, f.input_std)  # the backbone's own normalisation
-    in_channels = f.embedding_dim if g_input == GInput.FEATURES else num_classes
-    def build_g():
-        return build_corrector(corrector, num_classes, in_channels=in_channels, **(corrector_kwargs or {}))
-
-    g = build_g() if int(g_ensemble) == 1 else CorrectorEnsemble(build_g, int(g_ensemble))
-    if kwargs.get("g_residual") and g_zero_init and not zero_output_layer(g):
-        warnings.warn(f"corrector {corrector!r} does not name its output layer (Corrector.output_layer): "
-                      "the residual g starts from random weights, not from f", stacklevel=2)
-    return GridGraphNet(f, g, g_input=g_input, **kwargs)

@@ -1,0 +1,142 @@
+"""From a config to everything a run needs, in one place: :func:`build_run`.
+
+The CLI, the examples and every benchmark build their runs here, so that a benchmark's
+``best.pt`` is the same kind of file as ``gridgraph train``'s: ``g: auto`` settled from the
+training sections, the physical scale and the node-feature state recorded.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from ..checkpoint import Checkpoint
+from ..config import ModuleConfig, RunConfig
+from ..config.schema import AUTO
+from ..defaults import corrector_for
+from ..embeddings import attach_backbone_embeddings, uses_cached_embeddings
+from ..encoders import ENCODERS
+from ..features import needs_image
+from ..model import GridGraphNet, build_model
+from ..train import Trainer
+from .sections import load_splits_and_features, training_scale
+
+__all__ = ["Run", "build_run", "resolve_config", "model_from_config", "load_model"]
+
+
+def resolve_config(cfg: RunConfig, sections: Sequence) -> RunConfig:
+    """``cfg`` with ``g: auto`` replaced by the corrector :func:`~gridgraph.defaults.corrector_for`
+    picks for the layouts of ``sections`` (the training sections: :class:`~gridgraph.io.Section` s
+    or :class:`~gridgraph.patches.SectionTensors`); other configs are returned unchanged."""
+    if cfg.g.name != AUTO:
+        return cfg
+    if not sections:
+        raise ValueError("g: 'auto' is chosen from the training sections' layout, but none were given")
+    return cfg.model_copy(update={"g": ModuleConfig(**corrector_for([st.graph.layout for st in sections]))})
+
+
+def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
+                      features: Optional[dict] = None) -> GridGraphNet:
+    """The :class:`GridGraphNet` a config describes (``f``, ``g``, ``model``, ``train.chunk_size``).
+
+    ``pretrained=False`` skips f's ``weights`` argument (the weights come from a checkpoint).
+    ``features``: the node-feature state (:func:`~gridgraph.workflows.load_splits_and_features`;
+    a checkpoint's ``features``) whose ``in_features`` sizes an f over feature vectors.
+    """
+    f_kwargs = dict(cfg.f.kwargs)
+    if not pretrained:  # the weights come from the checkpoint: no file, no download
+        f_kwargs = _without_weights(f_kwargs)
+    if cfg.g.name == AUTO:
+        raise ValueError("g: 'auto' depends on the sections' layout: resolve it first with "
+                         "gridgraph.workflows.resolve_config(cfg, training_sections)")
+    widths = (features or {}).get("in_features") or {}
+    if cfg.f.name == "fusion":
+        f_kwargs["in_features"] = dict(widths)
+    elif widths and "in_features" in (ENCODERS.parameters(cfg.f.name) or []):
+        f_kwargs["in_features"] = next(iter(widths.values()))
+    return build_model(num_classes, encoder=cfg.f.name, corrector=cfg.g.name, g_input=str(cfg.model.g_input),
+                       g_residual=cfg.model.g_residual, encoder_kwargs=f_kwargs,
+                       corrector_kwargs=dict(cfg.g.kwargs), chunk_size=cfg.train.chunk_size,
+                       checkpoint=cfg.train.checkpoint, g_ensemble=cfg.model.g_ensemble,
+                       g_zero_init=cfg.model.g_zero_init, f_tta=cfg.model.f_tta, g_tta=cfg.model.g_tta)
+
+
+def _without_weights(f_kwargs: dict) -> dict:
+    out = {k: v for k, v in f_kwargs.items() if k not in ("weights", "pretrained")}
+    if isinstance(out.get("branches"), dict):
+        out["branches"] = {key: {**spec, "kwargs": _without_weights(dict(spec.get("kwargs") or {}))}
+                           for key, spec in out["branches"].items()}
+    return out
+
+
+def load_model(path, map_location="cpu") -> tuple[GridGraphNet, Checkpoint]:
+    """Rebuild a model from a checkpoint file alone; returns ``(model in eval mode, checkpoint)``."""
+    ckpt = Checkpoint.load(path, map_location=map_location)
+    try:
+        model = model_from_config(ckpt.config, len(ckpt.classes), pretrained=False, features=ckpt.features)
+    except (MemoryError, RuntimeError) as err:
+        if not isinstance(err, MemoryError) and "alloc" not in str(err):
+            raise
+        raise ValueError(f"out of memory building the model described in {path} (f {ckpt.config.f.name} "
+                         f"{dict(ckpt.config.f.kwargs)}, g {ckpt.config.g.name} {dict(ckpt.config.g.kwargs)}, "
+                         f"{len(ckpt.classes)} classes): {str(err).splitlines()[0][:200]}") from err
+    try:
+        model.load_state_dict(ckpt.model)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: field 'model' does not fit the model its config describes ({err})") from err
+    return model.eval(), ckpt
+
+
+@dataclasses.dataclass
+class Run:
+    """A run ready to train: its settled config, its sections, its model and what its checkpoints record.
+
+    Attributes:
+        cfg: the config with every automatic choice made (``g: auto`` settled).
+        splits: ``{"train" | "val" | "test": [SectionTensors, ...]}``.
+        classes: class names shared by every split.
+        features: the node-feature state fitted on the training sections.
+        model: the untrained :class:`GridGraphNet`, initialised from ``cfg.seed``.
+        scale: the physical scale of f's patches (recorded in checkpoints).
+    """
+
+    cfg: RunConfig
+    splits: dict
+    classes: list
+    features: dict
+    model: GridGraphNet
+    scale: dict
+
+    @property
+    def meta(self) -> dict:
+        """What every checkpoint of the run stores besides config, classes and weights."""
+        return {"scale": self.scale, "features": self.features}
+
+    def trainer(self, out_dir=None, log: Callable[[str], None] = print) -> Trainer:
+        return Trainer(self.model, self.cfg, self.classes, out_dir=out_dir, log=log, meta=self.meta)
+
+
+def build_run(cfg: RunConfig, log: Callable[[str], None] = print, splits: Sequence[str] = ("train", "val", "test"),
+              embedding_folder: Optional[Path] = None) -> Run:
+    """Read the sections of ``cfg``, settle its automatic choices and build its model.
+
+    A frozen backbone's embeddings are computed once per section into ``embedding_folder``
+    (default ``train.embedding_cache``, else ``<output>/embeddings``).
+    """
+    loaded, classes, features = load_splits_and_features(cfg, splits, log=log)
+    if cfg.g.name == AUTO:
+        cfg = resolve_config(cfg, loaded["train"])
+        log(f"g: auto -> {cfg.g.name} {cfg.g.kwargs} (layout {loaded['train'][0].graph.layout})")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)  # a run's initial weights follow its seed
+        model = model_from_config(cfg, len(classes), features=features)
+    if uses_cached_embeddings(model):  # a linear probe: the frozen backbone runs once per section
+        log("f's backbone is frozen: its embeddings are computed once, from unaugmented patches "
+            "(dihedral turns and colour jitter do not reach them)")
+        folder = embedding_folder or cfg.train.embedding_cache or Path(cfg.output) / "embeddings"
+        loaded = {name: attach_backbone_embeddings(model, split, folder, log) for name, split in loaded.items()}
+    image = needs_image(cfg.f.name, cfg.f.kwargs)
+    scale = training_scale(loaded.get("train", []), cfg.patches) if image else {}
+    return Run(cfg=cfg, splits=loaded, classes=classes, features=features, model=model, scale=scale)

@@ -1,0 +1,89 @@
+"""``gridgraph evaluate``: checkpoints on a split, each alone and as mean / vote ensembles."""
+from __future__ import annotations
+
+import json
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..checkpoint import Checkpoint
+from ..config import DataConfig
+from ..evaluate import accuracy, compute_metrics, ensemble, mean_std
+from ..inference import evaluate_probs, predict_probs
+from ..patches import SectionTensors
+from .build import load_model
+from .sections import load_splits
+
+__all__ = ["evaluate_checkpoints", "SPLITS"]
+
+SPLITS = ("train", "val", "test")
+
+
+def _sections_for(ckpt: Checkpoint, data: Optional[DataConfig], split: str, cache: dict) -> list:
+    """Sections of ``split`` read as the checkpoint was trained (its graph and patches), from
+    ``data`` or the checkpoint's own data settings; shared between checkpoints that agree."""
+    cfg = ckpt.config
+    if data is not None:
+        cfg = cfg.model_copy(update={"data": data})
+    key = json.dumps([cfg.data.model_dump(mode="json"), cfg.graph.model_dump(mode="json"),
+                      cfg.patches.model_dump(mode="json"), cfg.f.model_dump(mode="json"), ckpt.classes,
+                      ckpt.features], sort_keys=True)
+    if key not in cache:
+        cache[key] = load_splits(cfg, splits=(split,), classes=ckpt.classes, features=ckpt.features)[0][split]
+    return cache[key]
+
+
+def _same_nodes(sections: Sequence[SectionTensors], reference: Sequence[SectionTensors], path) -> None:
+    if [(s.name, s.num_nodes) for s in sections] != [(s.name, s.num_nodes) for s in reference]:
+        raise ValueError(f"{path}: its settings give other sections or nodes than the first checkpoint's "
+                         "(an ensemble needs the same nodes)")
+
+
+def evaluate_checkpoints(paths: Sequence, data: Optional[DataConfig] = None, split: str = "test",
+                         log: Callable[[str], None] = print) -> dict:
+    """Each checkpoint's metrics on ``split`` plus the mean-softmax and majority-vote ensembles.
+
+    Each checkpoint reads the sections with its own graph and patch settings; ``data`` replaces
+    the data settings of all of them (default: each checkpoint's own). ``split`` is one of
+    :data:`SPLITS`.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of the config's splits: {', '.join(SPLITS)}")
+    loaded = [load_model(p) for p in paths]
+    classes = loaded[0][1].classes
+    cache: dict = {}
+    per_model, stacked, reference, y = {}, {"f": [], "f+g": []}, None, None
+    for p, (model, ckpt) in zip(paths, loaded):
+        if ckpt.classes != classes:
+            raise ValueError(f"{p}: classes {ckpt.classes} differ from {paths[0]}'s {classes}")
+        if data is None:
+            log(f"{p}: reading the sections its config names (data.root {ckpt.config.data.root})")
+        sections = _sections_for(ckpt, data, split, cache)
+        if not sections:
+            raise ValueError(f"data split {split!r} lists no sections")
+        if reference is None:
+            reference, y = sections, torch.cat([st.labels for st in sections])
+        _same_nodes(sections, reference, p)
+        probs = predict_probs(model, sections)
+        per_model[str(p)] = evaluate_probs([st.labels for st in sections], probs)
+        for head, i in (("f", 0), ("f+g", 1)):
+            stacked[head].append(torch.cat([q[i] for q in probs]).numpy())
+    result = {"classes": classes, "split": split, "models": per_model}
+    if len(paths) > 1:
+        result.update(_ensembles(y, stacked, per_model))
+    return result
+
+
+def _ensembles(y, stacked: dict, per_model: dict) -> dict:
+    out = {}
+    for head in ("f", "f+g"):
+        stack = np.stack(stacked[head])
+        for method in ("mean", "vote"):
+            labels, scores = ensemble(stack, method=method)
+            metrics = compute_metrics(y, scores)
+            metrics["accuracy"] = accuracy(y, labels)
+            out[f"ensemble_{method}_{head}"] = metrics
+        spread = mean_std([m[head]["accuracy"] for m in per_model.values()])
+        out[f"accuracy_over_models_{head}"] = {"mean": spread.mean, "sd": spread.std}
+    return out

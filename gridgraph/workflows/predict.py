@@ -1,0 +1,141 @@
+"""``gridgraph predict``: a checkpoint and new sections -> predictions, as tables, figures, AnnData.
+
+A new section is read as the checkpoint was trained (its graph and patch settings, its classes,
+its physical scale); patches are streamed: cut (from a whole-slide image, read) while f runs, one
+chunk at a time, never all held.
+"""
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from ..checkpoint import Checkpoint
+from ..config import PatchConfig
+from ..features import image_only, needs_image
+from ..files.output_set import OutputSet
+from ..inference import predict_probs, predict_stream
+from ..io.images.image import prefetching
+from ..model import GridGraphNet
+from ..patches.extract import iter_section_patches, section_window_px
+from ..patches.stain import section_stain_table
+from .figures import prediction_figure
+from .sections import prepare, rebuild_graph, unify_classes
+
+__all__ = ["predict_probabilities", "trained_window", "read_as_trained", "predict_anndata", "predict_section",
+           "provenance"]
+
+
+def predict_probabilities(model: GridGraphNet, ckpt: Checkpoint, section) -> tuple:
+    """``(section, f probabilities, f + g probabilities)`` of a raw section, read as the
+    checkpoint was trained."""
+    cfg, classes = ckpt.config, ckpt.classes
+    section = rebuild_graph(section, cfg.graph)
+    if section.classes and section.labels.ge(0).any():
+        section = unify_classes([section], classes)[0]
+    if not image_only(cfg.f.name, cfg.f.kwargs):  # feature inputs: read whole
+        patches = trained_window(ckpt, section) if needs_image(cfg.f.name, cfg.f.kwargs) else cfg.patches
+        inputs = prepare(section, patches, f=cfg.f, features=ckpt.features)
+        (f_prob, g_prob), = predict_probs(model, [inputs])
+        return section, f_prob, g_prob
+    patches = trained_window(ckpt, section)
+    window_px = section_window_px(section, **patches.window(section))
+    # one colour map for the section, from a sample of its patches, applied as each chunk is cut
+    table = section_stain_table(section, patches.patch_size, window_px) if patches.standardize else None
+    chunks = iter_section_patches(section, patches.patch_size, window_px=window_px, table=table)
+    return (section, *predict_stream(model, chunks, section.graph))
+
+
+def trained_window(ckpt: Checkpoint, section) -> PatchConfig:
+    """The checkpoint's patch settings for a new section, at the physical scale it was trained at.
+
+    A checkpoint that recorded its window in µm cuts that many µm around each node of any
+    section whose µm per pixel is known (whatever image or magnification it comes with) and
+    refuses one whose scale cannot be known; older checkpoints use their settings as saved.
+    """
+    patches = ckpt.config.patches
+    window_um = ckpt.scale.get("window_um")
+    if window_um is None and ckpt.scale.get("window_px") is not None:  # an automatic window, in pixels
+        return patches.model_copy(update={"window_spots": None, "window_px": ckpt.scale["window_px"],
+                                          "window_um": None})
+    if window_um is None:
+        return patches
+    if section.microns_per_px is None:
+        raise ValueError(f"section {section.name}: its µm per pixel is unknown (no spot diameter or "
+                         f"scale factors), but the model was trained on {window_um:.1f} µm windows; "
+                         "give the section's scale (e.g. the Space Ranger scalefactors_json.json)")
+    return patches.model_copy(update={"window_spots": None, "window_px": None, "window_um": window_um})
+
+
+def provenance(model: GridGraphNet, ckpt: Checkpoint) -> dict:
+    """What the predictions come from: the checkpoint (absolute path), f, the g actually used
+    (absent when training kept f alone), the validation metrics and the writing versions."""
+    from .. import __version__
+
+    uses_g = bool(model.use_g)
+    info = {"checkpoint": str(ckpt.path or ""), "f": ckpt.config.f.name, "used": "f+g" if uses_g else "f",
+            "gridgraph_version": __version__, "trained_with": dict(ckpt.versions),
+            "validation": ckpt.metric_summary()}
+    if uses_g:
+        info["g"] = ckpt.config.g.name
+    return info
+
+
+def read_as_trained(ckpt: Checkpoint, reader: str, paths: dict):
+    """A new section read by the registered ``reader`` from explicit files (``paths``), with the
+    reader options the model was trained with when it was trained with the same reader."""
+    from ..io.readers.registry import READERS
+
+    data, f = ckpt.config.data, ckpt.config.f
+    # an f that reads patches: the image decodes while the reader parses tables and builds the graph
+    with prefetching() if needs_image(f.name, f.kwargs) else contextlib.nullcontext():
+        return READERS.get(reader).from_paths(paths, data.options if data.reader == reader else {})
+
+
+def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=None):
+    """An AnnData in memory -> a copy with gridgraph's predictions in ``obs["gridgraph"]``,
+    ``obs["gridgraph_f"]``, ``obsm["gridgraph_probs"]`` and ``uns["gridgraph"]`` (see
+    :func:`gridgraph.io.writers.anndata.add_predictions`); read with the trained reader options when
+    the model was trained on AnnData."""
+    from ..io.writers.anndata import add_predictions
+
+    section = read_as_trained(ckpt, "anndata", {"path": adata, "library_id": library_id})
+    section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
+    return add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), ckpt.classes,
+                           info=provenance(model, ckpt))
+
+
+def predict_section(model: GridGraphNet, ckpt: Checkpoint, section, out_dir, figures: bool = True,
+                    adata=None) -> dict:
+    """Predict one raw :class:`~gridgraph.io.Section` with a loaded checkpoint and write, as one
+    set (all or none), ``predictions.csv`` (id, label, class probabilities),
+    ``predictions_loupe.csv`` (for spots with barcodes) and ``predictions.png``; with ``adata``
+    (the AnnData the section was read from, or a :class:`concurrent.futures.Future` of it)
+    also ``predictions.h5ad``. Returns the paths."""
+    from ..io import write_loupe_csv, write_predictions
+    from ..io.writers.anndata import add_predictions, write_h5ad
+
+    classes = ckpt.classes
+    section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
+    codes = g_prob.argmax(1).numpy()
+    files = {"table": "predictions.csv", "loupe": "predictions_loupe.csv"}
+    if figures:
+        files["figure"] = "predictions.png"
+    if adata is not None:
+        files["h5ad"] = "predictions.h5ad"
+
+    def tables(tmp):
+        write_predictions(tmp / files["table"], section.barcodes, codes, g_prob.numpy(), classes)
+        write_loupe_csv(tmp / files["loupe"], section.barcodes, codes, category="gridgraph", classes=classes)
+
+    with OutputSet(out_dir, list(files.values())) as tmp, ThreadPoolExecutor(1) as pool:
+        written = pool.submit(tables, tmp)  # the CSVs (pyarrow, mostly without the GIL) beside the rest
+        if figures:
+            prediction_figure(section, f_prob, g_prob, classes, tmp / files["figure"], uses_g=bool(model.use_g))
+        if adata is not None:
+            adata = adata.result() if isinstance(adata, Future) else adata
+            annotated = add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), classes,
+                                        info=provenance(model, ckpt))
+            write_h5ad(annotated, tmp / files["h5ad"])
+        written.result()
+    return {key: Path(out_dir) / name for key, name in files.items()}
