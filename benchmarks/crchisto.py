@@ -31,9 +31,7 @@ from gridgraph.config import make_config  # noqa: E402
 from gridgraph.workflows import load_splits  # noqa: E402
 from gridgraph.files.atomic import atomic_write  # noqa: E402
 from gridgraph.inference import predict_probs  # noqa: E402
-from gridgraph.embeddings import attach_backbone_embeddings  # noqa: E402
-from gridgraph.workflows import load_model, model_from_config, section_figures  # noqa: E402
-from gridgraph.train import Trainer  # noqa: E402
+from gridgraph.workflows import build_run, load_model, section_figures  # noqa: E402
 
 PAPER = {"weighted_f1": 0.784, "macro_auroc": 0.917}
 CLASSES = ["epithelial", "fibroblast", "inflammatory", "others"]
@@ -102,9 +100,9 @@ def main(argv=None) -> None:
     if args.evaluate:
         model, ckpt = load_model(args.evaluate)
         folder = Path(args.folder or Path(args.data) / "validation")
-        cfg = ckpt["config"]
+        cfg = ckpt.config
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": str(folder), "test": ["*"]})})
-        sections = load_splits(cfg, splits=("test",), classes=ckpt["classes"])[0]["test"]
+        sections = load_splits(cfg, splits=("test",), classes=ckpt.classes, features=ckpt.features)[0]["test"]
         res = evaluate(model, sections)
         res.pop("probs")
         print(report(args, res, str(folder)))
@@ -113,14 +111,11 @@ def main(argv=None) -> None:
         print(f"skipped: CRCHisto data not found at {args.data}")
         return
     cfg = config(args, args.data, ["train/*"], ["validation/*"])
-    splits, classes = load_splits(cfg, splits=("train", "val"), classes=CLASSES)
-    torch.manual_seed(args.seed)
-    model = model_from_config(cfg, len(classes))
     # a frozen backbone: its embeddings once per image, on disk (unchanged sections otherwise)
-    splits = {k: attach_backbone_embeddings(model, v, Path(args.out) / "embeddings") for k, v in splits.items()}
+    run = build_run(cfg, splits=("train", "val"), embedding_folder=Path(args.out) / "embeddings")
+    model, splits, classes = run.model, run.splits, run.classes
     t0 = time.perf_counter()
-    Trainer(model, cfg, classes, out_dir=args.out, log=lambda s: print(s, flush=True)).fit(
-        splits["train"], splits["val"], resume=False)
+    run.trainer(out_dir=args.out, log=lambda s: print(s, flush=True)).fit(splits["train"], splits["val"], resume=False)
     res = evaluate(model, splits["val"])
     probs = res.pop("probs")
     res["minutes"] = (time.perf_counter() - t0) / 60

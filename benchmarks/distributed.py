@@ -62,23 +62,18 @@ def _config(args, regimen: str):
 
 def _train(args, regimen: str) -> dict:
     """Train one regimen; the second epoch's ``(patches/s, sections/s)`` from the trainer's log."""
-    import torch
-
-    from gridgraph.workflows import load_splits
-    from gridgraph.workflows import model_from_config
-    from gridgraph.train import Trainer
+    from gridgraph.workflows import build_run
 
     cfg = _config(args, regimen)
-    splits, classes = load_splits(cfg)
-    torch.manual_seed(0)
     lines: list = []
-    Trainer(model_from_config(cfg, len(classes)), cfg, classes, log=lines.append).fit(splits["train"], splits["val"])
+    run = build_run(cfg, log=lines.append)
+    run.trainer(log=lines.append).fit(run.splits["train"], run.splits["val"])
     speed = [m for m in map(SPEED.search, lines) if m]
     if not speed:  # ranks other than 0 do not log
         return {}
     last = speed[-1]
     return {"patches_s": float(last[3] or 0.0), "sections_s": float(last[4]),
-            "patches": sum(st.num_nodes for st in splits["train"])}
+            "patches": sum(st.num_nodes for st in run.splits["train"])}
 
 
 def _rank_main(rank: int, world: int, port: int, args, out: str) -> None:

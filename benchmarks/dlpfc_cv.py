@@ -29,13 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_training_args, f_config, machine, print_table, scores  # noqa: E402
 
 from gridgraph.config import make_config  # noqa: E402
-from gridgraph.workflows import load_splits  # noqa: E402
 from gridgraph.evaluate import DLPFC_FOLDS, cv_splits_with_validation  # noqa: E402
 from gridgraph.files.atomic import atomic_write  # noqa: E402
 from gridgraph.inference import predict_probs  # noqa: E402
-from gridgraph.embeddings import attach_backbone_embeddings  # noqa: E402
-from gridgraph.workflows import model_from_config, section_figures  # noqa: E402
-from gridgraph.train import Trainer  # noqa: E402
+from gridgraph.workflows import build_run, section_figures  # noqa: E402
 
 CLASSES = ["L1", "L2", "L3", "L4", "L5", "L6", "WM"]
 PAPER = {"f": {"accuracy": 0.544, "macro_auroc": 0.799}, "f+g": {"accuracy": 0.564, "macro_auroc": 0.796}}
@@ -100,19 +97,19 @@ def train_one(args, k, corrector, seed, out, f_state, sections_cache):
     """Train one model of the fold (f only when ``f_state`` is None); returns it and the splits."""
     cfg = fold_config(args, k, corrector, out, 0 if f_state is not None else args.epochs_f, seed)
     key = tuple(cfg.data.train + cfg.data.val + cfg.data.test)
-    if key not in sections_cache:
+    earlier = sections_cache.get(key)
+    if earlier is None or earlier.cfg.f != cfg.f:
         sections_cache.clear()
-        sections_cache[key] = load_splits(cfg, classes=CLASSES)[0]
-    splits = sections_cache[key]
-    torch.manual_seed(seed)
-    model = model_from_config(cfg, len(CLASSES))
+        earlier = None
+    # the sections once per fold; a frozen backbone's embeddings once per section, on disk
+    run = build_run(cfg, log=lambda line: None, embedding_folder=Path(args.out) / "embeddings", sections_of=earlier)
+    sections_cache[key] = run
+    model, splits = run.model, run.splits
     if f_state is not None:
         model.f.load_state_dict(f_state)
-    # a frozen backbone: its embeddings once per section, on disk (unchanged sections otherwise)
-    splits = {k: attach_backbone_embeddings(model, v, Path(args.out) / "embeddings") for k, v in splits.items()}
-    trainer = Trainer(model, cfg, CLASSES, out_dir=out,
-                      log=lambda line: print(f"  fold {k + 1} {corrector} seed {seed}: {line}", flush=True)
-                      ).fit(splits["train"], splits["val"], resume=False)
+    trainer = run.trainer(out_dir=out, log=lambda line: print(f"  fold {k + 1} {corrector} seed {seed}: {line}",
+                                                              flush=True)).fit(splits["train"], splits["val"],
+                                                                               resume=False)
     model.validation = trainer.state.best["metrics"] if trainer.state.best else {}
     return model, splits
 

@@ -119,13 +119,23 @@ class Run:
 
 
 def build_run(cfg: RunConfig, log: Callable[[str], None] = print, splits: Sequence[str] = ("train", "val", "test"),
-              embedding_folder: Optional[Path] = None) -> Run:
+              embedding_folder: Optional[Path] = None, sections_of: Optional[Run] = None) -> Run:
     """Read the sections of ``cfg``, settle its automatic choices and build its model.
 
     A frozen backbone's embeddings are computed once per section into ``embedding_folder``
-    (default ``train.embedding_cache``, else ``<output>/embeddings``).
+    (default ``train.embedding_cache``, else ``<output>/embeddings``). ``sections_of``: an
+    earlier run on the same data, graph, patches and f inputs, whose sections are reused instead
+    of read again (several seeds or correctors on one fold).
     """
-    loaded, classes, features = load_splits_and_features(cfg, splits, log=log)
+    if sections_of is not None:
+        same = ("data", "graph", "patches")
+        differ = [k for k in same if getattr(sections_of.cfg, k) != getattr(cfg, k)]
+        if differ or sections_of.cfg.f.kwargs != cfg.f.kwargs or sections_of.cfg.f.name != cfg.f.name:
+            raise ValueError(f"build_run(sections_of=...): the earlier run differs in {differ or ['f']}; "
+                             "its sections cannot be reused")
+        loaded, classes, features = dict(sections_of.splits), sections_of.classes, sections_of.features
+    else:
+        loaded, classes, features = load_splits_and_features(cfg, splits, log=log)
     if cfg.g.name == AUTO:
         cfg = resolve_config(cfg, loaded["train"])
         log(f"g: auto -> {cfg.g.name} {cfg.g.kwargs} (layout {loaded['train'][0].graph.layout})")

@@ -198,6 +198,7 @@ READERS.register("st_tsv", SectionSource(
 
 
 def predict_flags() -> dict:
-    """``{flag: reader name}`` of every registered reader, for ``gridgraph predict``."""
-    return {READERS.get(name).flag or name: name for name in READERS.names()}
+    """``{flag: reader name}`` of every registered reader, for ``gridgraph predict`` (flags
+    spelled with dashes: ``st-tsv`` -> ``--st-tsv``)."""
+    return {(READERS.get(name).flag or name).replace("_", "-"): name for name in READERS.names()}
 
