@@ -56,6 +56,8 @@ def formula_safe(values) -> pa.Array:
     array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         return array
+    if not pc.any(pc.match_substring_regex(array, r"^[=+\-@\t\r']")).as_py():  # the usual case: one pass
+        return array
     risky = pc.and_(pc.match_substring_regex(array, FORMULA_START),
                     pc.invert(pc.match_substring_regex(array, PLAIN_NUMBER)))
     risky = pc.or_(risky, pc.match_substring_regex(array, QUOTED_START))
