@@ -217,3 +217,25 @@ def test_float_images_read_by_pillow(tmp_path):
     lazy = LazyImage(path, nonfinite_fill=1.0)
     assert np.all(lazy.load()[7, 9] == 255)
     expect(LazyImage(path).prefetch().load, str(path), "(9, 7)")
+
+
+def test_a_tile_that_decodes_on_a_retry_is_not_blamed_again(tmp_path, monkeypatch, capfd):
+    from tifffile.zarr import ZarrTiffStore
+
+    path = tmp_path / "ok.tif"
+    data = texture(128, 128)
+    tifffile.imwrite(path, data, tile=(64, 64), compression="zlib", photometric="rgb")
+    real, failed = ZarrTiffStore.get, []
+
+    async def flaky(self, key, prototype, byte_range=None):
+        if key.startswith("1.0") and not failed:  # tile (0, 64): the first read of it fails
+            failed.append(key)
+            raise OSError("transient read error")
+        return await real(self, key, prototype, byte_range)
+
+    monkeypatch.setattr(ZarrTiffStore, "get", flaky)
+    with SlideImage(path, cache_mib=0) as slide:
+        expect(slide.load, "tile at (0, 64) of level 0 cannot be decoded (OSError: transient read error)")
+        assert np.array_equal(slide.load(), data)  # decoded this time: no stale error
+        assert np.array_equal(slide.read_region(0, 64, 64, 64), data[64:, :64])
+    no_stray_output(capfd)

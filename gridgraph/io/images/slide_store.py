@@ -15,6 +15,7 @@ zarr completes the read, and :class:`PlaneReader` raises one ``ValueError``,
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
@@ -71,6 +72,11 @@ class TileCache:
             self.nbytes = 0
 
 
+#: Orders decode failures and reads: a read raises for the failures recorded after it began (its
+#: own, or a concurrent read's of a tile it shares), never for an old one that a retry has fixed.
+_SEQUENCE = itertools.count()
+
+
 def _is_metadata(key: str) -> bool:
     return key.endswith(("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"))
 
@@ -83,8 +89,9 @@ def cached_store(store, cache: TileCache, tag, failures: Optional[dict] = None):
     through ``cache`` under ``tag`` (e.g. the pyramid level). zarr is imported on first use.
 
     With ``failures`` (a dict), a chunk whose decode raises is recorded there as
-    ``{key: "<error type>: <message>"}`` and read as missing, so the read in progress ends normally;
-    the caller raises for it (see :meth:`PlaneReader.read`). Without it, the error propagates."""
+    ``{key: (sequence number, "<error type>: <message>")}`` and read as missing, so the read in
+    progress ends normally; the caller raises for it (see :meth:`PlaneReader.read`). Without it,
+    the error propagates."""
     global _CACHED_STORE
     if _CACHED_STORE is None:
         from zarr.storage import WrapperStore
@@ -103,7 +110,8 @@ def cached_store(store, cache: TileCache, tag, failures: Optional[dict] = None):
                 except Exception as err:  # noqa: BLE001 - any codec's error: recorded, raised by the reader
                     if self._failed is None:
                         raise
-                    self._failed[key] = f"{type(err).__name__}: {' '.join(str(err).split())}"[:300]
+                    reason = f"{type(err).__name__}: {' '.join(str(err).split())}"[:300]
+                    self._failed[key] = (next(_SEQUENCE), reason)
                     return None
 
             async def get(self, key, prototype, byte_range=None):
@@ -170,15 +178,18 @@ class PlaneReader:
         self._all = self.channels == list(range(count))
         self._contig = self.c is None or self.c > max(self.y, self.x)  # samples inside each tile
 
-    def check_decoded(self, ys: slice, xs: slice) -> None:
+    def check_decoded(self, ys: slice, xs: slice, since: int = -1) -> None:
         """``ValueError`` naming the file, the tile's top-left pixel ``(x, y)`` in the level's
         pixels and the level, when a tile that rows ``ys`` and columns ``xs`` touch failed to
-        decode (the first such tile in row order, and how many others there are)."""
+        decode after sequence number ``since`` (the first such tile in row order, and how many
+        others there are)."""
         chunks, shape = self.array.chunks, self.array.shape
         planes = None if self.c is None or self._contig or self._all else set(self.channels)
         bad = []
-        for key, reason in list(self.failures.items()):
+        for key, (seq, reason) in list(self.failures.items()):
             at = _chunk_index(key)
+            if seq <= since:
+                continue
             if at is None or len(at) < len(shape):
                 continue
             at = at[-len(shape):]
@@ -200,6 +211,7 @@ class PlaneReader:
 
     def read(self, ys: slice, xs: slice) -> np.ndarray:
         """Raw pixels of rows ``ys`` and columns ``xs`` (steps allowed), ``(h, w, k)``."""
+        began = next(_SEQUENCE)
         index = [0] * self.array.ndim
         index[self.y], index[self.x] = ys, xs
         if self.c is not None:
@@ -210,7 +222,7 @@ class PlaneReader:
         else:
             raw = np.asarray(self.array[tuple(index)])
         if self.failures:
-            self.check_decoded(ys, xs)
+            self.check_decoded(ys, xs, began)
         kept = [a for a in (self.y, self.x, self.c) if a is not None]  # integer-indexed axes dropped
         order = sorted(kept)
         raw = raw.transpose([order.index(a) for a in kept])
