@@ -78,7 +78,8 @@ def test_a_truncated_deflate_tiff(tmp_path, capfd):
     first = next(k for k in range(16) if ends[k] > cut)
     broken = sum(e > cut for e in ends)
     slide = SlideImage(path)
-    message = expect(slide.load, str(path), f"tile at ({first % 4 * 64}, {first // 4 * 64}) of level 0 cannot be decoded")
+    at = f"tile at ({first % 4 * 64}, {first // 4 * 64}) of level 0 cannot be decoded"
+    message = expect(slide.load, str(path), at)
     assert (f"{broken - 1} more tile" in message) == (broken > 1)
     assert slide.read_region(0, 0, 64, 64).shape == (64, 64, 3)
     slide.close()
