@@ -111,6 +111,10 @@ def test_loupe_barcodes_lose_the_concat_suffix(tmp_path):
     ids = list(one.obs_names[:2]) + ["AAAG9-1"]
     path = write_loupe_csv(tmp_path / "m.csv", ids, ["L1", "L2", "WM"], library_ids=list(one.obs["library_id"]))
     assert list(read_loupe_csv(path)) == ["AAACAAGTATCTCCCA-1", "AAACACCAATAACTGC-1", "AAAG9-1"]
+    # library "1": a plain Space Ranger barcode keeps its own -1; a concatenated one loses the suffix
+    path = write_loupe_csv(tmp_path / "o.csv", ["AAACAAGTATCTCCCA-1", "AAACACCAATAACTGC-1-1", "cell-1"],
+                           ["L1", "L2", "WM"], library_ids="1")
+    assert list(read_loupe_csv(path)) == ["AAACAAGTATCTCCCA-1", "AAACACCAATAACTGC-1", "cell-1"]
     # without library_ids the barcodes are written as given
     path = write_loupe_csv(tmp_path / "n.csv", list(one.obs_names), ["L1", "L2", "WM"])
     assert rows(path)[1][0] == "AAACAAGTATCTCCCA-1-151674"

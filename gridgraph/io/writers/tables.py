@@ -9,6 +9,7 @@ numbers. The readers here undo it (:func:`formula_unsafe`), so ids and names rea
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -133,12 +134,18 @@ def _class_names(path: PathLike, codes: np.ndarray, classes: Optional[Sequence[s
     return lookup[codes]  # -1 picks the trailing None
 
 
+#: How Space Ranger's barcodes end: the GEM well, ``-1``.
+SPACERANGER_END = re.compile(r"\S-[0-9]+$")
+
+
 def strip_library_suffix(path: PathLike, barcodes: np.ndarray, library_ids) -> np.ndarray:
     """``barcodes`` without the ``-<library id>`` that ``anndata.concat(..., index_unique="-")``
     appends (``AAACAAGTATCTCCCA-1-151674`` -> ``AAACAAGTATCTCCCA-1``, as Space Ranger and Loupe
     name it). ``library_ids``: one id for every barcode, or one per barcode (e.g. the
-    ``obs`` column that ``concat(..., label=...)`` wrote). A barcode without the suffix is kept
-    as it is; barcodes that become equal (one barcode in two libraries) raise ``ValueError``."""
+    ``obs`` column that ``concat(..., label=...)`` wrote). The suffix is removed only where what
+    remains still ends as Space Ranger's barcodes do, in ``-<digits>`` (so library ``1`` leaves a
+    plain ``AAAC...-1`` alone); other barcodes are kept as they are. Barcodes that become equal
+    (one barcode in two libraries) raise ``ValueError``."""
     if isinstance(library_ids, (str, int, np.integer)):
         ids = [str(library_ids)] * len(barcodes)
     else:
@@ -146,8 +153,12 @@ def strip_library_suffix(path: PathLike, barcodes: np.ndarray, library_ids) -> n
         if len(ids) != len(barcodes):
             raise ValueError(f"{path}: {len(barcodes)} barcodes but {len(ids)} library ids; give one "
                              "library id, or one per barcode")
-    out = np.asarray([b[: -len(i) - 1] if i and len(b) > len(i) + 1 and b.endswith("-" + i) else b
-                      for b, i in zip(barcodes, ids)], dtype=object)
+    def strip(barcode: str, library: str) -> str:
+        rest = barcode[: -len(library) - 1]
+        ok = library and barcode.endswith("-" + library) and SPACERANGER_END.search(rest)
+        return rest if ok else barcode
+
+    out = np.asarray([strip(b, i) for b, i in zip(barcodes, ids)], dtype=object)
     first: dict = {}
     for k, b in enumerate(out):
         if b in first:
