@@ -240,3 +240,13 @@ def test_a_tile_that_decodes_on_a_retry_is_not_blamed_again(tmp_path, monkeypatc
         assert np.array_equal(slide.load(), data)  # decoded this time: no stale error
         assert np.array_equal(slide.read_region(0, 64, 64, 64), data[64:, :64])
     no_stray_output(capfd)
+
+
+def test_a_failure_under_a_key_of_unknown_form_still_raises(tmp_path):
+    path = tmp_path / "ok.tif"
+    tifffile.imwrite(path, texture(64, 64), tile=(32, 32), photometric="rgb")
+    with SlideImage(path) as slide:
+        reader = slide._reader(0)
+        reader.failures["odd-key"] = (10 ** 18, "Error: injected")  # recorded after the read began
+        expect(lambda: slide.read_region(0, 0, 8, 8), str(path), "a tile of level 0 (zarr key 'odd-key') "
+               "cannot be decoded (Error: injected)")

@@ -187,11 +187,12 @@ class PlaneReader:
         planes = None if self.c is None or self._contig or self._all else set(self.channels)
         bad = []
         for key, (seq, reason) in list(self.failures.items()):
-            at = _chunk_index(key)
             if seq <= since:
                 continue
-            if at is None or len(at) < len(shape):
-                continue
+            at = _chunk_index(key)
+            if at is None or len(at) < len(shape):  # a key of unknown form: never read as fill
+                raise ValueError(f"{self.path}: a tile of level {self.level} (zarr key {key!r}) cannot be "
+                                 f"decoded ({reason})")
             at = at[-len(shape):]
             y0, x0 = at[self.y] * chunks[self.y], at[self.x] * chunks[self.x]
             if first_touched(ys, shape[self.y], y0, y0 + chunks[self.y]) is None or \
