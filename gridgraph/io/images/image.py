@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from .intensity import PERCENTILE_SAMPLE_SIDE, Intensity, pick_channels
+from .intensity import PERCENTILE_SAMPLE_SIDE, Intensity, check_fill, finite_pixels, pick_channels
 
 
 ImageLike = Union[str, os.PathLike, np.ndarray, "LazyImage"]
@@ -71,7 +71,7 @@ HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 def read_image(path: Union[str, os.PathLike], intensity: IntensityLike = None,
-               channels: Optional[Sequence[int]] = None) -> np.ndarray:
+               channels: Optional[Sequence[int]] = None, nonfinite_fill: Optional[float] = None) -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` uint8.
 
     By default greyscale, RGBA, palette and 16-bit images are converted as
@@ -79,17 +79,20 @@ def read_image(path: Union[str, os.PathLike], intensity: IntensityLike = None,
     :class:`~gridgraph.io.images.intensity.Intensity`, ``"dtype"``, ``"percentile"`` or a bit depth such
     as ``12``) and ``channels`` (1 or 3 indices of the R, G, B or grey channels) scale and select
     the raw samples the way :class:`~gridgraph.io.images.slide.SlideImage` does; ``"percentile"`` is
-    fitted on the image decimated to about 1024 px a side.
+    fitted on the image decimated to about 1024 px a side. NaN and infinite values of a float
+    image raise ``ValueError`` naming the file and the first such pixel, unless ``nonfinite_fill``
+    gives the value (in the file's units, before scaling) that they become.
     """
     path = Path(path)
+    fill = check_fill(nonfinite_fill, path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with _no_pixel_limit(), Image.open(path) as im:
             if intensity is not None or channels is not None:
-                return _scaled(im, path, intensity, channels)
+                return _scaled(im, path, intensity, channels, fill)
             if im.mode in HIGH_BIT_MODES:
-                return to_rgb_uint8(np.asarray(im), str(path))
+                return to_rgb_uint8(finite_pixels(np.asarray(im), fill, path), str(path))
             if im.mode != "RGB":
                 im = im.convert("RGBA" if "A" in im.getbands() or im.mode == "P" else "RGB")
             return to_rgb_uint8(np.asarray(im), str(path))
@@ -97,13 +100,14 @@ def read_image(path: Union[str, os.PathLike], intensity: IntensityLike = None,
         raise ValueError(f"{path}: cannot read as an image ({err})") from err
 
 
-def _scaled(im, path: Path, intensity: IntensityLike, channels: Optional[Sequence[int]]) -> np.ndarray:
+def _scaled(im, path: Path, intensity: IntensityLike, channels: Optional[Sequence[int]],
+            fill: Optional[float] = None) -> np.ndarray:
     """An open Pillow image -> ``(H, W, 3)`` uint8 through :class:`Intensity` and a channel
     choice: high-bit modes keep their samples, other modes become 8-bit ``L`` or ``RGB``."""
     if im.mode not in HIGH_BIT_MODES and im.mode not in ("L", "RGB"):
         grey = set(im.getbands()) <= {"L", "A", "a", "1"}
         im = im.convert("L" if grey else "RGB")
-    raw = np.asarray(im)
+    raw = finite_pixels(np.asarray(im), fill, path)
     raw = raw[:, :, None] if raw.ndim == 2 else raw
     chosen = pick_channels(raw.shape[2], 2 if im.mode == "RGB" else 1, channels, path)
     raw = raw[:, :, chosen]
@@ -145,13 +149,16 @@ class LazyImage:
             default ``None``: Pillow's conversion, 16-bit by the dtype's range.
         microns_per_pixel: the pixel size in µm, when known (never guessed from DPI tags:
             PNG and JPEG files carry screen defaults such as 72 dpi).
+        nonfinite_fill: what NaN and infinite pixels of a float image become (see :func:`read_image`).
 
     ``size`` is ``(width, height)`` in pixels; :meth:`load` returns ``(H, W, 3)`` uint8 and caches it.
     """
 
     def __init__(self, path: Union[str, os.PathLike], intensity: IntensityLike = None,
-                 channels: Optional[Sequence[int]] = None, microns_per_pixel: Optional[float] = None):
+                 channels: Optional[Sequence[int]] = None, microns_per_pixel: Optional[float] = None,
+                 nonfinite_fill: Optional[float] = None):
         self.path = Path(path)
+        self.nonfinite_fill = check_fill(nonfinite_fill, self.path)
         if not self.path.is_file():
             raise FileNotFoundError(f"image file not found: {self.path}")
         if microns_per_pixel is not None and not float(microns_per_pixel) > 0:
@@ -177,7 +184,7 @@ class LazyImage:
 
             def decode():
                 try:
-                    result["array"] = read_image(self.path, self.intensity, self.channels)
+                    result["array"] = read_image(self.path, self.intensity, self.channels, self.nonfinite_fill)
                 except BaseException as err:  # handed to load()
                     result["error"] = err
 
@@ -195,7 +202,7 @@ class LazyImage:
                 raise result["error"]
             self._array = result["array"]
         if self._array is None:
-            self._array = read_image(self.path, self.intensity, self.channels)
+            self._array = read_image(self.path, self.intensity, self.channels, self.nonfinite_fill)
         return self._array
 
     def thumbnail(self, max_side: int = 2048) -> tuple[np.ndarray, float]:
@@ -207,7 +214,7 @@ class LazyImage:
             return thumbnail(self.load() if self._array is None else self._array, max_side)
         with _no_pixel_limit(), Image.open(self.path) as im:
             if im.mode not in ("RGB", "RGBA", "L", "LA", "P"):
-                return thumbnail(read_image(self.path), max_side)
+                return thumbnail(read_image(self.path, nonfinite_fill=self.nonfinite_fill), max_side)
             im = im.convert("RGBA") if im.mode == "P" else im
             im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
             small = to_rgb_uint8(np.asarray(im), str(self.path))

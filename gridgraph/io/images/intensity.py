@@ -3,16 +3,19 @@
 :class:`Intensity` maps raw values linearly: by the dtype's range (default; 0..65535 for uint16),
 by a bit depth (``12``: 0..4095, for 12-bit cameras that store uint16) or by per-channel
 percentiles of a sample of the slide. :func:`pick_channels` chooses the 1 or 3 channels shown,
-refusing to guess for multi-channel (fluorescence) images.
+refusing to guess for multi-channel (fluorescence) images. :func:`finite_pixels` refuses NaN and
+infinite values of float images, or replaces them by a fill value the caller states, one window at
+a time as windows are read.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["Intensity", "pick_channels", "PERCENTILE_SAMPLE_SIDE"]
+__all__ = ["Intensity", "pick_channels", "PERCENTILE_SAMPLE_SIDE", "finite_pixels", "check_fill"]
 
 #: Pixels a side of the decimated sample that ``Intensity("percentile")`` is fitted on.
 PERCENTILE_SAMPLE_SIDE = 1024
@@ -90,3 +93,37 @@ def pick_channels(count: int, photometric: Optional[int], channels: Optional[Seq
         return [0, 1, 2]
     raise ValueError(f"{path}: the image has {count} channels that are not RGB (e.g. fluorescence); "
                      "choose which to show with channels=[i] or channels=[r, g, b]")
+
+
+def check_fill(fill, source: Union[str, Path]) -> Optional[float]:
+    """``nonfinite_fill`` checked: ``None`` (NaN and infinite pixels are an error) or a finite
+    real number, returned as float; anything else raises ``ValueError`` naming ``source``."""
+    if fill is None:
+        return None
+    if isinstance(fill, bool) or not isinstance(fill, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(fill)):
+        raise ValueError(f"{source}: nonfinite_fill must be a finite number (the value, in the image's "
+                         f"own units, that NaN and infinite pixels become), got {fill!r}")
+    return float(fill)
+
+
+def finite_pixels(raw: np.ndarray, fill: Optional[float], source: Union[str, Path], where: str = "the image",
+                  origin: tuple = (0, 0), step: tuple = (1, 1)) -> np.ndarray:
+    """``raw`` (``(h, w[, k])`` pixels of one window) when it holds no NaN or infinite value
+    (integer images never do, and pass unchecked); otherwise those values replaced by ``fill``,
+    or with ``fill`` ``None`` a ``ValueError`` naming ``source``, ``where`` (e.g. ``"the window
+    x 0..512, y 0..512 of level 1"``),
+    how many values and the first one's pixel ``(x, y)``: the window's column and row
+    ``origin`` plus its index times ``step``."""
+    if raw.dtype.kind not in "fc":
+        return raw
+    finite = np.isfinite(raw)
+    if finite.all():
+        return raw
+    if fill is None:
+        row, col = (int(v) for v in np.argwhere(~finite)[0][:2])
+        x, y = origin[0] + col * step[0], origin[1] + row * step[1]
+        count = int((~finite).sum())
+        raise ValueError(f"{source}: {count} NaN or infinite pixel value{'s' if count > 1 else ''} in {where}, "
+                         f"the first at pixel ({x}, {y}); give nonfinite_fill=<value> to replace them")
+    return np.where(finite, raw, np.asarray(fill, dtype=raw.dtype))

@@ -15,7 +15,7 @@ __all__ = ["open_image", "image_source"]
 def open_image(image: Optional[ImageLike], what: str = "image") -> Optional[ImageLike]:
     """A reader's image argument made usable: a TIFF path becomes a :class:`SlideImage` (read
     window by window), another path a :class:`LazyImage` (decoded on first use), a mapping
-    ``{"path": ..., "intensity": ..., "channels": ..., "microns_per_pixel": ...}`` a
+    ``{"path": ..., "intensity": ..., "channels": ..., "microns_per_pixel": ..., "nonfinite_fill": ...}`` a
     :class:`SlideImage` with those options (as a config names them); an array is converted to
     ``(H, W, 3)`` uint8; ``None`` and open images pass."""
     if image is None or isinstance(image, (LazyImage, SlideImage)):

@@ -16,7 +16,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .intensity import PERCENTILE_SAMPLE_SIDE, Intensity, pick_channels
+from .intensity import PERCENTILE_SAMPLE_SIDE, Intensity, check_fill, finite_pixels, pick_channels
 from .slide_store import PlaneReader, TileCache, cached_store, plane_axes, usable_cores
 
 __all__ = ["SlideImage", "Intensity", "TIFF_SUFFIXES", "is_tiff", "open_image_file"]
@@ -43,21 +43,23 @@ def is_tiff(path: Union[str, os.PathLike], sniff: bool = False) -> bool:
 
 
 def open_image_file(path: Union[str, os.PathLike], intensity=None, channels: Optional[Sequence[int]] = None,
-                    microns_per_pixel: Optional[float] = None, **slide_options):
+                    microns_per_pixel: Optional[float] = None, nonfinite_fill: Optional[float] = None,
+                    **slide_options):
     """An image file opened for reading, whatever its format: a TIFF (by suffix or content) as a
     :class:`SlideImage` (``slide_options``: ``cache_mib``, ``decode_threads``), anything Pillow
-    reads as a :class:`~gridgraph.io.images.image.LazyImage`. ``intensity``, ``channels`` and
-    ``microns_per_pixel`` mean the same for both; slide options given for a non-TIFF raise
-    ``ValueError`` naming the file."""
+    reads as a :class:`~gridgraph.io.images.image.LazyImage`. ``intensity``, ``channels``,
+    ``microns_per_pixel`` and ``nonfinite_fill`` (what NaN and infinite pixels of a float image
+    become; default: they are an error naming the file) mean the same for both; slide options
+    given for a non-TIFF raise ``ValueError`` naming the file."""
     from .image import LazyImage
 
     if is_tiff(path, sniff=True):
         return SlideImage(path, "dtype" if intensity is None else intensity, channels, microns_per_pixel,
-                          **slide_options)
+                          nonfinite_fill=nonfinite_fill, **slide_options)
     if slide_options:
         raise ValueError(f"{path}: {sorted(slide_options)} apply to TIFF slides only; this file is read by "
                          "Pillow (give intensity, channels or microns_per_pixel)")
-    return LazyImage(path, intensity, channels, microns_per_pixel)
+    return LazyImage(path, intensity, channels, microns_per_pixel, nonfinite_fill=nonfinite_fill)
 
 
 #: Resolution tags coarser than this (µm per pixel) are print or screen defaults (72, 96, 300,
@@ -103,6 +105,14 @@ class SlideImage:
         cache_mib: decoded tiles kept for reuse, in MiB (default 64; 0 disables the cache).
         decode_threads: tiles of one read decoded at once (default: the usable cores, at most 8;
             1 decodes them one after another in zarr's event-loop thread).
+        nonfinite_fill: float slides only: the value (in the file's own units, before ``intensity``)
+            that NaN and infinite pixels become; default ``None``: a window holding one raises
+            ``ValueError`` naming the file, the window, the level and the first such pixel. Each
+            window is checked as it is read (no whole-slide scan).
+
+    A tile that cannot be decoded (corrupt or truncated data) raises ``ValueError``:
+    ``"<file>: tile at (x, y) of level L cannot be decoded (<reason>)"``, ``(x, y)`` the tile's
+    top-left pixel in that level.
 
     Attributes:
         size: ``(width, height)`` of level 0, in pixels.
@@ -115,13 +125,22 @@ class SlideImage:
 
     def __init__(self, path: Union[str, os.PathLike], intensity: Union[Intensity, str, int] = "dtype",
                  channels: Optional[Sequence[int]] = None, microns_per_pixel: Optional[float] = None,
-                 cache_mib: float = 64, decode_threads: Optional[int] = None):
-        import threading
-
+                 cache_mib: float = 64, decode_threads: Optional[int] = None,
+                 nonfinite_fill: Optional[float] = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"image file not found: {self.path}")
+        self.nonfinite_fill = check_fill(nonfinite_fill, self.path)
         self._open()
+        try:  # the file is closed again when the slide cannot be used
+            self._setup(intensity, channels, microns_per_pixel, cache_mib, decode_threads)
+        except BaseException:
+            self._tif.close()
+            raise
+
+    def _setup(self, intensity, channels, microns_per_pixel, cache_mib, decode_threads) -> None:
+        import threading
+
         series = self._series
         self._axes = series.axes
         y, x, c = plane_axes(series.axes, series.levels[0].shape, self.path)
@@ -160,11 +179,24 @@ class SlideImage:
                 import zarr
 
                 raw = self._series.aszarr(level=level, maxworkers=self.decode_threads)
-                store = cached_store(raw, self.cache, level)
-                node = zarr.open(store, mode="r")
+                failures: dict = {}  # tiles that failed to decode: recorded by the store, raised by the reader
+                node = zarr.open(cached_store(raw, self.cache, level, failures), mode="r")
                 node = node if hasattr(node, "shape") else node[str(level)]
-                self._readers[level] = PlaneReader(node, self._axes, self.channels, self.path)
+                self._readers[level] = PlaneReader(node, self._axes, self.channels, self.path, level, failures)
             return self._readers[level]
+
+    def read_raw(self, ys: slice, xs: slice, level: int = 0) -> np.ndarray:
+        """Raw pixels ``(h, w, k)`` of the chosen channels in rows ``ys`` and columns ``xs`` of
+        ``level`` (steps allowed), NaN and infinite values refused or filled (``nonfinite_fill``)
+        as this window is read."""
+        raw = self._reader(level).read(ys, xs)
+        if raw.dtype.kind != "f":
+            return raw
+        w, h = self.level_sizes[level]
+        (x0, x1, dx), (y0, y1, dy) = xs.indices(w), ys.indices(h)
+        where = f"the window x {x0}..{x1}, y {y0}..{y1} of level {level}"
+        where += f" (sampled every {dx} columns and {dy} rows)" if dx > 1 or dy > 1 else ""
+        return finite_pixels(raw, self.nonfinite_fill, self.path, where, (x0, y0), (dx, dy))
 
     def to_rgb(self, raw: np.ndarray) -> np.ndarray:
         """Raw pixels ``(h, w, k)`` of the chosen channels -> ``(h, w, 3)`` uint8."""
@@ -193,14 +225,13 @@ class SlideImage:
         """``(height, width, 3)`` uint8 pixels of ``level`` with top-left ``(x0, y0)`` in that
         level's pixels; past the border the edge pixels are repeated."""
         w_img, h_img = self.level_sizes[level]
-        reader = self._reader(level)
         xa, ya = max(x0, 0), max(y0, 0)
         xb, yb = min(x0 + width, w_img), min(y0 + height, h_img)
         if xa >= xb or ya >= yb:  # entirely outside: the nearest border pixel
             cx, cy = min(max(x0, 0), w_img - 1), min(max(y0, 0), h_img - 1)
-            pixel = self.to_rgb(reader.read(slice(cy, cy + 1), slice(cx, cx + 1)))
+            pixel = self.to_rgb(self.read_raw(slice(cy, cy + 1), slice(cx, cx + 1), level))
             return np.broadcast_to(pixel, (height, width, 3)).copy()
-        crop = self.to_rgb(reader.read(slice(ya, yb), slice(xa, xb)))
+        crop = self.to_rgb(self.read_raw(slice(ya, yb), slice(xa, xb), level))
         pad = ((ya - y0, y0 + height - yb), (xa - x0, x0 + width - xb), (0, 0))
         return np.pad(crop, pad, mode="edge") if any(p for pair in pad for p in pair) else crop
 
@@ -210,8 +241,7 @@ class SlideImage:
         w, h = self.level_sizes[level]
         step = max(int(np.ceil(max(w, h) / max_side)), 1)
         band = max(block - block % step, step)
-        reader = self._reader(level)
-        parts = [reader.read(slice(y, min(y + band, h), step), slice(0, w, step)) for y in range(0, h, band)]
+        parts = [self.read_raw(slice(y, min(y + band, h), step), slice(0, w, step), level) for y in range(0, h, band)]
         return np.concatenate([self.to_rgb(p) for p in parts] if rgb else parts), step
 
     def thumbnail(self, max_side: int = 2048) -> tuple[np.ndarray, float]:
@@ -225,7 +255,7 @@ class SlideImage:
     def load(self) -> np.ndarray:
         """Level 0 as ``(H, W, 3)`` uint8 (the whole slide: for small images only)."""
         w, h = self.size
-        return self.to_rgb(self._reader(0).read(slice(0, h), slice(0, w)))
+        return self.to_rgb(self.read_raw(slice(0, h), slice(0, w), 0))
 
     def release(self) -> None:
         """Drop the open level arrays and the cached tiles."""

@@ -1,14 +1,21 @@
 """Writers (Loupe Browser CSV, prediction tables) and the matching readers.
 
 Every write is atomic: the file appears complete or not at all (temporary file + rename).
+
+Every text cell (and header) is written through :func:`formula_safe`: one that a spreadsheet
+would run as a formula (it begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return,
+and is not a plain number such as ``-0.5``) gets a leading ``'``; numeric columns are written as
+numbers. The readers here undo it (:func:`formula_unsafe`), so ids and names read back exactly.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from ...files.atomic import atomic_write
@@ -32,11 +39,47 @@ def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
     return np.where(np.isfinite(values) & np.isfinite(scale) & np.isfinite(rounded), rounded, values)
 
 
+#: Cells a spreadsheet runs as a formula: they begin with one of ``= + - @``, a tab or a CR ...
+FORMULA_START = r"^[=+\-@\t\r]"
+#: ... unless they are a plain decimal number (``-1``, ``+0.5``, ``-2e-3``), read as that number.
+PLAIN_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+#: Text that already begins with ``'`` and a character :func:`formula_unsafe` would strip it before.
+QUOTED_START = r"^'[=+\-@\t\r']"
+
+
+def formula_safe(values) -> pa.Array:
+    """Text cells made safe to open in a spreadsheet (CSV injection): a cell that would run as a
+    formula (see :data:`FORMULA_START`, :data:`PLAIN_NUMBER`) gets a leading ``'``, and so does a
+    cell that already begins with ``'`` and one of those characters or another ``'``, so that
+    :func:`formula_unsafe` restores every cell exactly. Numbers and non-text arrays pass as they
+    are; missing values stay missing. Returns a pyarrow array (vectorised: a million ids in
+    well under a second)."""
+    array = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return array
+    if not pc.any(pc.match_substring_regex(array, r"^[=+\-@\t\r']")).as_py():  # the usual case: one pass
+        return array
+    risky = pc.and_(pc.match_substring_regex(array, FORMULA_START),
+                    pc.invert(pc.match_substring_regex(array, PLAIN_NUMBER)))
+    risky = pc.or_(risky, pc.match_substring_regex(array, QUOTED_START))
+    return pc.if_else(risky, pc.binary_join_element_wise("'", array, ""), array)
+
+
+def formula_unsafe(texts: Sequence[str]) -> list:
+    """The cells :func:`formula_safe` wrote, as they were (one leading ``'`` removed where it put
+    one); other text is returned unchanged."""
+    starts = set("=+-@\t\r'")
+    return [t[1:] if isinstance(t, str) and len(t) > 1 and t[0] == "'" and t[1] in starts else t
+            for t in texts]
+
+
 def write_columns(path: PathLike, columns: dict, delimiter: str = ",") -> Path:
     """Write ``columns`` (header -> N strings or numbers) as one CSV/TSV table, atomically, with
     pyarrow's writer (a million rows in about a second). Values are quoted only where they hold
-    the delimiter, a quote or a line break."""
-    table = pa.table({str(k): pa.array(v) for k, v in columns.items()})
+    the delimiter, a quote or a line break. Text cells and headers go through
+    :func:`formula_safe`; numeric columns stay numbers."""
+    headers = formula_safe([str(k) for k in columns]).to_pylist()
+    table = pa.table({h: formula_safe(v) for h, v in zip(headers, columns.values())})
     with atomic_write(path, "wb") as fh:
         try:
             pa_csv.write_csv(table, fh, pa_csv.WriteOptions(delimiter=delimiter, quoting_style="none",
@@ -91,9 +134,44 @@ def _class_names(path: PathLike, codes: np.ndarray, classes: Optional[Sequence[s
     return lookup[codes]  # -1 picks the trailing None
 
 
+#: How Space Ranger's barcodes end: the GEM well, ``-1``.
+SPACERANGER_END = re.compile(r"\S-[0-9]+$")
+
+
+def strip_library_suffix(path: PathLike, barcodes: np.ndarray, library_ids) -> np.ndarray:
+    """``barcodes`` without the ``-<library id>`` that ``anndata.concat(..., index_unique="-")``
+    appends (``AAACAAGTATCTCCCA-1-151674`` -> ``AAACAAGTATCTCCCA-1``, as Space Ranger and Loupe
+    name it). ``library_ids``: one id for every barcode, or one per barcode (e.g. the
+    ``obs`` column that ``concat(..., label=...)`` wrote). The suffix is removed only where what
+    remains still ends as Space Ranger's barcodes do, in ``-<digits>`` (so library ``1`` leaves a
+    plain ``AAAC...-1`` alone); other barcodes are kept as they are. Barcodes that become equal
+    (one barcode in two libraries) raise ``ValueError``."""
+    if isinstance(library_ids, (str, int, np.integer)):
+        ids = [str(library_ids)] * len(barcodes)
+    else:
+        ids = [str(i) for i in library_ids]
+        if len(ids) != len(barcodes):
+            raise ValueError(f"{path}: {len(barcodes)} barcodes but {len(ids)} library ids; give one "
+                             "library id, or one per barcode")
+    def strip(barcode: str, library: str) -> str:
+        rest = barcode[: -len(library) - 1]
+        ok = library and barcode.endswith("-" + library) and SPACERANGER_END.search(rest)
+        return rest if ok else barcode
+
+    out = np.asarray([strip(b, i) for b, i in zip(barcodes, ids)], dtype=object)
+    first: dict = {}
+    for k, b in enumerate(out):
+        if b in first:
+            raise ValueError(f"{path}: barcodes {barcodes[first[b]]!r} and {barcodes[k]!r} are both {b!r} once "
+                             "the library suffix is removed; Loupe shows one library: write one Loupe CSV "
+                             "per library")
+        first[b] = k
+    return out
+
+
 def write_loupe_csv(
     path: PathLike, barcodes: Sequence[str], names: Sequence, category: str = "Annotation",
-    classes: Optional[Sequence[str]] = None,
+    classes: Optional[Sequence[str]] = None, library_ids=None,
 ) -> Path:
     """Write spot annotations as a Loupe Browser CSV: header ``Barcode,<category>``.
 
@@ -105,10 +183,15 @@ def write_loupe_csv(
             instead (``-1``: unlabeled).
         category: the annotation's name in Loupe (the second column's header).
         classes: ``K`` class names that integer ``names`` index.
+        library_ids: the library id (or one per barcode) whose ``-<id>`` suffix ``anndata.concat``
+            appended to the barcodes, removed where present (see :func:`strip_library_suffix`):
+            Loupe matches only the barcodes Space Ranger wrote (``AAAC...-1``).
 
     Returns the path. Round trip: ``read_spaceranger(..., labels=path)`` gives the same labels.
     """
     barcodes = np.asarray([str(b) for b in barcodes], dtype=object)
+    if library_ids is not None:
+        barcodes = strip_library_suffix(path, barcodes, library_ids)
     codes = _codes(names) if classes is not None else None
     texts = _class_names(path, codes, classes) if codes is not None else np.asarray(_names(list(names)), dtype=object)
     if len(barcodes) != len(texts):
@@ -123,15 +206,16 @@ def read_loupe_csv(path: PathLike) -> dict:
     """Read a Loupe Browser CSV (header ``Barcode,<Category>``) as ``{barcode: name}``.
 
     Rows with an empty name are left out (unlabeled). Duplicated barcodes raise ``ValueError``.
+    The leading ``'`` that :func:`formula_safe` put before formula-like cells is removed.
     """
     table = read_table(path, header=True, delimiter=",", what="Loupe CSV")
     if len(table.columns) != 2 or table.columns[0].lower() != "barcode":
         raise ValueError(
             f"{table.path}: expected a Loupe CSV with header 'Barcode,<Category>', got {len(table.columns)} columns"
         )
-    barcodes = table.unique_text(0)
+    barcodes = formula_unsafe(table.unique_text(0))
     table.warn_if_cut()
-    return {b: n for b, n in zip(barcodes, table.text(1)) if n}
+    return {b: n for b, n in zip(barcodes, formula_unsafe(table.text(1))) if n}
 
 
 def write_predictions(
@@ -202,16 +286,17 @@ def read_predictions(path: PathLike):
 
     Returns ``(ids, names, probabilities, classes)``: ``names`` holds ``None`` where no label was
     written; ``probabilities`` is ``(N, K)`` float64 (``None`` and ``classes == []`` when the
-    table has no probability columns).
+    table has no probability columns). Ids, labels and class names come back as they were given
+    (the ``'`` that :func:`formula_safe` wrote before formula-like text is removed).
     """
     table = read_table(path, header=True, delimiter=_delimiter(path), what="predictions table")
     if [c.lower() for c in table.columns[:2]] != ["id", "label"]:
         raise ValueError(
             f"{table.path}: expected columns 'id', 'label', then one per class"
         )
-    ids = table.unique_text(0)
-    names = [n or None for n in table.text(1)]
-    classes = table.columns[2:]
+    ids = formula_unsafe(table.unique_text(0))
+    names = [n or None for n in formula_unsafe(table.text(1))]
+    classes = formula_unsafe(table.columns[2:])
     probs = None
     if classes:
         probs = np.stack([table.numeric(k) for k in range(2, len(table.columns))], axis=1)
