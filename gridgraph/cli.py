@@ -206,6 +206,7 @@ def _cmd_predict(args) -> int:
     """One input: outputs in --out. Several: one folder per input under --out, the inputs split
     over the processes of torchrun (each writes its own folders atomically)."""
     from . import distributed as dist
+    from .files import output_folders
     from .workflows import load_model
 
     inputs = dist.expand_inputs(getattr(args, _input_flag(args)))
@@ -214,6 +215,7 @@ def _cmd_predict(args) -> int:
             if getattr(args, flag):
                 raise ValueError(f"--{flag.replace('_', '-')} belongs to one input; predict "
                                  f"{len(inputs)} inputs one by one")
+    folders = output_folders(args.out, inputs, what="--out")  # checked before anything is read or written
     dist.init_from_env("cpu")  # predict runs on the CPU: gloo carries the bookkeeping
     model, ckpt = load_model(args.checkpoint)
     if args.counts or args.embeddings:
@@ -222,10 +224,9 @@ def _cmd_predict(args) -> int:
         f = ckpt.config.f
         kwargs = with_sources(f.name, f.kwargs, {"expression": args.counts, "embedding": args.embeddings})
         ckpt = ckpt.replace(config=ckpt.config.model_copy(update={"f": f.model_copy(update={"kwargs": kwargs})}))
-    names = dist.output_names(inputs)
     done = {}
     for i in dist.shard_inputs(len(inputs)):
-        out = args.out if len(inputs) == 1 else Path(args.out) / names[i]
+        out = folders[i]
         if not dist.is_distributed():
             done[i] = _predict_one(args, model, ckpt, inputs[i], out)
             continue

@@ -295,7 +295,7 @@ def test_sharded_prediction_equals_one_process_byte_for_byte(runs, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     one, two = _tree(tmp_path / "one"), _tree(tmp_path / "two")
     assert sorted(one) == sorted(two) and len(one) == 9  # 3 inputs x (csv, loupe csv, png)
-    assert {k.split("/")[0] for k in one} == {"s11_outs", "s12_outs", "s13_outs"}
+    assert {k.split("/")[0] for k in one} == {"s11", "s12", "s13"}
     for name in one:
         assert one[name] == two[name], name
     printed = json.loads(proc.stdout[proc.stdout.index("{"):])  # rank 0 prints every input's files
@@ -324,8 +324,10 @@ def test_inputs_expand_lists_and_globs_and_get_distinct_names(tmp_path):
     listing.write_text("# sections\nc/outs\n\n")
     got = dist.expand_inputs([str(tmp_path / "[ab]" / "outs"), f"@{listing}"])
     assert got == [str(tmp_path / n / "outs") for n in "abc"]
-    assert dist.output_names(got) == ["a_outs", "b_outs", "c_outs"]
-    assert dist.output_names(["x/one", "y/two"]) == ["one", "two"]
+    from gridgraph.files import output_folder_names
+
+    assert output_folder_names(got) == ["a", "b", "c"]  # Space Ranger "outs" folders: their sample's name
+    assert output_folder_names(["x/one", "y/two"]) == ["one", "two"]
     with pytest.raises(ValueError, match="no file"):
         dist.expand_inputs([str(tmp_path / "z*")])
     with pytest.raises(ValueError, match="twice"):

@@ -111,3 +111,39 @@ def test_evaluate_unknown_split_is_a_usage_error(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "best.pt"), "--split", "foo"]) == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'foo'" in err and "'train', 'val', 'test'" in err
+
+
+@pytest.fixture(scope="module")
+def demo_checkpoint(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("wf")
+    from gridgraph.workflows import run_training
+
+    run_training(tiny_config(tmp, epochs_f=1, epochs_g=1), figures=False, log=lambda line: None)
+    return tmp / "run" / "best.pt"
+
+
+def test_an_output_that_is_a_file_is_refused_and_kept(demo_checkpoint, tmp_path, capsys):
+    blocker = tmp_path / "iamafile"
+    blocker.write_text("mine")
+    assert main(["predict", str(demo_checkpoint), "--synthetic", "5", "--out", str(blocker)]) == 2
+    assert "--out" in capsys.readouterr().err and blocker.read_text() == "mine"
+    cfg = tiny_config(tmp_path).to_dict()
+    cfg["output"] = str(blocker)
+    import yaml
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp_path / "c.yaml")]) == 2
+    assert str(blocker) in capsys.readouterr().err and blocker.read_text() == "mine"
+
+
+def test_several_inputs_stay_inside_out_with_safe_distinct_names(demo_checkpoint, tmp_path):
+    from helpers import write_spaceranger
+
+    base = tmp_path / "fx" / "sr_base"
+    write_spaceranger(make_section("hex", seed=2, shape=(6, 8), n_classes=3), base)
+    other = tmp_path / "other" / "sr_base"
+    write_spaceranger(make_section("hex", seed=3, shape=(6, 8), n_classes=3), other)
+    out = tmp_path / "out" / "preds"
+    assert main(["predict", str(demo_checkpoint), "--spaceranger", str(base / "spatial" / ".."), str(other),
+                 "--out", str(out), "--no-figure"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["sr_base", "sr_base-2"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["preds"]  # nothing beside --out

@@ -12,7 +12,7 @@ from .context import (barrier, device_for, init_from_env, is_distributed, is_mai
                       on_main, rank, shutdown, world_size)
 from .ddp import DDP_OPTIONS, Replica
 from .gather import all_gather_objects, average_buffers, gather_indexed, sum_over_ranks
-from .predict import expand_inputs, output_names, shard_inputs
+from .predict import expand_inputs, shard_inputs
 from .sampler import Step, shard_positions, step_plan
 
 __all__ = [
@@ -21,5 +21,5 @@ __all__ = [
     "Step", "step_plan", "shard_positions",
     "all_gather_objects", "gather_indexed", "sum_over_ranks", "average_buffers",
     "Replica", "DDP_OPTIONS",
-    "shard_inputs", "expand_inputs", "output_names",
+    "shard_inputs", "expand_inputs",
 ]

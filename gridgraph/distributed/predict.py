@@ -1,4 +1,4 @@
-"""Prediction over several inputs: expand globs and list files, name the outputs, split over ranks.
+"""Prediction over several inputs: expand globs and list files, split over ranks.
 
 Every rank predicts whole inputs (sections), so each output equals a one-process run's byte for
 byte; outputs are written atomically by each rank into its own folders, never shared.
@@ -6,13 +6,13 @@ byte; outputs are written atomically by each rank into its own folders, never sh
 from __future__ import annotations
 
 import glob
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Sequence
 
 from .context import rank, world_size
 from .sampler import shard_positions
 
-__all__ = ["expand_inputs", "output_names", "shard_inputs"]
+__all__ = ["expand_inputs", "shard_inputs"]
 
 _GLOB = set("*?[")
 
@@ -52,21 +52,6 @@ def expand_inputs(values: Sequence[str]) -> list:
             raise ValueError(f"input {value} is given twice")
         seen.add(key)
     return out
-
-
-def output_names(inputs: Sequence[str]) -> list:
-    """One distinct folder name per input: its last path component, or more of its path
-    (joined by ``_``) where last components repeat (``a/outs``, ``b/outs`` -> ``a_outs``,
-    ``b_outs``)."""
-    parts = [PurePath(str(v)).parts or (str(v),) for v in inputs]
-    depth = 1
-    while True:
-        names = ["_".join(p[-depth:]).replace("/", "_").lstrip("_") or "input" for p in parts]
-        if len(set(names)) == len(names):
-            return names
-        if depth > max(len(p) for p in parts):
-            return [f"{i:04d}_{n}" for i, n in enumerate(names)]
-        depth += 1
 
 
 def shard_inputs(n: int) -> list:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..files.atomic import remove_stale_temp_files
+from ..files.locations import check_output_folder
 
 __all__ = ["RUN_FILES", "prepare_run_folder"]
 
@@ -21,7 +22,7 @@ def prepare_run_folder(output: Union[str, os.PathLike], resume: bool = True, ove
     outlives an interrupted new run). The folder may not be where ``config_file`` would be
     written over (``output/config.yaml``). Stale temporary files are removed.
     """
-    out = Path(output)
+    out = check_output_folder(output, what="output")
     if config_file is not None and (out / "config.yaml").resolve() == Path(config_file).resolve():
         raise ValueError(f"output {out}: the run would write config.yaml over the config file "
                          f"{config_file}; choose another output folder")

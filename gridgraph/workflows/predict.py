@@ -126,7 +126,8 @@ def predict_section(model: GridGraphNet, ckpt: Checkpoint, section, out_dir, fig
 
     def tables(tmp):
         write_predictions(tmp / files["table"], section.barcodes, codes, g_prob.numpy(), classes)
-        write_loupe_csv(tmp / files["loupe"], section.barcodes, codes, category="gridgraph", classes=classes)
+        write_loupe_csv(tmp / files["loupe"], section.barcodes, codes, category="gridgraph", classes=classes,
+                        library_ids=section.name)
 
     with OutputSet(out_dir, list(files.values())) as tmp, ThreadPoolExecutor(1) as pool:
         written = pool.submit(tables, tmp)  # the CSVs (pyarrow, mostly without the GIL) beside the rest
