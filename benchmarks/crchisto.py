@@ -52,9 +52,9 @@ def config(args, root: str, train, val) -> dict:
     return make_config({
         "seed": args.seed,
         "output": args.out,
-        "data": {"reader": "nuclei", "root": root, "options": {},
+        "data": {"name": "nuclei", "root": root, "kwargs": {},
                  "classes": CLASSES, "train": train, "val": val, "test": []},
-        "graph": {"builder": "knn", "k": args.k},
+        "graph": {"name": "knn", "kwargs": {"k": args.k}},
         "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None},
         "f": f_config(args),
         "g": {"name": "gcn", "kwargs": {"hidden_channels": 64, "num_layers": 4, "dropout": 0.1}},

@@ -50,7 +50,7 @@ def _config(args, regimen: str):
     epochs = {"epochs_f": 2, "epochs_g": 0} if regimen == "two_stage" else {"epochs_joint": 2}
     return make_config({
         "output": "unused",
-        "data": {"reader": "synthetic", "options": {"layout": "hex", "shape": list(args.shape), "n_classes": 3},
+        "data": {"name": "synthetic", "kwargs": {"layout": "hex", "shape": list(args.shape), "n_classes": 3},
                  "train": list(range(args.sections)), "val": [100], "test": []},
         "patches": {"patch_size": 32, "window_spots": 1.0},
         "f": {"name": "gridnet_simple"},

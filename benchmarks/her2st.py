@@ -49,7 +49,7 @@ def config(args, f: dict, test: str, out: Path) -> dict:
     val = SECTIONS[(k + 1) % len(SECTIONS)]
     return make_config({
         "seed": args.seed, "output": str(out),
-        "data": {"reader": "spot_table", "root": args.data, "options": {"label_names": "cluster_names.tsv"},
+        "data": {"name": "spot_table", "root": args.data, "kwargs": {"label_names": "cluster_names.tsv"},
                  "train": [s for s in SECTIONS if s not in (test, val)], "val": [val], "test": [test]},
         "patches": {"patch_size": 32, "window_um": 200.0, "window_spots": None, "standardize": True},
         "f": f,

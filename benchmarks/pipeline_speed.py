@@ -40,18 +40,18 @@ def load_sections(names, args):
     from gridgraph.workflows import load_splits
 
     if (Path(args.data) / "barcode_level_layer_map.tsv").is_file():
-        data = {"reader": "spaceranger", "root": args.data,
-                "options": {"labels": str(Path(args.data) / "barcode_level_layer_map.tsv")},
+        data = {"name": "spaceranger", "root": args.data,
+                "kwargs": {"labels": str(Path(args.data) / "barcode_level_layer_map.tsv")},
                 "classes": ["L1", "L2", "L3", "L4", "L5", "L6", "WM"]}
         ids = names
     else:
-        data = {"reader": "synthetic", "options": {"layout": "hex", "shape": [78, 128], "n_classes": 7}}
+        data = {"name": "synthetic", "kwargs": {"layout": "hex", "shape": [78, 128], "n_classes": 7}}
         ids = list(range(len(names)))
     cfg = make_config({"data": {**data, "train": ids, "val": ids[:1], "test": []},
                        "patches": {"patch_size": args.patch_size, "window_px": args.window_px,
                                    "window_spots": None}})
     splits, classes = load_splits(cfg, splits=("train",))
-    return splits["train"], classes, data["reader"]
+    return splits["train"], classes, data["name"]
 
 
 def build(num_classes: int, chunk: int, encoder: str = "gridnet_simple"):

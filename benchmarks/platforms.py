@@ -79,7 +79,7 @@ def _checkpoint(folder: Path, reader: str) -> Path:
     from gridgraph.workflows import model_from_config
     from gridgraph.train import save_checkpoint
 
-    cfg = make_config({"data": {"reader": reader}, "patches": {"patch_size": PATCH, "window_um": WINDOW_UM},
+    cfg = make_config({"data": {"name": reader}, "patches": {"patch_size": PATCH, "window_um": WINDOW_UM},
                        "g": {"name": "gcn", "kwargs": {"hidden_channels": 16, "num_layers": 2}}})
     torch.manual_seed(0)
     path = folder / "model.pt"

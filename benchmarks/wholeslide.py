@@ -133,7 +133,7 @@ def worker_predict(slide: str, folder: str, window: int, patch: int) -> dict:
     from gridgraph.workflows import model_from_config
     from gridgraph.train import save_checkpoint
 
-    cfg = make_config({"data": {"reader": "spaceranger"}, "patches": {"patch_size": patch, "window_px": window},
+    cfg = make_config({"data": {"name": "spaceranger"}, "patches": {"patch_size": patch, "window_px": window},
                        "g": {"name": "gcn", "kwargs": {"hidden_channels": 16, "num_layers": 2}}})
     torch.manual_seed(0)
     model = model_from_config(cfg, 4)

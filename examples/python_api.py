@@ -13,7 +13,7 @@ from gridgraph.inference import evaluate_probs, predict_probs
 from gridgraph.train import Trainer, TrainConfig
 
 # Sections: four synthetic sections with irregular (kNN) cell graphs, 24 px patches.
-data = RunConfig(data=DataConfig(reader="synthetic", options={"layout": "irregular", "n_classes": 4},
+data = RunConfig(data=DataConfig(name="synthetic", kwargs={"layout": "irregular", "n_classes": 4},
                                  train=[1, 2], val=[3], test=[4]),
                  patches=PatchConfig(patch_size=24, window_spots=2.0))
 splits, classes = load_splits(data)

@@ -15,7 +15,7 @@ from typing import Any, Optional, Union
 
 import torch
 
-from .config import RunConfig, legacy_config
+from .config import RunConfig, legacy_config, make_config
 from .files.atomic import atomic_save
 
 __all__ = ["FORMAT", "VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint", "versions"]
@@ -116,7 +116,7 @@ class Checkpoint:
         raw = load_checkpoint(path, map_location=map_location)
         _check_weights(raw["model"], path)
         try:
-            config = RunConfig.from_dict(legacy_config(raw["config"]), source=f"{path}: field 'config'")
+            config = make_config(legacy_config(raw["config"]), source=f"{path}: field 'config'")
         except (TypeError, AttributeError) as err:
             raise ValueError(f"{path}: field 'config' is not a run config ({err})") from err
         return cls(config=config, classes=list(raw["classes"]), model=raw["model"],

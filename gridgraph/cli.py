@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 DEMO_CONFIG = {
     "output": "runs/demo",
-    "data": {"reader": "synthetic", "options": {"layout": "hex", "n_classes": 5},
+    "data": {"name": "synthetic", "kwargs": {"layout": "hex", "n_classes": 5},
              "train": [1, 2, 3, 4], "val": [5], "test": [6]},
     "patches": {"patch_size": 32, "window_spots": 1.0},  # one synthetic spot: f sees its own tissue only
     "f": {"name": "gridnet_simple"},

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["Regimen", "Stage", "GInput", "Metric", "Layout", "GraphRule", "choices"]
+__all__ = ["Regimen", "Stage", "GInput", "Metric", "Layout", "choices"]
 
 
 class _Names(str, Enum):
@@ -61,15 +61,6 @@ class Layout(_Names):
     CARTESIAN = "cartesian"
     HEX = "hex"
     IRREGULAR = "irregular"
-
-
-class GraphRule(_Names):
-    """Edge rule of a graph builder (:data:`gridgraph.graph.GRAPH_BUILDERS`)."""
-
-    HEX = "hex"
-    CARTESIAN = "cartesian"
-    KNN = "knn"
-    RADIUS = "radius"
 
 
 def choices(names: type[_Names]) -> str:

@@ -74,3 +74,19 @@ def test_a_model_too_large_for_memory_is_named(best, tmp_path, monkeypatch):
     monkeypatch.setattr(build, "build_model", huge)
     with pytest.raises(ValueError, match=r"out of memory building the model described in .*best.pt \(f gridnet_simple"):
         load_model(best)
+
+
+def test_a_checkpoint_in_the_older_config_spelling_predicts_the_same_bytes(best, tmp_path):
+    def older(raw):
+        data = raw["config"]["data"]
+        raw["config"]["data"] = {**{k: v for k, v in data.items() if k not in ("name", "kwargs")},
+                                 "reader": data["name"], "options": data["kwargs"]}
+        raw["config"]["graph"] = {"builder": None}
+
+    path = _rewrite(best, tmp_path, older)
+    assert torch.load(path, weights_only=True)["config"]["data"]["reader"] == "synthetic"
+    assert Checkpoint.load(path).config == Checkpoint.load(best).config
+    for name, ckpt in (("new", best), ("old", path)):
+        assert main(["predict", str(ckpt), "--synthetic", "7", "--out", str(tmp_path / name), "--no-figure"]) == 0
+    for file in ("predictions.csv", "predictions_loupe.csv"):
+        assert (tmp_path / "new" / file).read_bytes() == (tmp_path / "old" / file).read_bytes()

@@ -129,4 +129,4 @@ def test_demo_quick_smoke(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "demo: test accuracy f alone" in out
     ckpt = load_checkpoint(tmp_path / "demo" / "best.pt")
-    assert ckpt["config"]["data"]["reader"] == "synthetic"
+    assert ckpt["config"]["data"]["name"] == "synthetic"

@@ -39,7 +39,7 @@ def error_line(capsys, code: int, *fragments) -> str:
     ({"seed": True}, [], ["seed", "valid integer", "True"]),
     ({"data__train": "12"}, [], ["data.train", "valid list", "'12'"]),
     ({"patches__patch_size": "abc"}, [], ["patches.patch_size", "valid integer", "'abc'"]),
-    ({"data__reader": "excel"}, [], ["data.reader", "unknown reader 'excel'", "spaceranger"]),
+    ({"data__name": "excel"}, [], ["data.name", "unknown reader 'excel'", "spaceranger"]),
     ({"train__alpha": 2}, [], ["train.alpha", "less than or equal to 1"]),
     ({"g": {"name": "gcn", "kwargs": {"hiden": 3}}}, [], ["g.kwargs.hiden", "corrector 'gcn'"]),
     ({}, ["train.epochs_g=-3"], ["train.epochs_g"]),

@@ -30,7 +30,7 @@ def test_typed_objects_round_trip_through_dict_and_yaml(tmp_path):
     assert cfg.train.regimen is Regimen.AT_ONCE
     data = cfg.to_dict()
     assert data["train"]["regimen"] == "at_once" and data["model"]["g_input"] == "softmax"
-    assert RunConfig.from_dict(data) == cfg
+    assert make_config(data) == cfg
     path = tmp_path / "c.yaml"
     path.write_text(dump_config(cfg))
     assert load_config(path) == cfg
@@ -69,13 +69,13 @@ def test_parse_override_yaml_values():
     ({"patches": {"patch_size": "abc"}}, "patches.patch_size"),
     ({"data": {"val": []}}, "data.val"),
     ({"data": {"train": "12"}}, "data.train"),
-    ({"data": {"reader": "excel"}}, "data.reader"),
-    ({"data": {"options": {"layuot": "hex"}}}, "data.options.layuot"),
+    ({"data": {"reader": "excel"}}, "data.name"),  # the older spelling, named as today
+    ({"data": {"options": {"layuot": "hex"}}}, "data.kwargs.layuot"),
     ({"seed": True}, "seed"),
     ({"f": {"kwargz": {}}}, "f.kwargz"),
     ({"f": {"name": "resnet9000"}}, "f.name"),
     ({"g": {"name": "gcn", "kwargs": {"hidden_chanels": 8}}}, "g.kwargs.hidden_chanels"),
-    ({"graph": {"builder": "knn", "kk": 8}}, "graph.kk"),
+    ({"graph": {"builder": "knn", "kk": 8}}, "graph.kwargs.kk"),
     ({"train": 3}, "train"),
 ])
 def test_bad_values_name_the_key(update, key):
@@ -131,7 +131,7 @@ def test_overrides_merge_into_free_form_sections():
     cfg = make_config({"graph": {"builder": "knn", "k": 6},
                        "g": {"name": "gcn", "kwargs": {"hidden_channels": 64, "num_layers": 4}}},
                       ["graph.k=8", "g.kwargs.num_layers=2"])
-    assert cfg.graph.kwargs == {"k": 8} and cfg.graph.builder == "knn"
+    assert cfg.graph.kwargs == {"k": 8} and cfg.graph.name == "knn"
     assert cfg.g.kwargs == {"hidden_channels": 64, "num_layers": 2}
 
 
@@ -143,9 +143,9 @@ def test_window_override_replaces_the_files_window():
 @pytest.mark.parametrize("override, key", [
     ("train.amp=bf16", "train.amp"),
     ("train.device=gpu", "train.device"),
-    ("graph.buider=knn", "graph.buider"),
+    ("graph.buider=knn", "graph.kwargs.buider"),
     ("train.init_from=x.pt", "init_from"),
-    ("graph.builder=delaunay", "graph.builder"),
+    ("graph.builder=delaunay", "graph.name"),
 ])
 def test_more_bad_overrides(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -171,3 +171,32 @@ def test_paths_in_a_file_are_relative_to_it(tmp_path, monkeypatch):
     assert cfg.output == str(tmp_path / "elsewhere")  # --set values: relative to the working directory
     fused = load_config(folder / "fused.yaml")
     assert fused.f.kwargs["branches"]["expression"]["kwargs"]["counts"] == str(folder / "c.tsv")
+
+
+def test_one_spelling_for_every_registry_section_and_the_older_ones_still_load():
+    new = make_config({"data": {"name": "synthetic", "kwargs": {"layout": "irregular"}},
+                       "graph": {"name": "knn", "kwargs": {"k": 6}}})
+    old = make_config({"data": {"reader": "synthetic", "options": {"layout": "irregular"}},
+                       "graph": {"builder": "knn", "k": 6}})
+    assert new == old and new.to_dict()["graph"] == {"name": "knn", "kwargs": {"k": 6}}
+    assert new.to_dict()["data"]["name"] == "synthetic" and "reader" not in new.to_dict()["data"]
+    # --set in either spelling
+    assert make_config({}, ["data.reader=nuclei"]).data.name == "nuclei"
+    assert make_config({}, ["graph.builder=knn", "graph.k=3"]).graph.kwargs == {"k": 3}
+    with pytest.raises(ConfigError, match="data: both 'reader' .* and 'name' are given"):
+        make_config({"data": {"reader": "nuclei", "name": "synthetic"}})
+
+
+def test_a_newly_registered_graph_builder_is_taken_by_the_config():
+    import numpy as np
+
+    from gridgraph.graph import GRAPH_BUILDERS, GraphSpec, knn_graph
+
+    GRAPH_BUILDERS.register("ring_for_test", lambda pos, k=2: knn_graph(np.asarray(pos), k=k))
+    try:
+        cfg = make_config({"graph": {"name": "ring_for_test", "kwargs": {"k": 3}}})
+        spec = GraphSpec.parse(cfg.graph.model_dump())
+        assert spec.rule == "ring_for_test" and not spec.needs_array
+        assert spec.build(np.random.default_rng(0).random((10, 2))).num_nodes == 10
+    finally:
+        GRAPH_BUILDERS._entries.pop("ring_for_test", None)

@@ -1,6 +1,6 @@
 """Run configuration: one typed, frozen model per section, read from YAML and ``key=value`` lists.
 
-A run has the sections ``data`` (reader, its options, the sections of each split), ``graph``
+A run has the sections ``data`` (reader name + kwargs, the sections of each split), ``graph``
 (optional rebuild of each section's graph), ``patches`` (window and size), ``f`` and ``g``
 (builder name + kwargs), ``model`` (what g reads of f), ``train`` (regimen and its settings), plus
 ``seed`` and ``output``. Every value is checked before anything runs or is written: ranges,
@@ -9,7 +9,7 @@ Errors are :class:`ConfigError` s naming the key, the value and what was expecte
 
 From Python, build the sections directly::
 
-    RunConfig(data=DataConfig(reader="synthetic", train=[1, 2], val=[3]),
+    RunConfig(data=DataConfig(name="synthetic", train=[1, 2], val=[3]),
               train=TrainConfig(epochs_f=3, epochs_g=30))
 
 :mod:`.schema` holds the models, :mod:`.load` reading and overrides.

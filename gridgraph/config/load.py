@@ -10,9 +10,10 @@ import yaml
 from pydantic import ValidationError
 
 from ..files.yaml_file import YamlError, load_yaml_text
+from .legacy import legacy_config, respell, respell_key
 from .schema import ConfigError, RunConfig
 
-__all__ = ["make_config", "load_config", "parse_override", "dump_config", "PATH_KEYS"]
+__all__ = ["make_config", "load_config", "parse_override", "dump_config", "PATH_KEYS", "legacy_config"]
 
 
 def _describe(err: dict) -> str:
@@ -65,6 +66,7 @@ def _merge(base: Mapping, update: Mapping) -> dict:
 
 def _apply_override(raw: dict, text: str) -> dict:
     keys, value = parse_override(text)
+    keys = respell_key(keys)
     if keys[0] == "patches" and len(keys) == 2 and keys[1].startswith("window_"):
         patches = {k: v for k, v in dict(raw.get("patches") or {}).items() if not k.startswith("window_")}
         raw = {**raw, "patches": patches}  # a window given on the command line replaces the file's
@@ -77,6 +79,10 @@ def make_config(update: Union[Mapping, RunConfig, None] = None, overrides: Itera
                 source: str = "config") -> RunConfig:
     """Defaults, updated by a mapping (a YAML file's content), then by ``key=value`` overrides."""
     raw = update.to_dict() if isinstance(update, RunConfig) else dict(update or {})
+    try:
+        raw = respell(raw)
+    except ValueError as err:
+        raise ConfigError(f"{source}: {err}") from None
     for text in overrides:
         raw = _apply_override(raw, text)
     for name, default in (("f", RunConfig().f.name), ("g", RunConfig().g.name)):
@@ -154,24 +160,3 @@ def _resolve_paths_typed(cfg: RunConfig, folder: Path) -> RunConfig:
 
 def dump_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-
-
-#: Settings added after checkpoints were first written, with the value that reproduces what such
-#: a checkpoint did (a config written before a setting existed gets this, not today's default).
-LEGACY_VALUES = {("model", "g_ensemble"): 1, ("model", "g_zero_init"): False, ("model", "f_tta"): False,
-                 ("model", "g_tta"): False, ("train", "label_smoothing"): 0.0, ("train", "cross_fit"): 0,
-                 ("train", "cross_fit_block"): 1, ("train", "pretrain_epochs"): 0,
-                 ("train", "pretrain_batch_size"): 256}
-
-
-def legacy_config(config: Mapping, like: Optional[Mapping] = None) -> dict:
-    """A stored config (plain data) with every setting added since it was written set as it was
-    then (:data:`LEGACY_VALUES`), so that it validates, builds the same model and compares equal
-    to a current run with the same settings; with ``like``, only the settings ``like`` has."""
-    out = dict(config)
-    for (section, key), value in LEGACY_VALUES.items():
-        if like is not None and key not in (like.get(section) or {}):
-            continue
-        if isinstance(out.get(section), Mapping) and key not in out[section]:
-            out[section] = {**out[section], key: value}
-    return out

@@ -11,7 +11,7 @@ from pydantic import model_validator
 
 from .. import defaults
 from ..defaults import AUTO
-from ..names import GInput, GraphRule, Metric, Regimen
+from ..names import GInput, Metric, Regimen
 
 __all__ = ["AUTO", "ConfigError", "RunConfig", "DataConfig", "GraphConfig", "PatchConfig", "ModuleConfig",
            "ModelConfig", "TrainConfig"]
@@ -45,13 +45,14 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    """Which reader reads which sections: ``reader`` (a name in ``gridgraph.datasets.READERS``),
-    ``root`` (folder the ids are relative to), reader ``options``, an optional class order and
-    the ids of each split (``test`` may be empty)."""
+    """Which reader reads which sections: ``name`` (a reader in
+    :data:`gridgraph.io.readers.READERS`) and its ``kwargs``, ``root`` (folder the ids are
+    relative to), an optional class order and the ids of each split (``test`` may be empty).
+    (Configs written before this spelling, ``reader`` / ``options``, still load.)"""
 
-    reader: StrictStr = "synthetic"
+    name: StrictStr = "synthetic"
+    kwargs: dict[str, Any] = {}
     root: Optional[StrictStr] = None
-    options: dict[str, Any] = {}
     classes: Optional[list[StrictStr]] = None
     train: list[SectionId] = Field(default=[0, 1, 2, 3], min_length=1)
     val: list[SectionId] = Field(default=[4], min_length=1)
@@ -59,16 +60,12 @@ class DataConfig(_Section):
 
 
 class GraphConfig(_Section):
-    """``builder``: ``None`` keeps each reader's graph; else a rule of
-    :class:`~gridgraph.names.GraphRule` whose keyword arguments are the other keys
-    (``{builder: knn, k: 8}``)."""
+    """``name``: ``None`` keeps each reader's graph; else a builder in
+    :data:`gridgraph.graph.GRAPH_BUILDERS` with its ``kwargs`` (``{name: knn, kwargs: {k: 8}}``).
+    (Configs written before this spelling, ``{builder: knn, k: 8}``, still load.)"""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
-    builder: Optional[GraphRule] = None
-
-    @property
-    def kwargs(self) -> dict:
-        return dict(self.model_extra or {})
+    name: Optional[StrictStr] = None
+    kwargs: dict[str, Any] = {}
 
 
 class PatchConfig(_Section):
@@ -232,32 +229,23 @@ class RunConfig(_Section):
         from ..graph import GRAPH_BUILDERS
         from ..io.readers.registry import READERS
 
-        checks = [(ENCODERS, self.f.name, self.f.kwargs, "f"), (READERS, self.data.reader, self.data.options, "data.reader")]
+        checks = [(ENCODERS, self.f.name, self.f.kwargs, "f"), (READERS, self.data.name, self.data.kwargs, "data")]
         if self.g.name != AUTO:
             checks.append((CORRECTORS, self.g.name, self.g.kwargs, "g"))
         elif self.g.kwargs:
             raise ValueError(f"g.kwargs: g.name is {AUTO!r} (chosen from the sections' layout), whose "
                              "arguments are fixed; name a corrector to give arguments")
-        if self.graph.builder is not None:
-            checks.append((GRAPH_BUILDERS, str(self.graph.builder), self.graph.kwargs, "graph.builder"))
+        if self.graph.name is not None:
+            checks.append((GRAPH_BUILDERS, self.graph.name, self.graph.kwargs, "graph"))
         elif self.graph.kwargs:
-            raise ValueError(f"graph.{sorted(self.graph.kwargs)[0]} is set but graph.builder is null "
+            raise ValueError(f"graph.kwargs.{sorted(self.graph.kwargs)[0]} is set but graph.name is null "
                              "(the reader's graph is kept)")
         for registry, name, kwargs, where in checks:
             if name not in registry:
-                raise ValueError(f"{where if '.' in where else where + '.name'}: unknown {registry.kind} "
-                                 f"{name!r}; known: {', '.join(registry.names())}")
-            section = where.split(".")[0]
-            registry.check_kwargs(name, kwargs, {"f": "f.kwargs", "g": "g.kwargs", "data": "data.options",
-                                                 "graph": "graph"}[section])
+                raise ValueError(f"{where}.name: unknown {registry.kind} {name!r}; known: {', '.join(registry.names())}")
+            registry.check_kwargs(name, kwargs, f"{where}.kwargs")
         return self
 
     def to_dict(self) -> dict:
         """Plain YAML/JSON data (enums as strings), as stored in ``config.yaml`` and checkpoints."""
         return self.model_dump(mode="json")
-
-    @classmethod
-    def from_dict(cls, data: Mapping, source: str = "config") -> "RunConfig":
-        from .load import make_config
-
-        return make_config(data, source=source)

@@ -89,7 +89,7 @@ def read_as_trained(ckpt: Checkpoint, reader: str, paths: dict):
     data, f = ckpt.config.data, ckpt.config.f
     # an f that reads patches: the image decodes while the reader parses tables and builds the graph
     with prefetching() if needs_image(f.name, f.kwargs) else contextlib.nullcontext():
-        return READERS.get(reader).from_paths(paths, data.options if data.reader == reader else {})
+        return READERS.get(reader).from_paths(paths, data.kwargs if data.name == reader else {})
 
 
 def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=None):

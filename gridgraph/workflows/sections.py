@@ -26,19 +26,19 @@ def _root(data: DataConfig) -> Path:
 
 def expand_ids(data: DataConfig, ids: Sequence) -> list:
     """Section ids of a split; for stem readers a glob such as ``"train/*"`` expands to stems."""
-    return READERS.get(data.reader).expand(_root(data), ids, data.options)
+    return READERS.get(data.name).expand(_root(data), ids, data.kwargs)
 
 
 def load_section(data: DataConfig, section_id, graph: GraphConfig | GraphSpec | dict | None = None) -> Section:
     """Read one section named by ``section_id`` with the config's reader and options.
 
-    A graph spec (``graph.builder`` set) goes to readers that take one (``graph=``); the others'
+    A graph spec (``graph.name`` set) goes to readers that take one (``graph=``); the others'
     graphs are rebuilt after reading.
     """
     spec = GraphSpec.parse(graph.model_dump(mode="json") if isinstance(graph, GraphConfig) else graph)
-    source = READERS.get(data.reader)
-    options = dict(data.options)
-    if spec is not None and "graph" in (READERS.parameters(data.reader) or ()):
+    source = READERS.get(data.name)
+    options = dict(data.kwargs)
+    if spec is not None and "graph" in (READERS.parameters(data.name) or ()):
         return source(_root(data), section_id, **{**options, "graph": spec})
     return rebuild_graph(source(_root(data), section_id, **options), spec)
 

@@ -115,7 +115,7 @@ def read_anndata(
             Positions are scaled by ``tissue_<image>_scalef`` into that image.
         graph: ``"auto"`` (hex over ``obs['array_row'/'array_col']`` when present, else kNN),
             or a :class:`~gridgraph.graph.GraphSpec` / its plain form (``"cartesian"``,
-            ``{"builder": "knn", "k": 8}``, ...).
+            ``{"name": "knn", "kwargs": {"k": 8}}``, ...).
 
     Rows with ``obs['in_tissue'] == 0`` are dropped. A path that is not an h5ad file, a scale
     factor that is not a finite positive number and ``obs`` array indices beyond the largest

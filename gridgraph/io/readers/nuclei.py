@@ -29,7 +29,7 @@ def read_nuclei_csv(
         image: path, array or :class:`~gridgraph.io.images.image.LazyImage` (``None`` for none).
         graph: the cell graph's rule and arguments, a :class:`~gridgraph.graph.GraphSpec` or
             its plain form: ``"knn"`` (default: symmetric 6-nearest neighbours),
-            ``{"builder": "knn", "k": 8}``, ``{"builder": "radius", "r": 30.0}`` (pixels).
+            ``{"name": "knn", "kwargs": {"k": 8}}``, ``{"name": "radius", "kwargs": {"r": 30.0}}`` (pixels).
         classes: class order; default the label names in natural order. Pass it to keep one
             order across images that lack some classes.
         name: section name; default the file name without extension and a ``_nuclei`` suffix.

@@ -134,7 +134,7 @@ def read_visium_hd(path: PathLike, bin_size_um: int = 8, image: Union[str, PathL
         labels: ``None``, a mapping barcode -> class name, or a Loupe CSV path (as
             :func:`~gridgraph.io.read_spaceranger` reads them); ``classes`` fixes the order.
         graph: a :class:`~gridgraph.graph.GraphSpec`-like (default ``"cartesian"``: 4 neighbours
-            on the bin array; ``{"builder": "cartesian", "connectivity": 8}``, ``"knn"``, ...);
+            on the bin array; ``{"name": "cartesian", "kwargs": {"connectivity": 8}}``, ``"knn"``, ...);
             ``None`` is the default.
         name: section name (default the folder above ``binned_outputs``, else the bin folder).
 

@@ -86,7 +86,7 @@ def read_xenium(path: PathLike, image: Optional[ImageLike] = None, alignment: Op
         labels: ``cell_id`` -> class mapping, or a CSV/TSV/parquet with columns ``cell_id``,
             ``label``; ``classes`` fixes the order. Cells without a label get ``-1``.
         graph: a :class:`~gridgraph.graph.GraphSpec`-like on the image pixels (default ``"knn"``,
-            symmetric 6 nearest neighbours; ``{"builder": "radius", "r": <px>}``); ``None`` is
+            symmetric 6 nearest neighbours; ``{"name": "radius", "kwargs": {"r": <px>}}``); ``None`` is
             the default.
         name: section name (default the folder's name).
 
