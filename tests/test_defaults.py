@@ -14,7 +14,7 @@ from gridgraph.workflows import load_splits
 from gridgraph.defaults import GRAPH_CORRECTOR, GRID_CORRECTOR, corrector_for
 from gridgraph.workflows import resolve_config
 from gridgraph.graph import hex_graph, knn_graph
-from gridgraph.patches.window import auto_window, node_pitch_px
+from gridgraph.patches.window import Window, node_pitch_px
 from gridgraph.workflows import load_model, model_from_config, run_training
 from gridgraph.io.readers.synthetic import make_section
 from gridgraph.train import Trainer, load_checkpoint, masked_cross_entropy
@@ -225,11 +225,11 @@ def test_auto_window_by_platform_spacing():
     hexa = make_section(layout="hex", shape=(6, 8), spacing_px=10)
     assert node_pitch_px(hexa.graph) == pytest.approx(10.0, rel=0.02)
     assert hexa.microns_per_px == pytest.approx(10.0)  # 100 µm spots, 10 px apart
-    assert auto_window(hexa) == {"window_um": 200.0}
+    assert Window().resolve(hexa) == Window(200.0, "um")
     cells = hexa.__class__(**{**hexa.__dict__, "spot_diameter_um": 1.0})  # 1 µm per 10 px: 1 µm pitch
-    assert auto_window(cells) == {"window_um": 32.0}
+    assert Window().resolve(cells) == Window(32.0, "um")
     unscaled = hexa.__class__(**{**hexa.__dict__, "spot_diameter_um": None})
-    assert auto_window(unscaled) == {"window_px": 32.0}
+    assert Window().resolve(unscaled) == Window(32.0, "px")
 
 
 def test_patch_config_window_is_automatic_per_section():

@@ -82,7 +82,10 @@ def test_dihedral_group():
 
 
 def test_standardize_stain_hits_targets_and_removes_a_colour_shift():
-    from gridgraph.patches import standardize_stain
+    from gridgraph.patches.stain import STAIN_MEAN, STAIN_STD, apply_stain_table, channel_histograms, stain_table
+
+    def standardize_stain(patches, mean=STAIN_MEAN, std=STAIN_STD):  # one section's colour map
+        return apply_stain_table(patches, stain_table(channel_histograms(patches), mean, std))
 
     gen = torch.Generator().manual_seed(0)
     x = (torch.rand(50, 3, 8, 8, generator=gen) * 60 + 80).to(torch.uint8)
@@ -143,7 +146,7 @@ def test_random_color_jitter_seeded_bounded_and_off_at_zero():
 def test_uint8_resize_within_one_of_the_float_resize_whatever_the_batch():
     import torch.nn.functional as F
 
-    from gridgraph.patches.extract import resize_windows
+    from gridgraph.patches.cut import resize_windows
 
     rng = np.random.default_rng(0)
     for w, p in [(28, 16), (38, 16), (40, 24), (6, 32), (9, 9)]:
@@ -164,7 +167,7 @@ def test_uint8_resize_within_one_of_the_float_resize_whatever_the_batch():
 
 
 def test_cut_windows_equal_one_by_one_crops():
-    from gridgraph.patches.extract import _window, cut_windows
+    from gridgraph.patches.cut import _window, cut_windows
 
     img = np.random.default_rng(1).integers(0, 256, (30, 40, 3), dtype=np.uint8)
     corners = np.array([[0, 0], [5, 7], [34, 24], [-3, 10], [38, 29], [-50, -50]])
@@ -174,7 +177,8 @@ def test_cut_windows_equal_one_by_one_crops():
 
 
 def test_iter_section_patches_covers_every_node_once_in_reading_order():
-    from gridgraph.patches.extract import iter_section_patches, reading_order, section_patches
+    from gridgraph.patches.cut import reading_order
+    from gridgraph.patches.extract import iter_section_patches, section_patches
 
     section = make_section(shape=(9, 11), seed=3)
     whole = section_patches(section, 8, window_px=12)

@@ -12,7 +12,7 @@ from gridgraph import plot  # noqa: E402
 from gridgraph.graph import knn_graph  # noqa: E402
 from gridgraph.io import LazyImage, Section, SlideImage, read_image  # noqa: E402
 from gridgraph.io.images.slide import open_image_file  # noqa: E402
-from gridgraph.patches import extract_patches, section_patches, window_for_resolution  # noqa: E402
+from gridgraph.patches import Window, extract_patches, section_patches  # noqa: E402
 from gridgraph.patches.slide import extract_slide_patches  # noqa: E402
 from gridgraph.plot.nodes import BACKGROUND_MAX_SIDE, BACKGROUND_MIN_SIDE, background_side  # noqa: E402
 
@@ -60,22 +60,22 @@ def test_levels_by_microns_and_resampling_a_section(tmp_path):
     assert [slide.level_for_microns(m) for m in (0.2, 0.5, 0.99, 1.0, 1.5, 8.0)] == [0, 0, 0, 1, 1, 2]
     pos = np.array([[40.0, 40.0], [200.0, 100.0], [300.0, 180.0]])
     section = section_on(slide, pos)
-    window = window_for_resolution(section, 16, 2.0)  # 16 px of 2 µm = 32 µm = 64 level-0 px
+    window = Window.for_resolution(section, 16, 2.0).pixels(section)  # 16 px of 2 µm = 32 µm = 64 level-0 px
     assert window == 64.0
     got = section_patches(section, 16, window_px=window)
     assert set(slide._readers) == {2}  # read from the 2 µm level, nothing finer
     assert torch.equal(got, extract_patches(data[::4, ::4], pos / 4, 16, 16))
     sized = section_on(slide, pos, spot_diameter_px=100.0, spot_diameter_um=55.0)  # spots win
-    assert window_for_resolution(sized, 10, 1.1) == pytest.approx(20.0)
+    assert Window.for_resolution(sized, 10, 1.1).pixels(sized) == pytest.approx(20.0)
     plain = tmp_path / "plain.tif"
     tifffile.imwrite(plain, data, photometric="rgb")
     with pytest.raises(ValueError, match=r"plain.tif: its pixel size is unknown .*microns_per_pixel"):
         SlideImage(plain).level_for_microns(1.0)
     assert SlideImage(plain).level_microns_per_pixel(0) is None
     with pytest.raises(ValueError, match=r"section section: its µm per pixel is unknown"):
-        window_for_resolution(section_on(SlideImage(plain), pos), 16, 2.0)
+        Window.for_resolution(section_on(SlideImage(plain), pos), 16, 2.0)
     with pytest.raises(ValueError, match="microns_per_pixel must be > 0"):
-        window_for_resolution(section, 16, 0.0)
+        Window.for_resolution(section, 16, 0.0)
 
 
 def test_sixteen_bit_png_with_explicit_intensity(tmp_path):

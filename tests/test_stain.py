@@ -2,9 +2,14 @@
 import pytest
 import torch
 
-from gridgraph.patches import prepare_section, standardize_stain
+from gridgraph.patches import plan, prepare_section
 from gridgraph.patches import stain
 from gridgraph.io.readers.synthetic import make_section
+
+
+def standardize_stain(patches):
+    """The whole-section colour map: the table of the patches' own histograms, applied."""
+    return stain.apply_stain_table(patches, stain.stain_table(stain.channel_histograms(patches)))
 
 
 def test_stain_table_exact_on_two_values():
@@ -47,12 +52,12 @@ def test_section_table_from_a_sample_equals_the_table_of_those_patches():
     section = make_section("hex", seed=2, shape=(8, 12), n_classes=3)
     window = section.spot_diameter_px
     whole = prepare_section(section, 8, window_px=window).patches
-    cut = stain.section_stain_table(section, 8, window, max_nodes=10)
+    cut = plan.section_stain_table(section, 8, window, max_nodes=10)
     idx = stain.stain_sample(section.graph.num_nodes, 10)
     assert len(idx) == 10
     assert torch.equal(cut, stain.stain_table(stain.channel_histograms(whole[idx])))
-    assert torch.equal(stain.section_stain_table(section, 8, window, patches=whole, max_nodes=10), cut)
-    assert not torch.equal(cut, stain.section_stain_table(section, 8, window, patches=whole))
+    assert torch.equal(plan.section_stain_table(section, 8, window, patches=whole, max_nodes=10), cut)
+    assert not torch.equal(cut, plan.section_stain_table(section, 8, window, patches=whole))
 
 
 def test_streamed_standardised_prediction_equals_the_whole_section(monkeypatch):
@@ -73,7 +78,7 @@ def test_streamed_standardised_prediction_equals_the_whole_section(monkeypatch):
     st = prepare_section(section, 16, window_spots=1.0, standardize=True)
     (f_ref, g_ref), = predict_probs(model, [st])
     cuts = []
-    monkeypatch.setattr("gridgraph.patches.extract.section_patches",
+    monkeypatch.setattr("gridgraph.patches.plan.section_patches",
                         lambda *a, **k: cuts.append(len(k["nodes"])) or section_patches(*a, **k))
     _, f, g = _predict(model, Checkpoint(config=cfg, classes=section.classes, model={}), section)
     assert cuts == [20]  # the colour map came from 20 nodes' patches, not all 45
@@ -90,11 +95,11 @@ def test_table_of_large_patches_comes_from_their_centre_at_their_own_scale(monke
     whole = section_patches(section, 8, window_px=window)
     centre = section_patches(section, 4, window_px=window / 2)  # half the window, same px per patch px
     expected = stain.stain_table(stain.channel_histograms(centre))
-    assert torch.equal(stain.section_stain_table(section, 8, window), expected)
-    assert torch.equal(stain.section_stain_table(section, 8, window, patches=whole), expected)
+    assert torch.equal(plan.section_stain_table(section, 8, window), expected)
+    assert torch.equal(plan.section_stain_table(section, 8, window, patches=whole), expected)
     assert not torch.equal(expected, stain.stain_table(stain.channel_histograms(whole)))
     small = section_patches(section, 4, window_px=window)
-    assert torch.equal(stain.section_stain_table(section, 4, window, patches=small),
+    assert torch.equal(plan.section_stain_table(section, 4, window, patches=small),
                        stain.stain_table(stain.channel_histograms(small)))
 
 
@@ -113,5 +118,5 @@ def test_centre_sample_keeps_the_texture_of_large_patches():
     pos = rng.uniform(150, 550, (section.num_nodes, 2))
     section = replace(section, image=img, graph=replace(section.graph, pos=torch.from_numpy(pos)))
     patches = extract_patches(img, pos, 256, 224)
-    sd = stain.apply_stain_table(patches, stain.section_stain_table(section, 224, 256)).float().std(dim=(0, 2, 3))
+    sd = stain.apply_stain_table(patches, plan.section_stain_table(section, 224, 256)).float().std(dim=(0, 2, 3))
     assert torch.allclose(sd, torch.tensor(stain.STAIN_STD), rtol=0.1)  # a 64 px sample of whole windows: 75/76/61

@@ -71,9 +71,11 @@ class GraphConfig(_Section):
 class PatchConfig(_Section):
     """``patch_size`` px side of f's input; the window cut around each node, in at most one unit
     (``window_spots`` spot diameters; ``window_px``; ``window_um``), resized to the patch. None
-    given: each section's platform default (:func:`~gridgraph.patches.window.auto_window`: 200 µm
-    on spot arrays, 32 µm on cells and bins, 32 px when the µm scale is unknown).
-    ``standardize``: one linear colour map per section (default on)."""
+    given: each section's platform default (:meth:`Window.resolve
+    <gridgraph.patches.window.Window.resolve>`: 200 µm on spot arrays, 32 µm on cells and bins,
+    32 px when the µm scale is unknown). ``standardize``: one linear colour map per section
+    (default on). Data only: what the window means on a section is
+    :class:`~gridgraph.patches.window.Window` (``Window.from_config(cfg.patches)``)."""
 
     patch_size: StrictInt = Field(default=32, gt=0, le=4096)
     window_spots: Optional[PositiveNumber] = None
@@ -97,17 +99,11 @@ class PatchConfig(_Section):
         return self.window_spots is None and self.window_px is None and self.window_um is None
 
     def window(self, section=None) -> dict:
-        """The window keyword arguments of :func:`~gridgraph.patches.section_patches` (for an
-        automatic window, those of ``section``)."""
-        if self.auto_window:
-            if section is None:
-                raise ValueError("patches: the window is automatic (no window_spots, window_px or "
-                                 "window_um): it depends on the section, pass it")
-            from ..patches.window import auto_window
+        """The three window fields, as the window is for ``section`` (an automatic window needs
+        it): ``Window.from_config(self).resolve(section).fields()``."""
+        from ..patches.window import Window
 
-            return {"window_spots": None, "window_px": None, "window_um": None, **auto_window(section)}
-        return {"window_spots": self.window_spots, "window_px": self.window_px,
-                "window_um": self.window_um}
+        return Window.from_config(self).resolve(section).fields()
 
 
 class ModuleConfig(_Section):

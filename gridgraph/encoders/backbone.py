@@ -31,13 +31,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..patches.node_inputs import IMAGE, NodeInputs
+from ..patches.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 from .embedding_cache import array_digest
 
 __all__ = ["BackboneEncoder", "load_backbone_weights", "timm_encoder", "torchvision_encoder"]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PathLike = Union[str, os.PathLike]
 
 

@@ -1,8 +1,16 @@
-"""Node patches: extraction (uint8, foreground only) and batch-time transforms."""
-from .extract import extract_patches, iter_section_patches, section_patches, window_for_resolution
+"""Node patches: extraction (uint8, foreground only) and batch-time transforms.
+
+Modules, lowest first (none imports one above it): ``window`` (the :class:`Window` and its
+platform default), ``stain`` (colour-table math), ``cut`` (corners, reading order, cutting and
+resizing windows), ``slide`` (whole-slide images, block by block), ``extract`` (a section's
+patches), ``plan`` (:class:`SectionPatchPlan`: window -> colour table -> patches),
+``section_tensors`` (:func:`prepare_section`); ``node_inputs`` and ``transforms`` (batch time).
+"""
+from .extract import extract_patches, iter_section_patches, section_patches
 from .node_inputs import IMAGE, NodeInputs, map_image, num_inputs
+from .plan import SectionPatchPlan, section_stain_table
 from .section_tensors import SectionTensors, prepare_section
-from .stain import apply_stain_table, section_stain_table, stain_table
+from .stain import apply_stain_table, stain_table
 from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -14,14 +22,15 @@ from .transforms import (
     normalize,
     random_color_jitter,
     random_dihedral,
-    standardize_stain,
 )
+from .window import Window
 
 __all__ = [
     "extract_patches",
     "section_patches",
     "iter_section_patches",
-    "window_for_resolution",
+    "Window",
+    "SectionPatchPlan",
     "SectionTensors",
     "NodeInputs",
     "IMAGE",
@@ -36,7 +45,6 @@ __all__ = [
     "adjust_color",
     "random_color_jitter",
     "RandomColorJitter",
-    "standardize_stain",
     "stain_table",
     "apply_stain_table",
     "section_stain_table",

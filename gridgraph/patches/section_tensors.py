@@ -9,8 +9,8 @@ import torch
 from ..graph.spot_graph import SpotGraph
 from ..io.images.image import LazyImage
 from ..io.section import Section
-from .extract import section_patches, section_window_px
-from .stain import apply_stain_table, section_stain_table
+from .plan import SectionPatchPlan
+from .window import Window
 
 __all__ = ["SectionTensors", "prepare_section"]
 
@@ -44,19 +44,24 @@ class SectionTensors:
 
 def prepare_section(section: Section, patch_size: int, window_spots: Optional[float] = None,
                     window_px: Optional[float] = None, window_um: Optional[float] = None,
-                    standardize: bool = False, keep_section: bool = True) -> SectionTensors:
+                    standardize: bool = False, keep_section: bool = True,
+                    window: Optional[Window] = None) -> SectionTensors:
     """Cut the section's node patches (uint8) and pair them with its graph and labels.
 
-    Give exactly one window (see :func:`~gridgraph.patches.section_patches`); ``standardize``
-    applies one linear colour map to the whole section (:func:`section_stain_table`: the same
-    map a streamed prediction of the section uses).
+    Give exactly one window: one of the three units (see
+    :meth:`~gridgraph.patches.window.Window.pixels`) or a
+    :class:`~gridgraph.patches.window.Window` (an automatic one takes the section's platform
+    default). ``standardize`` applies one linear colour map to the whole section
+    (:class:`~gridgraph.patches.plan.SectionPatchPlan`: the same map a streamed prediction of the
+    section uses).
     """
     if section.graph.num_nodes == 0:
         raise ValueError(f"section {section.name}: has no nodes (no spots or nuclei were read)")
-    window = section_window_px(section, window_px, window_um, window_spots)
-    patches = section_patches(section, patch_size=patch_size, window_px=window)
-    if standardize:
-        patches = apply_stain_table(patches, section_stain_table(section, patch_size, window, patches=patches))
+    if window is None:
+        window = Window.from_fields(window_px, window_um, window_spots)
+    elif any(v is not None for v in (window_px, window_um, window_spots)):
+        raise ValueError("give one window: window, or one of window_px, window_um, window_spots")
+    patches = SectionPatchPlan(section, patch_size, window, standardize).all()
     if isinstance(section.image, LazyImage):
         section.image.release()
     return SectionTensors(name=section.name, patches=patches, graph=section.graph,

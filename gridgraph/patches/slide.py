@@ -18,7 +18,7 @@ import torch
 
 from ..io.images.slide import SlideImage
 from ..io.images.slide_store import usable_cores
-from .extract import resize_windows, window_corners
+from .cut import resize_windows, window_corners
 
 __all__ = ["plan_level", "iter_slide_patches", "extract_slide_patches"]
 
@@ -104,7 +104,7 @@ def iter_slide_patches(slide: SlideImage, pixel_pos, window_px: float, patch_siz
         threads: regions read and resized at once (imagecodecs and torch work without the GIL);
             default :func:`default_threads`.
         table: optional ``(3, 256)`` colour table applied to the patches
-            (:func:`~gridgraph.patches.stain.section_stain_table`).
+            (:func:`~gridgraph.patches.plan.section_stain_table`).
 
     Memory: ``threads + 1`` regions of about ``(block + window)^2`` pixels, plus one chunk.
     """

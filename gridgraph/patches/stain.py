@@ -3,11 +3,12 @@
 One section's colour statistics come from the histograms of its patches (of at most
 ``max_nodes`` evenly spaced nodes); the linear map to the target mean and SD is then a
 ``(3, 256)`` uint8 table, applied chunk by chunk, so a section streamed through f is
-standardised exactly as the same section held whole.
+standardised exactly as the same section held whole. This module is the table math alone; which
+patches a section's table is fitted on is :func:`~gridgraph.patches.plan.section_stain_table`.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ SAMPLE_NODES = 8192
 SAMPLE_PATCH = 64  # larger patches are sampled by their centre only
 
 __all__ = ["STAIN_MEAN", "STAIN_STD", "SAMPLE_NODES", "SAMPLE_PATCH", "channel_histograms", "stain_table",
-           "apply_stain_table", "apply_stain_table_rgb", "stain_sample", "section_stain_table"]
+           "apply_stain_table", "apply_stain_table_rgb", "stain_sample"]
 
 
 def _check(patches: Tensor) -> None:
@@ -84,25 +85,3 @@ def stain_sample(num_nodes: int, max_nodes: int = SAMPLE_NODES) -> Tensor:
     if num_nodes <= max_nodes:
         return torch.arange(num_nodes)
     return torch.from_numpy(np.unique(np.linspace(0, num_nodes - 1, max_nodes).round().astype(np.int64)))
-
-
-def section_stain_table(section, patch_size: int, window_px: float, patches: Optional[Tensor] = None,
-                        max_nodes: Optional[int] = None) -> Tensor:
-    """The ``(3, 256)`` table that standardises ``section``'s patches, from :func:`stain_sample`'s
-    nodes. Patches of at most ``SAMPLE_PATCH`` px are the sample themselves: taken from ``patches``
-    (all nodes, in order) when given, cut otherwise (the same pixels either way). Of larger
-    patches only the centre is sampled, at the patches' own scale: a window of
-    ``window_px * SAMPLE_PATCH / patch_size`` px resized to ``SAMPLE_PATCH`` px, cut in training and
-    prediction alike, so the texture (and the SD) is that of the patches while a whole-slide image
-    reads a fraction of their pixels."""
-    from .extract import section_patches  # extract imports this module
-
-    idx = stain_sample(section.graph.num_nodes, SAMPLE_NODES if max_nodes is None else max_nodes)
-    if int(patch_size) > SAMPLE_PATCH:
-        centre = float(window_px) * SAMPLE_PATCH / int(patch_size)
-        patches = section_patches(section, SAMPLE_PATCH, window_px=centre, nodes=idx)
-    elif patches is None:
-        patches = section_patches(section, patch_size, window_px=window_px, nodes=idx)
-    elif len(idx) < len(patches):
-        patches = patches[idx]
-    return stain_table(channel_histograms(patches))

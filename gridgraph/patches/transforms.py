@@ -7,8 +7,9 @@ import torch
 from torch import Tensor
 
 from .node_inputs import NodeInputs, map_image
-from .stain import STAIN_MEAN, STAIN_STD, apply_stain_table, channel_histograms, stain_table
 
+#: ImageNet's channel mean and SD (0..1 RGB): the normalisation of f's input and of pretrained
+#: backbones (:mod:`gridgraph.encoders.backbone`); the one copy of these numbers.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -153,14 +154,3 @@ class RandomColorJitter:
 
     def __repr__(self) -> str:
         return f"RandomColorJitter(strength={self.strength})"
-
-
-def standardize_stain(patches: Tensor, mean: Sequence[float] = STAIN_MEAN, std: Sequence[float] = STAIN_STD) -> Tensor:
-    """Map one section's uint8 patches so each channel has the given mean and SD over the section.
-
-    A per-section linear colour map: it removes stain and scanner differences between sections
-    (and donors) that f would otherwise learn as if they were tissue classes. ``(N, 3, P, P)``
-    uint8 -> same shape uint8 (rounded, clipped). A constant channel is only shifted. Applied as
-    a lookup table (:mod:`gridgraph.patches.stain`), so chunks of a section can share one map.
-    """
-    return apply_stain_table(patches, stain_table(channel_histograms(patches), mean, std))

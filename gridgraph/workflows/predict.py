@@ -17,8 +17,8 @@ from ..files.output_set import OutputSet
 from ..inference import predict_probs, predict_stream
 from ..io.images.image import prefetching
 from ..model import GridGraphNet
-from ..patches.extract import iter_section_patches, section_window_px
-from ..patches.stain import section_stain_table
+from ..patches.plan import SectionPatchPlan
+from ..patches.window import Window
 from .figures import prediction_figure
 from .sections import prepare, rebuild_graph, unify_classes
 
@@ -38,33 +38,22 @@ def predict_probabilities(model: GridGraphNet, ckpt: Checkpoint, section) -> tup
         inputs = prepare(section, patches, f=cfg.f, features=ckpt.features)
         (f_prob, g_prob), = predict_probs(model, [inputs])
         return section, f_prob, g_prob
-    patches = trained_window(ckpt, section)
-    window_px = section_window_px(section, **patches.window(section))
+    patches = cfg.patches
+    window = Window.from_record(ckpt.scale, Window.from_config(patches), section)  # as trained_window
     # one colour map for the section, from a sample of its patches, applied as each chunk is cut
-    table = section_stain_table(section, patches.patch_size, window_px) if patches.standardize else None
-    chunks = iter_section_patches(section, patches.patch_size, window_px=window_px, table=table)
-    return (section, *predict_stream(model, chunks, section.graph))
+    plan = SectionPatchPlan(section, patches.patch_size, window, patches.standardize)
+    return (section, *predict_stream(model, plan.chunks(), section.graph))
 
 
 def trained_window(ckpt: Checkpoint, section) -> PatchConfig:
-    """The checkpoint's patch settings for a new section, at the physical scale it was trained at.
-
-    A checkpoint that recorded its window in µm cuts that many µm around each node of any
-    section whose µm per pixel is known (whatever image or magnification it comes with) and
-    refuses one whose scale cannot be known; older checkpoints use their settings as saved.
-    """
+    """The checkpoint's patch settings for a new section, at the physical scale it was trained at
+    (:meth:`Window.from_record <gridgraph.patches.window.Window.from_record>` of the checkpoint's
+    ``scale``): a window recorded in µm cuts that many µm around each node of any section whose µm
+    per pixel is known and refuses one whose scale cannot be known; older checkpoints use their
+    settings as saved."""
     patches = ckpt.config.patches
-    window_um = ckpt.scale.get("window_um")
-    if window_um is None and ckpt.scale.get("window_px") is not None:  # an automatic window, in pixels
-        return patches.model_copy(update={"window_spots": None, "window_px": ckpt.scale["window_px"],
-                                          "window_um": None})
-    if window_um is None:
-        return patches
-    if section.microns_per_px is None:
-        raise ValueError(f"section {section.name}: its µm per pixel is unknown (no spot diameter or "
-                         f"scale factors), but the model was trained on {window_um:.1f} µm windows; "
-                         "give the section's scale (e.g. the Space Ranger scalefactors_json.json)")
-    return patches.model_copy(update={"window_spots": None, "window_px": None, "window_um": window_um})
+    window = Window.from_record(ckpt.scale, Window.from_config(patches), section)
+    return patches.model_copy(update=window.fields())
 
 
 def provenance(model: GridGraphNet, ckpt: Checkpoint) -> dict:

@@ -5,7 +5,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 
 from ..config import DataConfig, GraphConfig, ModuleConfig, PatchConfig, RunConfig
@@ -15,6 +14,7 @@ from ..io import Section
 from ..io.readers.registry import READERS
 from ..io.tables import natural_sorted
 from ..patches import SectionTensors, prepare_section
+from ..patches.window import Window
 
 __all__ = ["READERS", "load_section", "expand_ids", "unify_classes", "rebuild_graph", "prepare",
            "load_splits", "window_um_of", "training_scale"]
@@ -73,18 +73,20 @@ def rebuild_graph(section: Section, graph: GraphConfig | GraphSpec | dict | None
 
 def prepare(section: Section, patches: PatchConfig, keep_section: bool = True, f: Optional[ModuleConfig] = None,
             features: Optional[dict] = None) -> SectionTensors:
-    """:func:`~gridgraph.patches.prepare_section` with a config's ``patches`` settings; for an
-    ``f`` that reads other modalities than images (see :mod:`gridgraph.features`), its
+    """:func:`~gridgraph.patches.prepare_section` with a config's ``patches`` settings
+    (:meth:`Window.from_config <gridgraph.patches.window.Window.from_config>`); for an ``f`` that
+    reads other modalities than images (see :mod:`gridgraph.features`), its
     :class:`~gridgraph.patches.NodeInputs`, built with ``features`` (:func:`fit_features`' state)."""
+    window = Window.from_config(patches)
     if f is None or image_only(f.name, f.kwargs):
         return prepare_section(section, patches.patch_size, standardize=patches.standardize,
-                               keep_section=keep_section, **patches.window(section))
+                               keep_section=keep_section, window=window)
     if section.graph.num_nodes == 0:
         raise ValueError(f"section {section.name}: has no nodes (no spots or nuclei were read)")
     image = None
     if needs_image(f.name, f.kwargs):
         image = prepare_section(section, patches.patch_size, standardize=patches.standardize,
-                                keep_section=False, **patches.window(section)).patches
+                                keep_section=False, window=window).patches
     inputs = section_inputs(section, f.name, f.kwargs, features or {}, image)
     return SectionTensors(name=section.name, patches=inputs, graph=section.graph, labels=section.labels,
                           section=section if keep_section else None)
@@ -92,29 +94,16 @@ def prepare(section: Section, patches: PatchConfig, keep_section: bool = True, f
 
 def window_um_of(section: Section, patches: PatchConfig) -> Optional[float]:
     """The physical side, in µm, of the window the ``patches`` settings cut around each node of
-    ``section`` (``None`` when the section's µm per pixel is unknown and the window is not in µm)."""
-    window = patches.window(section)
-    if window["window_um"] is not None:
-        return window["window_um"]
-    if window["window_spots"] is not None and section.spot_diameter_um:
-        return window["window_spots"] * section.spot_diameter_um
-    mpp = section.microns_per_px
-    return None if mpp is None or window["window_px"] is None else window["window_px"] * mpp
+    ``section`` (:meth:`Window.microns <gridgraph.patches.window.Window.microns>`)."""
+    return Window.from_config(patches).microns(section)
 
 
 def training_scale(sections: Sequence[SectionTensors], patches: PatchConfig) -> dict:
-    """What a checkpoint records of the physical scale it was trained at: the window in µm
-    (median over the sections that know it) and the patch's µm per pixel; for an automatic window
-    on sections of unknown scale, the window in pixels it chose; else ``{}``."""
+    """What a checkpoint records of the physical scale it was trained at
+    (:meth:`Window.record <gridgraph.patches.window.Window.record>` of the sections that keep
+    their :class:`~gridgraph.io.Section`)."""
     known = [st.section for st in sections if st.section is not None]
-    sizes = [window_um_of(section, patches) for section in known]
-    if not sizes or any(v is None for v in sizes):
-        if known and patches.auto_window:  # an automatic window on unscaled images: its pixels
-            pixels = [w for w in (patches.window(s)["window_px"] for s in known) if w is not None]
-            return {"window_px": float(np.median(pixels))}
-        return {}
-    window = float(np.median(sizes))
-    return {"window_um": window, "patch_um_per_px": window / patches.patch_size}
+    return Window.from_config(patches).record(known, patches.patch_size)
 
 
 def load_splits(cfg: RunConfig, splits: Sequence[str] = ("train", "val", "test"),
