@@ -12,14 +12,13 @@ import torch
 from torch import Tensor, nn
 
 from ..patches.node_inputs import IMAGE, NodeInputs
+from .inputs import EMBEDDING, EXPRESSION, encoder_metadata
 
 __all__ = ["FeatureMLP", "FusionEncoder", "feature_mlp", "precomputed", "expression", "fusion"]
 
 
-#: The feature-vector encoders (their input is a modality's (B, D) part, not image patches).
-FEATURE_ENCODERS = ("feature_mlp", "precomputed", "expression")
-#: A fusion branch's encoder when it names none.
-DEFAULT_BRANCH = {IMAGE: "gridnet_simple", "expression": "expression", "embedding": "precomputed"}
+#: A fusion branch's encoder when it names none (by the kind its key names; else ``precomputed``).
+DEFAULT_BRANCH = {IMAGE: "gridnet_simple", EXPRESSION: "expression", EMBEDDING: "precomputed"}
 
 
 def _part(x, modality: str) -> Tensor:
@@ -147,20 +146,23 @@ def fusion(num_classes: int, branches: Mapping[str, Mapping], modality_dropout: 
            in_features: Optional[Dict[str, int]] = None) -> FusionEncoder:
     """A :class:`FusionEncoder` from ``branches``: modality -> ``{name, kwargs}`` of an encoder
     in :data:`~gridgraph.encoders.ENCODERS` (``"image"`` -> an image encoder such as
-    ``gridnet_simple``; ``"expression"``/``"embedding"`` -> ``feature_mlp``). ``in_features``
-    (modality -> width) fills the feature branches' ``in_features``. ``build`` is the registry's
-    builder (given by :func:`~gridgraph.encoders.build_encoder`)."""
+    ``gridnet_simple``; ``"expression"``/``"embedding"`` -> ``expression``/``precomputed``, the
+    defaults of a branch naming none, see :data:`DEFAULT_BRANCH`). ``in_features`` (modality ->
+    width) fills the width argument of the branches reading feature vectors, and a branch whose
+    encoder names its part (``feature_mlp``'s ``modality``) reads its key's. ``build`` is the
+    registry's builder (given by :func:`~gridgraph.encoders.build_encoder`)."""
     if build is None:
         from . import build_encoder as build
     built = {}
     for modality, spec in branches.items():
         spec = dict(spec)
         kwargs = dict(spec.get("kwargs") or {})
-        name = spec.get("name") or DEFAULT_BRANCH.get(modality, "precomputed")
-        if name in FEATURE_ENCODERS:
-            if name == "feature_mlp":
-                kwargs.setdefault("modality", modality)
-            if in_features and modality in in_features:
-                kwargs["in_features"] = in_features[modality]
+        name = spec.get("name") or DEFAULT_BRANCH.get(modality, DEFAULT_BRANCH[EMBEDDING])
+        meta = encoder_metadata(name)
+        if meta["reads"] in (EMBEDDING, EXPRESSION):
+            if meta["modality"]:
+                kwargs.setdefault(meta["modality"], modality)
+            if in_features and modality in in_features and meta["width"]:
+                kwargs[meta["width"]] = in_features[modality]
         built[modality] = build(name, num_classes, **kwargs)
     return FusionEncoder(num_classes, built, modality_dropout=modality_dropout)
