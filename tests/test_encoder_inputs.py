@@ -166,3 +166,29 @@ def test_a_registered_expression_encoder_runs_end_to_end(tmp_path, probe):
     assert isinstance(model.f, ExpressionProbe) and model.f.body.in_features == 5
     with pytest.raises(FileNotFoundError):
         ENCODERS.build(probe, 3, **ckpt.config.f.kwargs, in_features=5)  # kept, it would be read
+
+
+def test_feature_encoders_may_infer_their_width_and_old_state_dicts_still_load():
+    from gridgraph.encoders import build_encoder
+
+    torch.manual_seed(0)
+    lazy = build_encoder("feature_mlp", 3, in_features=-1, modality="expression", hidden=[8])
+    assert lazy.in_features == -1 and lazy.embedding_dim == 8 and "in_features=-1" in repr(lazy)
+    x = NodeInputs({"expression": torch.randn(4, 6)})
+    assert lazy(x).shape == (4, 3) and lazy.in_features == 6 and type(lazy.body[0]) is nn.Linear
+    with pytest.raises(ValueError, match=r"expects \(B, 6\) features"):
+        lazy(torch.randn(4, 5))
+    with pytest.raises(ValueError, match="needs hidden layers"):
+        build_encoder("feature_mlp", 3, in_features=-1, hidden=[])
+    with pytest.raises(ValueError, match="needs in_features >= 1, got 0"):
+        build_encoder("expression", 3)  # a width left unfilled is still an error
+
+    explicit = build_encoder("expression", 3, in_features=6, hidden=[8]).eval()  # as checkpoints hold it
+    state = explicit.state_dict()
+    again = build_encoder("expression", 3, in_features=6, hidden=[8])
+    again.load_state_dict(state)
+    fresh = build_encoder("feature_mlp", 3, in_features=-1, modality="expression", hidden=[8])
+    fresh.load_state_dict(state)  # loading materialises the inferred width
+    assert fresh.in_features == 6
+    with torch.no_grad():
+        assert torch.equal(again.eval()(x), explicit(x)) and torch.equal(fresh.eval()(x), explicit(x))
