@@ -21,7 +21,8 @@ class Registry:
             (e.g. ``("num_classes", "in_channels")``); they are left out of kwargs checks.
 
     ``register(name, fn)`` or ``@register(name)`` adds a builder; ``get(name)`` returns it, and an
-    unknown name raises :class:`ValueError` listing the known ones; ``names()`` lists them.
+    unknown name raises :class:`ValueError` listing the known ones; ``names()`` lists them;
+    ``metadata(name)`` returns what the entry was registered with as ``meta``.
     """
 
     def __init__(self, kind: str, fixed: Iterable[str] = ()):

@@ -78,8 +78,13 @@ def _registry():
 def encoder_metadata(name: str) -> Dict[str, Any]:
     """Encoder ``name``'s metadata with every field filled (see :func:`encoder_meta`).
 
-    An unknown name, or one registered without metadata, reads images; its files, weights and
-    width are the default arguments its builder takes (all of them for an unknown name).
+    Args:
+        name: an encoder name. An unknown one, or one registered without metadata, reads
+            images; its files, weights and width are the default arguments its builder takes
+            (all of them for an unknown name), as before encoders declared them.
+
+    Returns:
+        ``{"reads", "files", "weights", "width", "modality", "branches", "branch_defaults"}``.
     """
     registry = _registry()
     known = name in registry
@@ -98,9 +103,11 @@ def branch_specs(name: str, kwargs: Mapping) -> Dict[str, Tuple[str, dict]]:
     meta = encoder_metadata(name)
     if not meta["branches"]:
         return {}
-    defaults = meta["branch_defaults"]
+    defaults, specs = meta["branch_defaults"], kwargs.get(meta["branches"]) or {}
+    if not isinstance(specs, Mapping):
+        return {}
     out = {}
-    for key, spec in dict(kwargs.get(meta["branches"]) or {}).items():
+    for key, spec in specs.items():
         spec = dict(spec or {})
         out[key] = (spec.get("name") or defaults.get(key) or defaults.get(EMBEDDING), dict(spec.get("kwargs") or {}))
     return out
