@@ -21,7 +21,8 @@ class Registry:
             (e.g. ``("num_classes", "in_channels")``); they are left out of kwargs checks.
 
     ``register(name, fn)`` or ``@register(name)`` adds a builder; ``get(name)`` returns it, and an
-    unknown name raises :class:`ValueError` listing the known ones; ``names()`` lists them.
+    unknown name raises :class:`ValueError` listing the known ones; ``names()`` lists them;
+    ``metadata(name)`` returns what the entry was registered with as ``meta``.
     """
 
     def __init__(self, kind: str, fixed: Iterable[str] = ()):
@@ -29,14 +30,22 @@ class Registry:
         self.fixed = tuple(fixed)
         self._entries: Dict[str, Callable[..., Any]] = {}
         self._forwards: Dict[str, Callable[[], Iterable[Callable]]] = {}
+        self._meta: Dict[str, Dict[str, Any]] = {}
 
     def register(self, name: str, fn: Optional[Callable[..., Any]] = None, *, overwrite: bool = False,
-                 forwards_to: Optional[Callable[[], Iterable[Callable]]] = None):
+                 forwards_to: Optional[Callable[[], Iterable[Callable]]] = None,
+                 meta: Optional[Mapping[str, Any]] = None):
         """Add ``fn`` as ``name`` (directly, or as a decorator when ``fn`` is omitted).
 
-        ``forwards_to``: for a builder whose ``**kwargs`` go on to other callables (a GNN
-        corrector's to its PyG convolution), a function returning those callables; their named
-        parameters are then what ``**kwargs`` may hold.
+        Args:
+            name: the name configs give.
+            fn: the builder; omitted, ``register`` returns a decorator.
+            overwrite: replace an entry of that name instead of refusing it.
+            forwards_to: for a builder whose ``**kwargs`` go on to other callables (a GNN
+                corrector's to its PyG convolution), a function returning those callables; their
+                named parameters are then what ``**kwargs`` may hold.
+            meta: facts about the entry that code elsewhere reads instead of testing its name
+                (an encoder's inputs, say); :meth:`metadata` returns them.
         """
 
         def add(builder: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,6 +53,8 @@ class Registry:
                 raise TypeError(f"{self.kind} builder for {name!r} must be callable, got {builder!r}")
             if name in self._entries and not overwrite and self._entries[name] is not builder:
                 raise ValueError(f"a {self.kind} named {name!r} is already registered")
+            if meta is not None or self._entries.get(name) is not builder:  # a new builder: its own meta
+                self._meta[str(name)] = dict(meta or {})
             self._entries[str(name)] = builder
             if forwards_to is not None:
                 self._forwards[str(name)] = forwards_to
@@ -55,6 +66,16 @@ class Registry:
         """Forget ``name`` (no error if it is not registered)."""
         self._entries.pop(name, None)
         self._forwards.pop(name, None)
+        self._meta.pop(name, None)
+
+    def metadata(self, name: str) -> Dict[str, Any]:
+        """A copy of the ``meta`` ``name`` was registered with (``{}``: none given).
+
+        Raises:
+            ValueError: ``name`` is not registered.
+        """
+        self.get(name)
+        return dict(self._meta.get(name, {}))
 
     def names(self) -> List[str]:
         return sorted(self._entries)

@@ -47,3 +47,19 @@ def test_check_kwargs_names_the_key():
         reg.check_kwargs("b", {"num_classes": 1}, "g.kwargs")
     reg.check_kwargs("any", {"whatever": 1}, "g.kwargs")  # **kwargs accepts anything
     assert reg.parameters("any") is None
+
+
+def test_entries_carry_their_metadata():
+    reg = Registry("widget", fixed=("num_classes",))
+    reg.register("b", build, meta={"reads": "image"})
+    reg.register("any", anything)
+    assert reg.metadata("b") == {"reads": "image"} and reg.metadata("any") == {}
+    reg.metadata("b")["reads"] = "changed"  # a copy
+    assert reg.metadata("b") == {"reads": "image"}
+    reg.register("b", build)  # the same builder again keeps its metadata
+    assert reg.metadata("b") == {"reads": "image"}
+    reg.register("b", anything, overwrite=True)  # another builder has its own
+    assert reg.metadata("b") == {}
+    reg.remove("b")
+    with pytest.raises(ValueError, match="unknown widget 'b'"):
+        reg.metadata("b")

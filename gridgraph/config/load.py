@@ -106,8 +106,8 @@ def load_config(path: Union[str, os.PathLike], overrides: Iterable[str] = ()) ->
     """Read a YAML config file, then apply ``key=value`` overrides.
 
     Relative paths in the file (``data.root``, ``output``, ``train.init_from``,
-    ``train.cache_dir``) resolve against the file's folder; relative paths given as overrides
-    resolve against the working directory.
+    ``train.cache_dir``, and f's file arguments as its encoder declares them) resolve against
+    the file's folder; relative paths given as overrides resolve against the working directory.
     """
     path = Path(path)
     if not path.is_file():
@@ -125,16 +125,30 @@ def load_config(path: Union[str, os.PathLike], overrides: Iterable[str] = ()) ->
     return _resolve_paths_typed(cfg, Path.cwd())
 
 
-_F_FILES = ("weights", "path", "counts")  # f's files: backbone weights, embeddings, gene counts
-#: Where a config holds paths, resolved relative to its file (``"*"``: any key, fusion branches).
-PATH_KEYS = (("output",), ("data", "root"), ("train", "init_from"), ("train", "cache_dir"), ("train", "embedding_cache"),
-             *(("f", "kwargs", name) for name in _F_FILES),
-             *(("f", "kwargs", "branches", "*", "kwargs", name) for name in _F_FILES))
+#: Where a config holds paths, resolved relative to its file; f's file arguments (backbone
+#: weights, embeddings, gene counts, a fusion's branches' files) are added from what its encoder
+#: declares (:func:`gridgraph.encoders.file_args`).
+PATH_KEYS = (("output",), ("data", "root"), ("train", "init_from"), ("train", "cache_dir"), ("train", "embedding_cache"))
+
+
+def _f_file_keys(raw: Mapping) -> list:
+    """Where ``raw``'s f kwargs hold file paths, as ``PATH_KEYS`` entries."""
+    f = raw.get("f")
+    if not isinstance(f, Mapping) or not isinstance(f.get("kwargs"), Mapping):
+        return []
+    from ..encoders import file_args
+
+    name = f.get("name") or RunConfig().f.name
+    try:
+        keys = file_args(str(name), f["kwargs"])
+    except (TypeError, ValueError, AttributeError):  # malformed kwargs: validation names the problem
+        return []
+    return [("f", "kwargs", *k) for k in keys]
 
 
 def _resolve_paths(raw: Mapping, folder: Path) -> dict:
     out = dict(raw)
-    for keys in PATH_KEYS:
+    for keys in (*PATH_KEYS, *_f_file_keys(raw)):
         _resolve_at(out, keys, folder)
     return out
 

@@ -12,14 +12,13 @@ import torch
 from torch import Tensor, nn
 
 from ..patches.node_inputs import IMAGE, NodeInputs
+from .inputs import EMBEDDING, EXPRESSION, encoder_metadata
 
 __all__ = ["FeatureMLP", "FusionEncoder", "feature_mlp", "precomputed", "expression", "fusion"]
 
 
-#: The feature-vector encoders (their input is a modality's (B, D) part, not image patches).
-FEATURE_ENCODERS = ("feature_mlp", "precomputed", "expression")
-#: A fusion branch's encoder when it names none.
-DEFAULT_BRANCH = {IMAGE: "gridnet_simple", "expression": "expression", "embedding": "precomputed"}
+#: A fusion branch's encoder when it names none (by the kind its key names; else ``precomputed``).
+DEFAULT_BRANCH = {IMAGE: "gridnet_simple", EXPRESSION: "expression", EMBEDDING: "precomputed"}
 
 
 def _part(x, modality: str) -> Tensor:
@@ -31,26 +30,45 @@ class FeatureMLP(nn.Module):
     Linear + LayerNorm + GELU + Dropout give the ``(B, embedding_dim)`` embedding, a linear
     ``classifier`` the ``(B, K)`` logits. ``hidden=()`` makes the embedding the input itself
     (a linear probe on the features).
+
+    ``in_features=-1`` (with ``hidden`` layers) infers the width from the first input, as
+    :class:`torch.nn.LazyLinear` does: run one batch (or load a state dict) before making an
+    optimizer. The workflows always give the width, from the node-feature state.
     """
 
     def __init__(self, num_classes: int, in_features: int, modality: str = "embedding",
                  hidden: Sequence[int] = (128,), dropout: float = 0.1):
         super().__init__()
-        if int(in_features) < 1:
+        lazy = int(in_features) == -1
+        if int(in_features) < 1 and not lazy:
             raise ValueError(f"{modality} f needs in_features >= 1, got {in_features}")
+        if lazy and not len(hidden):
+            raise ValueError(f"{modality} f: in_features=-1 (inferred) needs hidden layers; with hidden=() "
+                             "the embedding is the input, whose width must be given")
         layers, width = [], int(in_features)
         for h in hidden:
-            layers += [nn.Linear(width, int(h)), nn.LayerNorm(int(h)), nn.GELU(), nn.Dropout(dropout)]
+            first = nn.LazyLinear(int(h)) if width == -1 else nn.Linear(width, int(h))
+            layers += [first, nn.LayerNorm(int(h)), nn.GELU(), nn.Dropout(dropout)]
             width = int(h)
-        self.modality, self.in_features = modality, int(in_features)
+        self.modality, self._width = modality, int(in_features)
         self.body = nn.Sequential(*layers)
         self.embedding_dim, self.num_classes = width, int(num_classes)
         self.classifier = nn.Linear(width, self.num_classes)
 
+    @property
+    def in_features(self) -> int:
+        """The input width (``-1`` while an inferred one is not yet known)."""
+        if self._width == -1:
+            weight = self.body[0].weight
+            return -1 if isinstance(weight, nn.parameter.UninitializedParameter) else int(weight.shape[1])
+        return self._width
+
     def embed(self, x) -> Tensor:
         x = _part(x, self.modality).float()
-        if x.dim() != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"{self.modality} f expects (B, {self.in_features}) features, got {tuple(x.shape)}")
+        width = self.in_features
+        if x.dim() != 2 or (width != -1 and x.shape[1] != width):
+            raise ValueError(f"{self.modality} f expects (B, {width if width != -1 else 'D'}) features, "
+                             f"got {tuple(x.shape)}")
         return self.body(x)
 
     def forward(self, x) -> Tensor:
@@ -112,8 +130,9 @@ class FusionEncoder(nn.Module):
 
 def feature_mlp(num_classes: int, in_features: int, modality: str = "embedding", hidden: Sequence[int] = (128,),
                 dropout: float = 0.1) -> FeatureMLP:
-    """f over one modality's ``(B, in_features)`` feature vectors (see :class:`FeatureMLP`), for
-    use in Python; configs name ``precomputed`` or ``expression``, which say where the data is."""
+    """f over one modality's ``(B, in_features)`` feature vectors (see :class:`FeatureMLP`;
+    ``in_features=-1`` infers the width from the first input), for use in Python; configs name
+    ``precomputed`` or ``expression``, which say where the data is."""
     return FeatureMLP(num_classes, in_features, modality=modality, hidden=hidden, dropout=dropout)
 
 
@@ -147,20 +166,23 @@ def fusion(num_classes: int, branches: Mapping[str, Mapping], modality_dropout: 
            in_features: Optional[Dict[str, int]] = None) -> FusionEncoder:
     """A :class:`FusionEncoder` from ``branches``: modality -> ``{name, kwargs}`` of an encoder
     in :data:`~gridgraph.encoders.ENCODERS` (``"image"`` -> an image encoder such as
-    ``gridnet_simple``; ``"expression"``/``"embedding"`` -> ``feature_mlp``). ``in_features``
-    (modality -> width) fills the feature branches' ``in_features``. ``build`` is the registry's
-    builder (given by :func:`~gridgraph.encoders.build_encoder`)."""
+    ``gridnet_simple``; ``"expression"``/``"embedding"`` -> ``expression``/``precomputed``, the
+    defaults of a branch naming none, see :data:`DEFAULT_BRANCH`). ``in_features`` (modality ->
+    width) fills the width argument of the branches reading feature vectors, and a branch whose
+    encoder names its part (``feature_mlp``'s ``modality``) reads its key's. ``build`` is the
+    registry's builder (given by :func:`~gridgraph.encoders.build_encoder`)."""
     if build is None:
         from . import build_encoder as build
     built = {}
     for modality, spec in branches.items():
         spec = dict(spec)
         kwargs = dict(spec.get("kwargs") or {})
-        name = spec.get("name") or DEFAULT_BRANCH.get(modality, "precomputed")
-        if name in FEATURE_ENCODERS:
-            if name == "feature_mlp":
-                kwargs.setdefault("modality", modality)
-            if in_features and modality in in_features:
-                kwargs["in_features"] = in_features[modality]
+        name = spec.get("name") or DEFAULT_BRANCH.get(modality, DEFAULT_BRANCH[EMBEDDING])
+        meta = encoder_metadata(name)
+        if meta["reads"] in (EMBEDDING, EXPRESSION):
+            if meta["modality"]:
+                kwargs.setdefault(meta["modality"], modality)
+            if in_features and modality in in_features and meta["width"]:
+                kwargs[meta["width"]] = in_features[modality]
         built[modality] = build(name, num_classes, **kwargs)
     return FusionEncoder(num_classes, built, modality_dropout=modality_dropout)

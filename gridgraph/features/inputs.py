@@ -1,8 +1,9 @@
 """Which inputs an f needs, and a section's inputs built for it.
 
-Each f reads one or more modalities: ``"image"`` (node patches; every patch CNN and image
-backbone), ``"embedding"`` (``precomputed``: per-node vectors from a file) and ``"expression"``
-(``expression``: gene counts, normalised). A ``fusion`` f needs its branches' modalities.
+Each f reads one or more modalities, as its encoder declares when it is registered
+(:mod:`gridgraph.encoders.inputs`): image patches (every patch CNN and image backbone),
+per-node embeddings from a file (``path``) or gene counts, normalised (``counts``); an f made
+of branches reads its branches' modalities.
 :func:`fit_features` fits what depends on the training sections (the gene selection) and
 returns the state a checkpoint keeps; :func:`section_inputs` builds one section's inputs from
 that state, as a patch tensor (image alone) or a :class:`~gridgraph.patches.NodeInputs`.
@@ -16,41 +17,18 @@ from typing import Callable, Dict, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from ..patches.node_inputs import IMAGE, NodeInputs
+from ..encoders.inputs import EMBEDDING, EXPRESSION, IMAGE, SOURCE_ARG, inputs_of, with_input_args
+from ..patches.node_inputs import NodeInputs
 from .expression import expression_matrix, highly_variable_genes, node_ids, normalize_log1p
 
 __all__ = ["modalities", "needs_image", "image_only", "fit_features", "section_inputs", "in_features",
            "with_sources"]
 
-EMBEDDING, EXPRESSION = "embedding", "expression"
-
-
-def _kind(encoder: Optional[str], key: str) -> str:
-    """What a modality is, from the encoder that reads it (or, unnamed, its key)."""
-    if encoder is None:
-        return {IMAGE: IMAGE, EXPRESSION: EXPRESSION}.get(key, EMBEDDING)
-    if encoder == "expression":
-        return EXPRESSION
-    return EMBEDDING if encoder in ("precomputed", "feature_mlp") else IMAGE
-
-
 def modalities(f_name: str, f_kwargs: Mapping) -> Dict[str, dict]:
     """modality (the key of its part in f's inputs) -> the options saying where its data comes
-    from, with ``"kind"``: ``"image"``, ``"embedding"`` or ``"expression"``."""
-    if f_name == "fusion":
-        out: Dict[str, dict] = {}
-        for key, spec in dict(f_kwargs.get("branches") or {}).items():
-            kind = _kind(dict(spec).get("name"), key)
-            if kind == IMAGE and key != IMAGE:
-                raise ValueError(f"fusion branch {key!r} reads images: name it {IMAGE!r} (the image transforms "
-                                 "act on that part)")
-            out[key] = {"kind": kind} if kind == IMAGE else {**dict(spec.get("kwargs") or {}), "kind": kind}
-        return out
-    if f_name == "expression":
-        return {EXPRESSION: {**dict(f_kwargs), "kind": EXPRESSION}}
-    if f_name in ("precomputed", "feature_mlp"):
-        return {f_kwargs.get("modality", EMBEDDING): {**dict(f_kwargs), "kind": EMBEDDING}}
-    return {IMAGE: {"kind": IMAGE}}
+    from, with ``"kind"``: ``"image"``, ``"embedding"`` or ``"expression"``; what f's encoder
+    declares it reads (:func:`~gridgraph.encoders.inputs_of`)."""
+    return inputs_of(f_name, f_kwargs)
 
 
 def needs_image(f_name: str, f_kwargs: Mapping) -> bool:
@@ -71,7 +49,7 @@ def _source(options: Mapping, field: str, section, modality: str) -> str:
 
 
 def _counts(section, options: Mapping):
-    path = _source(options, "counts", section, EXPRESSION)
+    path = _source(options, SOURCE_ARG[EXPRESSION], section, EXPRESSION)
     return (path, *_read_counts_cached(path, *_stamp(path)))
 
 
@@ -151,7 +129,7 @@ def section_inputs(section, f_name: str, f_kwargs: Mapping, state: Mapping, imag
         else:
             from ..io.readers.features import read_node_features
 
-            path = _source(options, "path", section, modality)
+            path = _source(options, SOURCE_ARG[EMBEDDING], section, modality)
             ids = node_ids(section, options.get("id_format"))
             parts[modality] = torch.from_numpy(read_node_features(path, ids, options.get("key"), what=f"{modality} features"))
     return NodeInputs(parts)
@@ -166,18 +144,8 @@ def with_sources(f_name: str, f_kwargs: Mapping, sources: Mapping[str, Optional[
     unknown = set(sources) - set(kinds.values())
     if unknown:
         raise ValueError(f"f {f_name!r} reads no {sorted(unknown)} input; it reads {sorted(set(kinds.values()))}")
-    field = {EXPRESSION: "counts", EMBEDDING: "path"}
-    kwargs = dict(f_kwargs)
-    if f_name == "fusion":
-        branches = {m: dict(spec) for m, spec in dict(kwargs.get("branches") or {}).items()}
-        for key, kind in kinds.items():
-            if kind in sources:
-                branches[key]["kwargs"] = {**dict(branches[key].get("kwargs") or {}), field[kind]: sources[kind]}
-        kwargs["branches"] = branches
-    else:
-        for kind, path in sources.items():
-            kwargs[field[kind]] = path
-    return kwargs
+    return with_input_args(f_name, f_kwargs, {key: {SOURCE_ARG[kind]: sources[kind]}
+                                              for key, kind in kinds.items() if kind in sources})
 
 
 def in_features(inputs) -> Dict[str, int]:

@@ -17,7 +17,7 @@ from ..config import ModuleConfig, RunConfig
 from ..config.schema import AUTO
 from ..defaults import corrector_for
 from ..embeddings import attach_backbone_embeddings, uses_cached_embeddings
-from ..encoders import ENCODERS
+from ..encoders import with_widths, without_weights
 from ..features import needs_image
 from ..model import GridGraphNet, build_model
 from ..train import Trainer
@@ -41,21 +41,18 @@ def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
                       features: Optional[dict] = None) -> GridGraphNet:
     """The :class:`GridGraphNet` a config describes (``f``, ``g``, ``model``, ``train.chunk_size``).
 
-    ``pretrained=False`` skips f's ``weights`` argument (the weights come from a checkpoint).
-    ``features``: the node-feature state (:func:`~gridgraph.workflows.load_splits_and_features`;
-    a checkpoint's ``features``) whose ``in_features`` sizes an f over feature vectors.
+    ``pretrained=False`` skips the arguments f declares as weights (``weights``, timm's
+    ``pretrained``; the weights come from a checkpoint). ``features``: the node-feature state
+    (:func:`~gridgraph.workflows.load_splits_and_features`; a checkpoint's ``features``) whose
+    ``in_features`` fills the width argument f declares (:func:`~gridgraph.encoders.with_widths`).
     """
     f_kwargs = dict(cfg.f.kwargs)
     if not pretrained:  # the weights come from the checkpoint: no file, no download
-        f_kwargs = _without_weights(f_kwargs)
+        f_kwargs = _without_weights(cfg.f.name, f_kwargs)
     if cfg.g.name == AUTO:
         raise ValueError("g: 'auto' depends on the sections' layout: resolve it first with "
                          "gridgraph.workflows.resolve_config(cfg, training_sections)")
-    widths = (features or {}).get("in_features") or {}
-    if cfg.f.name == "fusion":
-        f_kwargs["in_features"] = dict(widths)
-    elif widths and "in_features" in (ENCODERS.parameters(cfg.f.name) or []):
-        f_kwargs["in_features"] = next(iter(widths.values()))
+    f_kwargs = with_widths(cfg.f.name, f_kwargs, (features or {}).get("in_features") or {})
     return build_model(num_classes, encoder=cfg.f.name, corrector=cfg.g.name, g_input=str(cfg.model.g_input),
                        g_residual=cfg.model.g_residual, encoder_kwargs=f_kwargs,
                        corrector_kwargs=dict(cfg.g.kwargs), chunk_size=cfg.train.chunk_size,
@@ -63,12 +60,10 @@ def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
                        g_zero_init=cfg.model.g_zero_init, f_tta=cfg.model.f_tta, g_tta=cfg.model.g_tta)
 
 
-def _without_weights(f_kwargs: dict) -> dict:
-    out = {k: v for k, v in f_kwargs.items() if k not in ("weights", "pretrained")}
-    if isinstance(out.get("branches"), dict):
-        out["branches"] = {key: {**spec, "kwargs": _without_weights(dict(spec.get("kwargs") or {}))}
-                           for key, spec in out["branches"].items()}
-    return out
+def _without_weights(f_name: str, f_kwargs: dict) -> dict:
+    """``f_kwargs`` without the arguments encoder ``f_name`` (or one of its branches) declares as
+    pretrained weights (:func:`~gridgraph.encoders.weight_args`)."""
+    return without_weights(f_name, f_kwargs)
 
 
 def load_model(path, map_location="cpu") -> tuple[GridGraphNet, Checkpoint]:
