@@ -41,8 +41,8 @@ def fullres_positions(section) -> np.ndarray:
 
 def section_scalefactors(section) -> dict:
     """``scalefactors`` as Space Ranger writes them: the reader's own (finite positive numbers
-    only) completed with ``tissue_<image>_scalef`` of the image the section holds,
-    ``spot_diameter_fullres`` and ``microns_per_pixel`` (µm per full-resolution pixel) when
+    only) completed with ``tissue_<image>_scalef`` of the image the section holds (a
+    ``tissue_hires_scalef`` of 1 when none is known), ``spot_diameter_fullres`` and ``microns_per_pixel`` (µm per full-resolution pixel) when
     known."""
     meta, scale = section.meta or {}, _scale(section)
     out = {}
@@ -56,6 +56,9 @@ def section_scalefactors(section) -> dict:
     kind = meta.get("image_kind")
     if kind in _IMAGE_KINDS:
         out.setdefault(f"tissue_{kind}_scalef", scale)
+    # no hires image: a scale of one stands in, so that scanpy/squidpy (img_res_key "hires")
+    # draw circles of the full-resolution spot size at the full-resolution positions
+    out.setdefault("tissue_hires_scalef", 1.0)
     if section.spot_diameter_px:
         out.setdefault("spot_diameter_fullres", float(section.spot_diameter_px) / scale)
     if section.microns_per_px:
