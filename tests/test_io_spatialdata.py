@@ -197,3 +197,24 @@ def test_bad_spatialdata(tmp_path, visium):
     s = read_spatialdata(sdata)
     expect_error(ValueError, lambda: write_spatialdata_predictions(sdata, s, np.zeros((2, 3)), None, CLASSES),
                  "f probabilities: expected shape (35, 3)")
+
+
+def test_points_with_a_given_scale(tmp_path):
+    import anndata
+    from spatialdata.models import PointsModel
+
+    n = 12
+    xy = np.random.default_rng(0).uniform(0, 50, (n, 2))
+    points = PointsModel.parse(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]}),
+                               transformations={"global": Scale([2.0, 2.0], axes=("x", "y"))})
+    obs = pd.DataFrame({"idx": np.arange(n), "region": pd.Categorical(["nuclei"] * n)}, index=[f"n{i}" for i in range(n)])
+    table = TableModel.parse(anndata.AnnData(obs=obs), region="nuclei", region_key="region", instance_key="idx")
+    sdata = spatialdata.SpatialData(points={"nuclei": points}, tables={"table": table})
+    s = read_spatialdata(sdata, microns_per_unit=0.5)
+    np.testing.assert_allclose(s.pixel_pos.numpy(), xy * 2, rtol=1e-6)
+    assert s.graph.layout == "irregular" and s.microns_per_px == pytest.approx(0.25)
+    assert read_spatialdata(sdata).microns_per_px is None, "unknown without a scale"
+    sdata.write(tmp_path / "p.zarr")
+    again = READERS.get("spatialdata").from_paths({"path": str(tmp_path / "p.zarr")}, {"microns_per_unit": 0.5})
+    assert again.name == "p" and again.barcodes == s.barcodes
+    expect_error(ValueError, lambda: read_spatialdata(sdata, microns_per_unit=-1), "microns_per_unit")

@@ -184,3 +184,17 @@ def test_squidpy_draws_the_predictions(tmp_path):
     q = probabilities(cells.num_nodes)
     squidpy.pl.spatial_scatter(predictions_anndata(cells, q, None, CLASSES), color="gridgraph", img=False)
     plt.close("all")
+
+
+def test_spots_and_cells_in_one_file(tmp_path):
+    spots = read_spaceranger(write_visium(tmp_path / "v"))
+    folder, _ = write_bundle(tmp_path / "x")
+    cells = read_xenium(folder)
+    adata = sections_anndata([spots, cells])
+    assert adata.n_obs == spots.num_nodes + cells.num_nodes
+    assert adata.obs["array_row"].isna().sum() == cells.num_nodes
+    back = anndata.read_h5ad(write_h5ad(adata, tmp_path / "mixed.h5ad"))
+    assert list(back.obs["library_id"].cat.categories) == ["v", "x"]
+    assert read_anndata(tmp_path / "mixed.h5ad", library_id="x", image=None).num_nodes == cells.num_nodes
+    with pytest.raises(ValueError, match="no sections given"):
+        sections_anndata([])

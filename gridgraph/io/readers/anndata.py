@@ -194,7 +194,8 @@ def read_anndata(
         names = [None if v is None or v != v else v for v in column.tolist()]
     labels, classes = encode_labels(names, classes, f"{source}: obs[{label_key!r}]")
 
-    has_grid = "array_row" in obs and "array_col" in obs
+    # a library without array indices (cells beside spots in one file) has them all missing
+    has_grid = all(c in obs and not obs[c][keep].isna().all() for c in ("array_row", "array_col"))
     spec = GraphSpec.parse(("hex" if has_grid else "knn") if graph == "auto" else graph)
     if spec is None:
         raise ValueError(f"{source}: graph must be 'auto' or a graph rule, got {graph!r}")

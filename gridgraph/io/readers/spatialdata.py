@@ -203,7 +203,9 @@ def _microns(reader, element_name: str, table: str, obs, diameter_units, spot_di
     if reader == "xenium":  # its shapes are in µm: a nominal cell, as read_xenium has it
         return CELL_DIAMETER_UM, CELL_DIAMETER_UM / float(microns_per_unit or 1.0), None
     if microns_per_unit is not None:
-        return None if diameter_units is None else diameter_units * float(microns_per_unit), diameter_units, layout
+        if diameter_units is None:  # points: a nominal cell
+            return CELL_DIAMETER_UM, CELL_DIAMETER_UM / float(microns_per_unit), layout
+        return diameter_units * float(microns_per_unit), diameter_units, layout
     if layout == "cartesian":
         return (float(binned.group(1)) if binned else None), diameter_units, layout
     if layout == "hex":
@@ -246,7 +248,8 @@ def read_spatialdata(sdata, table: Optional[str] = None, image: Optional[str] = 
             ``obs['array_row'/'array_col']``, else kNN) or a GraphSpec-like.
         spot_diameter_um: physical spot diameter; by default Visium 55 µm, Visium HD the bin
             size (``square_XXXum``), Xenium a nominal 10 µm cell (its shapes are in µm).
-        microns_per_unit: µm per unit of the shapes' own coordinates, for other data.
+        microns_per_unit: µm per unit of the shapes' own coordinates, for other data (the spot
+            diameter is then the shapes' own; points get a nominal 10 µm cell).
         image_level: the level of a multiscale image (0: full resolution).
         name: section name (default the store's name, else the shapes element's).
 
