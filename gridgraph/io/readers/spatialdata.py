@@ -333,7 +333,8 @@ def read_spatialdata(sdata, table: Optional[str] = None, image: Optional[str] = 
     for other in sdata.images:
         for k in ("hires", "lowres"):
             if other.endswith(f"{k}_image") and cs in _systems(sdata.images[other]):
-                factors[f"tissue_{k}_scalef"] = float(1.0 / np.sqrt(abs(np.linalg.det(_affine(sdata.images[other], cs)[:2, :2]))))
+                to_cs = _affine(sdata.images[other], cs)[:2, :2]
+                factors[f"tissue_{k}_scalef"] = float(1.0 / np.sqrt(abs(np.linalg.det(to_cs))))
     if span_units:
         factors["spot_diameter_fullres"] = span_units * px_per_unit / scale
     default_name = Path(source).stem if source != "sdata" else element_name

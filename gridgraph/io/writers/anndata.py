@@ -42,8 +42,8 @@ def fullres_positions(section) -> np.ndarray:
 def section_scalefactors(section) -> dict:
     """``scalefactors`` as Space Ranger writes them: the reader's own (finite positive numbers
     only) completed with ``tissue_<image>_scalef`` of the image the section holds (a
-    ``tissue_hires_scalef`` of 1 when none is known), ``spot_diameter_fullres`` and ``microns_per_pixel`` (µm per full-resolution pixel) when
-    known."""
+    ``tissue_hires_scalef`` of 1 when none is known), ``spot_diameter_fullres`` and
+    ``microns_per_pixel`` (µm per full-resolution pixel) when known."""
     meta, scale = section.meta or {}, _scale(section)
     out = {}
     for key, value in dict(meta.get("scalefactors") or {}).items():

@@ -142,7 +142,8 @@ def write_qupath_geojson(path: PathLike, ids: Sequence[str], positions, labels, 
     bad = ~np.isfinite(pos).all(axis=1)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{path}: field 'positions' of node {ids[i]!r}: expected finite pixel coordinates, got NaN/inf")
+        raise ValueError(f"{path}: field 'positions' of node {ids[i]!r}: expected finite pixel "
+                         "coordinates, got NaN/inf")
     if geometry not in GEOMETRIES:
         raise ValueError(f"{path}: geometry must be one of {GEOMETRIES}, got {geometry!r}")
     if geometry != "point" and not (diameter_px is not None and np.isfinite(diameter_px) and diameter_px > 0):
