@@ -218,3 +218,34 @@ def test_points_with_a_given_scale(tmp_path):
     again = READERS.get("spatialdata").from_paths({"path": str(tmp_path / "p.zarr")}, {"microns_per_unit": 0.5})
     assert again.name == "p" and again.barcodes == s.barcodes
     expect_error(ValueError, lambda: read_spatialdata(sdata, microns_per_unit=-1), "microns_per_unit")
+
+
+def test_xenium_table_on_cell_labels_uses_the_boundaries():
+    """spatialdata-io's default Xenium table annotates the labels ``cell_labels``; the nodes sit
+    on the ``cell_boundaries`` polygons of the same cell ids (µm, scaled into pixels)."""
+    import anndata
+    import geopandas
+    from shapely.geometry import Polygon
+    from spatialdata.models import Labels2DModel
+
+    n, pixel_size = 8, 0.5
+    centres = np.stack([np.arange(n) * 10.0 + 10, np.full(n, 20.0)], 1)
+    ids = [f"c{i}-1" for i in range(n)]
+    hexagons = [Polygon([(x + 3 * np.cos(a), y + 3 * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 6, endpoint=False)])
+                for x, y in centres]
+    frame = geopandas.GeoDataFrame(geometry=hexagons, index=pd.Index(ids, name="cell_id"))
+    boundaries = ShapesModel.parse(frame, transformations={"global": Scale([2.0, 2.0], axes=("x", "y"))})
+    labels = Labels2DModel.parse(np.zeros((60, 200), np.int32), dims=("y", "x"), transformations={"global": Identity()})
+    obs = pd.DataFrame({"cell_id": ids[::-1], "region": pd.Categorical(["cell_labels"] * n)}, index=ids[::-1])
+    table = TableModel.parse(anndata.AnnData(obs=obs), region="cell_labels", region_key="region", instance_key="cell_id")
+    sdata = spatialdata.SpatialData(labels={"cell_labels": labels}, shapes={"cell_boundaries": boundaries},
+                                    tables={"table": table})
+    sdata.attrs["spatialdata_io_reader"] = "xenium"
+    s = read_spatialdata(sdata)
+    assert s.meta["spatialdata"]["shapes"] == "cell_boundaries" and s.barcodes == ids[::-1]
+    np.testing.assert_allclose(s.pixel_pos.numpy(), centres[::-1] / pixel_size, atol=1e-6)
+    assert s.microns_per_px == pytest.approx(pixel_size)
+    probs = np.full((n, 3), 1 / 3, dtype=np.float32)
+    table = write_spatialdata_predictions(sdata, s, probs, None, CLASSES).tables["gridgraph"]
+    assert spatialdata.models.get_table_keys(table)[0] == "cell_boundaries"
+    assert list(table.obs["instance_id"]) == ids[::-1]

@@ -81,19 +81,30 @@ def _table_keys(tbl, name: str, source: str) -> tuple:
     return regions, attrs.get("region_key"), attrs["instance_key"]
 
 
-def _element(sdata, regions: list, shapes: Optional[str], table: str, source: str):
-    """``(name, "shapes" or "points", element)`` of the element whose rows become nodes."""
+def _element(sdata, regions: list, shapes: Optional[str], table: str, instance_key: str, source: str):
+    """``(name, "shapes" or "points", element, region of the rows)``: the element whose
+    instances become nodes. A table annotating a labels element (spatialdata-io's Xenium:
+    ``cell_labels``) is placed on shapes of the same instances (``cell_circles``, else
+    ``cell_boundaries``, else shapes indexed by ``instance_key``)."""
+    region = shapes if shapes in regions else (regions[0] if len(regions) == 1 else None)
     if shapes is None:
-        if len(regions) != 1:
+        if region is None:
             raise ValueError(f"{source}: table {table!r} annotates {regions}; pass shapes=")
-        shapes = regions[0]
+        shapes = region
+        if region in sdata.labels:
+            same = [n for n in ("cell_circles", "cell_boundaries") if n in sdata.shapes]
+            same += [n for n in sdata.shapes if sdata.shapes[n].index.name == instance_key]
+            if not same:
+                raise ValueError(f"{source}: table {table!r} annotates the labels element {region!r}; pass "
+                                 f"shapes= naming shapes of the same instances (found {list(sdata.shapes)})")
+            shapes = same[0]
     if shapes in sdata.shapes:
-        return shapes, "shapes", sdata.shapes[shapes]
+        return shapes, "shapes", sdata.shapes[shapes], region
     if shapes in sdata.points:
-        return shapes, "points", sdata.points[shapes]
+        return shapes, "points", sdata.points[shapes], region
     if shapes in sdata.labels:
-        raise ValueError(f"{source}: table {table!r} annotates the labels element {shapes!r}; pass shapes= naming "
-                         f"shapes of the same instances (found shapes {list(sdata.shapes)})")
+        raise ValueError(f"{source}: {shapes!r} is a labels element; pass shapes= naming shapes of the same "
+                         f"instances (found shapes {list(sdata.shapes)})")
     raise ValueError(f"{source}: no shapes or points element {shapes!r}; found shapes {list(sdata.shapes)}, "
                      f"points {list(sdata.points)}")
 
@@ -239,7 +250,8 @@ def read_spatialdata(sdata, table: Optional[str] = None, image: Optional[str] = 
         image: an image element, ``"auto"`` (``*_hires_image``, else ``*_lowres_image``, else
             none) or ``None``: positions then stay in the coordinate system's units (Visium:
             full-resolution pixels; Xenium ``"global"``: morphology pixels).
-        shapes: the shapes (or points) element of the nodes; default the table's region.
+        shapes: the shapes (or points) element of the nodes; default the table's region (for a
+            labels region, shapes of the same instances: ``cell_circles``, ``cell_boundaries``).
         coordinate_system: the one mapping shapes and image onto each other (default
             ``"global"``, else one where the shapes are untransformed, else the first shared).
         label_key, classes: an ``obs`` column of class names and the class order, as in
@@ -263,16 +275,16 @@ def read_spatialdata(sdata, table: Optional[str] = None, image: Optional[str] = 
     table = _pick(list(sdata.tables), table, "table", source, "table")
     tbl = sdata.tables[table]
     regions, region_key, instance_key = _table_keys(tbl, table, source)
-    element_name, kind, element = _element(sdata, regions, shapes, table, source)
+    element_name, kind, element, region = _element(sdata, regions, shapes, table, instance_key, source)
     where = f"{source}: table {table!r}"
     obs = tbl.obs
     keep = np.ones(tbl.n_obs, dtype=bool)
-    if region_key in obs and element_name in regions:
-        keep &= (obs[region_key].astype(str) == element_name).to_numpy()
+    if region_key in obs and region is not None:
+        keep &= (obs[region_key].astype(str) == region).to_numpy()
     if "in_tissue" in obs:
         keep &= (obs["in_tissue"].to_numpy() == 1)
     if not keep.any():
-        raise ValueError(f"{where}: no rows of element {element_name!r} left (in_tissue == 1)")
+        raise ValueError(f"{where}: no rows of region {region or element_name!r} left (in_tissue == 1)")
     if instance_key not in obs:
         raise ValueError(f"{where}: obs lacks the instance key column {instance_key!r}")
     instances = obs[instance_key].to_numpy()[keep]
