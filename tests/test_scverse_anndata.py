@@ -129,6 +129,9 @@ def test_several_libraries_with_any_library_key(tmp_path):
         p = probabilities(section.num_nodes, seed)
         out = add_predictions(out, section.barcodes, p, p, CLASSES, library_id=lib, library_key="sample")
     assert not out.obs["gridgraph"].isna().any(), "each library's predictions are kept"
+    assert list(out.uns["gridgraph"]["library_ids"]) == ["a", "b"]
+    fresh = add_predictions(out, back["a"].barcodes, probabilities(one.num_nodes), None, CLASSES)
+    assert fresh.obs["gridgraph"][(out.obs["sample"] == "b").to_numpy()].isna().all(), "no library: afresh"
     rows_b = (out.obs["sample"] == "b").to_numpy()
     np.testing.assert_allclose(out.obsm["gridgraph_probs"][rows_b], probabilities(two.num_nodes, 1))
     plain = [b.split("-")[0] + "-1" for b in back["b"].barcodes]  # the plain barcodes also match

@@ -162,7 +162,7 @@ def _rows(adata, ids: Sequence[str], library_id, library_key: str) -> np.ndarray
 
 
 def _previous(out, column: str, classes: list, n: int) -> np.ndarray:
-    """Codes already in ``obs[column]`` (another library's predictions) when its categories are
+    """Codes already in ``obs[column]`` (other libraries' predictions) when its categories are
     ``classes``; else all missing."""
     codes = np.full(n, -1, dtype=np.int64)
     old = out.obs.get(column) if column in out.obs else None
@@ -182,9 +182,10 @@ def add_predictions(adata, ids: Sequence[str], f_probs: np.ndarray, g_probs: Opt
     ``obsm[key + "_probs"]`` (``(n_obs, K)``) and ``uns[key]`` (``classes`` and ``info``; a
     checkpoint summary with ``checkpoint`` is completed by
     :func:`~gridgraph.io.writers.predictions.prediction_provenance`: absolute path, ``used``,
-    version). Observations not predicted get a missing class and NaN, except that the
-    predictions of an earlier call (another library, same classes) are kept: call it once per
-    library with ``library_id`` to annotate a file of several libraries.
+    version). Observations not predicted get a missing class and NaN, except that, with
+    ``library_id``, the predictions of earlier calls for other libraries (same classes) are kept
+    and ``uns[key]["library_ids"]`` lists the libraries predicted: call it once per library to
+    annotate a file of several libraries.
 
     Args:
         adata: the AnnData the section was read from.
@@ -205,26 +206,32 @@ def add_predictions(adata, ids: Sequence[str], f_probs: np.ndarray, g_probs: Opt
     g_probs = check_probabilities(g_probs, n, classes, "f + g probabilities") if g_used else f_probs
     rows = _rows(adata, ids, library_id, library_key)
     out = adata.copy()
-    k = len(classes)
-    probs = np.full((out.n_obs, k), np.nan, dtype=np.float32)
+    earlier = out.uns.get(key) if library_id is not None and hasattr(out.uns.get(key), "get") else None
+    if earlier is not None and [str(c) for c in earlier.get("classes", [])] != classes:
+        earlier = None  # another model's classes: start afresh
+    probs = np.full((out.n_obs, len(classes)), np.nan, dtype=np.float32)
     old = out.obsm.get(f"{key}_probs") if f"{key}_probs" in out.obsm else None
-    old_classes = list(out.uns.get(key, {}).get("classes", [])) if hasattr(out.uns.get(key), "get") else []
-    if old is not None and np.shape(old) == probs.shape and old_classes == classes:
+    if earlier is not None and old is not None and np.shape(old) == probs.shape:
         probs[:] = np.asarray(old, dtype=np.float32)
     probs[rows] = g_probs
     for column, p in ((key, g_probs), (f"{key}_f", f_probs)):
-        codes = _previous(out, column, classes, out.n_obs)
-        codes[rows] = p.argmax(1) if len(p) else codes[rows]
+        codes = np.full(out.n_obs, -1, dtype=np.int64)  # -1: a missing class
+        if earlier is not None:
+            codes = _previous(out, column, classes, out.n_obs)
+        if len(p):
+            codes[rows] = p.argmax(1)
         out.obs[column] = pd.Categorical.from_codes(codes, categories=classes)
     top, entropy = confidence(probs)
     out.obs[f"{key}_confidence"], out.obs[f"{key}_entropy"] = top, entropy
     out.obsm[f"{key}_probs"] = probs
     out.uns[key] = {"classes": classes, **complete_provenance(info, g_used)}
+    if library_id is not None:
+        before = [str(v) for v in (earlier or {}).get("library_ids", [])]
+        out.uns[key]["library_ids"] = sorted(set(before) | {str(library_id)})
     out.uns[f"{key}_colors"] = class_hex_colors(classes)
-    if library_key not in out.obs:
-        libraries = list(out.uns["spatial"]) if hasattr(out.uns.get("spatial"), "keys") else []
-        if library_id is not None or len(libraries) == 1:
-            out.obs[library_key] = pd.Categorical([str(library_id or libraries[0])] * out.n_obs)
+    libraries = list(out.uns["spatial"]) if hasattr(out.uns.get("spatial"), "keys") else []
+    if library_key not in out.obs and len(libraries) == 1:
+        out.obs[library_key] = pd.Categorical([str(libraries[0])] * out.n_obs)
     return out
 
 
