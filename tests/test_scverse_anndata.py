@@ -186,6 +186,8 @@ def test_squidpy_draws_the_predictions(tmp_path):
     cells = read_xenium(folder)
     q = probabilities(cells.num_nodes)
     squidpy.pl.spatial_scatter(predictions_anndata(cells, q, None, CLASSES), color="gridgraph", img=False)
+    on_image = read_xenium(folder, image=np.zeros((400, 400, 3), np.uint8))
+    squidpy.pl.spatial_scatter(predictions_anndata(on_image, q, None, CLASSES), color="gridgraph")
     plt.close("all")
 
 
@@ -201,3 +203,20 @@ def test_spots_and_cells_in_one_file(tmp_path):
     assert read_anndata(tmp_path / "mixed.h5ad", library_id="x", image=None).num_nodes == cells.num_nodes
     with pytest.raises(ValueError, match="no sections given"):
         sections_anndata([])
+
+
+def test_other_images_become_a_reduced_hires(tmp_path):
+    folder, frame = write_bundle(tmp_path / "x")
+    image = np.random.default_rng(0).integers(0, 255, (4200, 600, 3), dtype=np.uint8)  # morphology pixels
+    cells = read_xenium(folder, image=image)
+    lib = section_anndata(cells).uns["spatial"]["x"]
+    assert lib["images"]["hires"].shape == (1400, 200, 3)  # every third pixel
+    assert lib["scalefactors"]["tissue_hires_scalef"] == pytest.approx(1 / 3)
+    np.testing.assert_array_equal(lib["images"]["hires"], image[::3, ::3])
+    assert section_anndata(cells, images=False).uns["spatial"]["x"]["images"] == {}
+    root = write_visium(tmp_path / "v")
+    full = np.zeros((2400, 2400, 3), np.uint8)  # full resolution
+    spots = section_anndata(read_spaceranger(root, image=full))
+    assert spots.uns["spatial"]["v"]["images"]["hires"].shape == (1200, 1200, 3)
+    assert spots.uns["spatial"]["v"]["scalefactors"]["tissue_hires_scalef"] == pytest.approx(0.5)
+    np.testing.assert_allclose(spots.obsm["spatial"], section_anndata(read_spaceranger(root)).obsm["spatial"])

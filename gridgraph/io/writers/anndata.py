@@ -1,8 +1,8 @@
 """Predictions in AnnData laid out as scanpy / squidpy expect (``scanpy.read_visium``'s layout).
 
 Every AnnData gridgraph writes has ``obsm["spatial"]`` in full-resolution pixels ``(x, y)``,
-``uns["spatial"][library_id]`` with ``images`` (``hires`` / ``lowres`` when the reader had one)
-and ``scalefactors`` (``tissue_hires_scalef``, ``tissue_lowres_scalef``,
+``uns["spatial"][library_id]`` with ``images`` (``hires`` / ``lowres`` when the reader had one,
+any other image reduced to a ``hires`` of at most 2000 pixels a side) and ``scalefactors`` (``tissue_hires_scalef``, ``tissue_lowres_scalef``,
 ``spot_diameter_fullres``), ``obs["library_id"]`` (categorical) and, once predicted,
 ``obs["gridgraph"]`` (categorical, colours in ``uns["gridgraph_colors"]``),
 ``obs["gridgraph_f"]`` (f alone), ``obs["gridgraph_confidence"]`` (max probability),
@@ -24,6 +24,8 @@ __all__ = ["add_predictions", "write_h5ad", "section_anndata", "sections_anndata
            "fullres_positions", "section_scalefactors"]
 
 _IMAGE_KINDS = ("hires", "lowres")
+#: Longest side of the ``hires`` image made from another image (Space Ranger's hires: 2000).
+HIRES_MAX_SIDE = 2000
 
 
 def _scale(section) -> float:
@@ -66,12 +68,24 @@ def section_scalefactors(section) -> dict:
     return out
 
 
-def _images(section) -> dict:
-    """``{"hires" or "lowres": (H, W, 3) uint8}`` when the section holds that image."""
-    kind = (section.meta or {}).get("image_kind")
-    if kind not in _IMAGE_KINDS or section.image is None:
-        return {}
-    return {kind: np.ascontiguousarray(section.load_image(), dtype=np.uint8)}
+def _library(section, images: bool) -> dict:
+    """``uns["spatial"][library_id]`` of a section: ``images`` and ``scalefactors``. A hires or
+    lowres image the reader had is stored as it is; any other image (full resolution, a slide,
+    a registered H&E) as a ``hires`` image of at most :data:`HIRES_MAX_SIDE` pixels a side, with
+    its ``tissue_hires_scalef``."""
+    from ..images.image import thumbnail
+
+    factors = section_scalefactors(section)
+    meta, out = section.meta or {}, {}
+    kind = meta.get("image_kind")
+    if images and section.image is not None:
+        if kind in _IMAGE_KINDS:
+            out[kind] = np.ascontiguousarray(section.load_image(), dtype=np.uint8)
+        else:
+            small, factor = thumbnail(section.image, HIRES_MAX_SIDE)
+            out["hires"] = np.ascontiguousarray(small, dtype=np.uint8)
+            factors["tissue_hires_scalef"] = _scale(section) / float(factor)
+    return {"images": out, "scalefactors": factors, "metadata": {"source": str(meta.get("source", ""))}}
 
 
 def _library_obs(section, library_key: str, library_id: str):
@@ -85,13 +99,15 @@ def _library_obs(section, library_key: str, library_id: str):
     return obs
 
 
-def sections_anndata(sections: Sequence, library_key: str = "library_id", library_ids: Optional[Sequence[str]] = None):
+def sections_anndata(sections: Sequence, library_key: str = "library_id", library_ids: Optional[Sequence[str]] = None,
+                     images: bool = True):
     """One AnnData of several sections, one library each (scanpy's layout, see the module).
 
     Args:
         sections: :class:`~gridgraph.io.Section` objects.
         library_key: the ``obs`` column naming each observation's library (categorical).
         library_ids: one id per section (default the section names; they must be distinct).
+        images: store each section's image in ``uns["spatial"][library_id]["images"]``.
 
     ``obs_names`` are the node ids; where two sections share an id, ``"<id>-<library>"`` (the
     plain id stays in ``obs["barcode"]``).
@@ -118,17 +134,16 @@ def sections_anndata(sections: Sequence, library_key: str = "library_id", librar
             obs[column] = obs[column].astype("Int64")
     adata = anndata.AnnData(obs=obs)
     adata.obsm["spatial"] = np.concatenate([fullres_positions(s) for s in sections]).astype(np.float64)
-    adata.uns["spatial"] = {lib: {"images": _images(s), "scalefactors": section_scalefactors(s),
-                                  "metadata": {"source": str((s.meta or {}).get("source", ""))}}
-                            for s, lib in zip(sections, ids)}
+    adata.uns["spatial"] = {lib: _library(s, images) for s, lib in zip(sections, ids)}
     return adata
 
 
-def section_anndata(section, library_key: str = "library_id", library_id: Optional[str] = None):
+def section_anndata(section, library_key: str = "library_id", library_id: Optional[str] = None,
+                    images: bool = True):
     """An AnnData of one section's nodes in scanpy's layout: ``obs_names`` the node ids,
     ``obsm["spatial"]`` their full-resolution pixel ``(x, y)``, ``obs[library_key]``,
     ``obs["array_row"/"array_col"]`` where known, ``uns["spatial"][library_id]``."""
-    return sections_anndata([section], library_key, None if library_id is None else [library_id])
+    return sections_anndata([section], library_key, None if library_id is None else [library_id], images)
 
 
 def _rows(adata, ids: Sequence[str], library_id, library_key: str) -> np.ndarray:
