@@ -271,6 +271,9 @@ def read_spatialdata(sdata, table: Optional[str] = None, image: Optional[str] = 
     predictions can be written back (:func:`~gridgraph.io.writers.spatialdata.write_spatialdata_predictions`)
     and into a scanpy-shaped AnnData.
     """
+    if microns_per_unit is not None and not is_positive_number(microns_per_unit):
+        raise ValueError(f"read_spatialdata: microns_per_unit must be a finite positive number, "
+                         f"got {microns_per_unit}")
     sdata, source = load_spatialdata(sdata)
     table = _pick(list(sdata.tables), table, "table", source, "table")
     tbl = sdata.tables[table]
@@ -311,8 +314,6 @@ def read_spatialdata(sdata, table: Optional[str] = None, image: Optional[str] = 
     scale = float(np.sqrt(abs(np.linalg.det(to_image[:2, :2]))))  # image pixels per cs unit
 
     reader = (getattr(sdata, "attrs", None) or {}).get("spatialdata_io_reader")
-    if microns_per_unit is not None and not is_positive_number(microns_per_unit):
-        raise ValueError(f"read_spatialdata: microns_per_unit must be a finite positive number, got {microns_per_unit}")
     um, span_units, layout = _microns(reader, element_name, table, obs, diameter_units, spot_diameter_um,
                                       microns_per_unit)
 
