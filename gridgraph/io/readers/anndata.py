@@ -76,12 +76,25 @@ def _array_coords(obs, keep: np.ndarray, source: str) -> tuple:
     return tuple(out)
 
 
-def _library(adata, library_id: Optional[str], source: str):
+def _library(adata, library_id: Optional[str], library_key: str, source: str):
+    """``(library id or None, its uns['spatial'] entry or {})``; the ids come from
+    ``uns['spatial']``, else from ``obs[library_key]``."""
     spatial = adata.uns.get("spatial") if hasattr(adata.uns, "get") else None
     if not spatial:
-        if library_id is not None:
-            raise ValueError(f"{source}: uns['spatial'] is absent; expected library {library_id!r}")
-        return None, {}
+        column = adata.obs[library_key] if library_key in adata.obs else None
+        if column is None:
+            if library_id is not None:
+                raise ValueError(f"{source}: uns['spatial'] and obs[{library_key!r}] are absent; "
+                                 f"expected library {library_id!r}")
+            return None, {}
+        libraries = sorted({str(v) for v in column.dropna().tolist()})
+        if library_id is None:
+            if len(libraries) != 1:
+                raise ValueError(f"{source}: obs[{library_key!r}] holds libraries {libraries[:10]}; pass library_id=")
+            library_id = libraries[0]
+        if str(library_id) not in libraries:
+            raise ValueError(f"{source}: obs[{library_key!r}] has no library {library_id!r}; found {libraries[:10]}")
+        return str(library_id), {}
     libraries = list(spatial)
     if library_id is None:
         if len(libraries) != 1:
@@ -99,6 +112,7 @@ def read_anndata(
     classes: Optional[Sequence[str]] = None,
     image: Optional[str] = "auto",
     graph: GraphSpecLike = "auto",
+    library_key: str = "library_id",
 ) -> Section:
     """Build a :class:`Section` from an AnnData object (or the path of an ``.h5ad`` file).
 
@@ -106,8 +120,9 @@ def read_anndata(
         adata: ``AnnData`` with ``obsm['spatial']`` (``(N, 2)`` full-resolution pixel ``(x, y)``)
             and, optionally, ``uns['spatial'][library_id]`` with ``images`` (``hires``/``lowres``)
             and ``scalefactors``, as written by ``scanpy.read_visium``/squidpy.
-        library_id: which library of ``uns['spatial']``; required when there are several. With
-            an ``obs['library_id']`` column only that library's rows are read.
+        library_id: which library of ``uns['spatial']`` (else of ``obs[library_key]``); required
+            when there are several. With an ``obs[library_key]`` column only that library's rows
+            are read.
         label_key: ``obs`` column of class names (``None``: unlabeled). Missing values are ``-1``;
             for a categorical column its categories give the class order.
         classes: explicit class order (overrides the above).
@@ -116,6 +131,8 @@ def read_anndata(
         graph: ``"auto"`` (hex over ``obs['array_row'/'array_col']`` when present, else kNN),
             or a :class:`~gridgraph.graph.GraphSpec` / its plain form (``"cartesian"``,
             ``{"name": "knn", "kwargs": {"k": 8}}``, ...).
+        library_key: the ``obs`` column naming each observation's library (default
+            ``"library_id"``, scanpy's; squidpy and others also use ``"library"``, ``"sample"``).
 
     Rows with ``obs['in_tissue'] == 0`` are dropped. A path that is not an h5ad file, a scale
     factor that is not a finite positive number and ``obs`` array indices beyond the largest
@@ -131,11 +148,11 @@ def read_anndata(
         adata = anndata.read_h5ad(adata)
     if "spatial" not in adata.obsm:
         raise ValueError(f"{source}: obsm['spatial'] is absent; expected (N, 2) pixel coordinates (x, y)")
-    library_id, lib = _library(adata, library_id, source)
+    library_id, lib = _library(adata, library_id, library_key, source)
     obs = adata.obs
     keep = np.ones(adata.n_obs, dtype=bool)
-    if library_id is not None and "library_id" in obs:
-        keep &= (obs["library_id"].astype(str) == str(library_id)).to_numpy()
+    if library_id is not None and library_key in obs:
+        keep &= (obs[library_key].astype(str) == str(library_id)).to_numpy()
     if "in_tissue" in obs:
         keep &= (obs["in_tissue"].to_numpy() == 1)
     if not keep.any():
@@ -177,7 +194,8 @@ def read_anndata(
         names = [None if v is None or v != v else v for v in column.tolist()]
     labels, classes = encode_labels(names, classes, f"{source}: obs[{label_key!r}]")
 
-    has_grid = "array_row" in obs and "array_col" in obs
+    # a library without array indices (cells beside spots in one file) has them all missing
+    has_grid = all(c in obs and not obs[c][keep].isna().all() for c in ("array_row", "array_col"))
     spec = GraphSpec.parse(("hex" if has_grid else "knn") if graph == "auto" else graph)
     if spec is None:
         raise ValueError(f"{source}: graph must be 'auto' or a graph rule, got {graph!r}")
@@ -201,5 +219,6 @@ def read_anndata(
         array_row=array_row,
         array_col=array_col,
         name=str(library_id) if library_id is not None else "section",
-        meta={"source": source, "image_kind": image, "scale": scale, "scalefactors": factors},
+        meta={"source": source, "image_kind": image, "scale": scale, "scalefactors": factors,
+              "library_key": library_key},
     )

@@ -169,7 +169,21 @@ class _AnnDataSource(SectionSource):
         return self.reader(paths["path"], library_id=paths.get("library_id"), **opts)
 
 
+class _SpatialDataSource(SectionSource):
+    """``root/<id>`` (a ``.zarr`` store) per section; ``from_paths`` maps ``path`` to ``sdata``."""
+
+    def __init__(self):
+        from .spatialdata import read_spatialdata
+
+        super().__init__(read_spatialdata, path_params=("sdata",))
+
+    def from_paths(self, paths, options) -> Section:
+        paths = dict(paths)
+        return self.reader(paths.pop("path"), **paths, **dict(options))
+
+
 READERS.register("synthetic", _SyntheticSource())
+READERS.register("spatialdata", _SpatialDataSource())
 READERS.register("anndata", _AnnDataSource())
 READERS.register("spaceranger", SectionSource(
     read_spaceranger, path_options=("labels", "image", "fullres_image"),

@@ -84,7 +84,9 @@ def read_xenium(path: PathLike, image: Optional[ImageLike] = None, alignment: Op
         pixel_size_um: µm per Xenium pixel (default ``experiment.xenium``'s ``pixel_size``,
             0.2125 on current instruments).
         labels: ``cell_id`` -> class mapping, or a CSV/TSV/parquet with columns ``cell_id``,
-            ``label``; ``classes`` fixes the order. Cells without a label get ``-1``.
+            ``label`` (or ``cell_id``, ``group``: a Xenium Explorer cell groups CSV, as
+            :func:`~gridgraph.io.writers.exports.write_xenium_cell_groups` writes it);
+            ``classes`` fixes the order. Cells without a label get ``-1``.
         graph: a :class:`~gridgraph.graph.GraphSpec`-like on the image pixels (default ``"knn"``,
             symmetric 6 nearest neighbours; ``{"name": "radius", "kwargs": {"r": <px>}}``); ``None`` is
             the default.
@@ -146,7 +148,27 @@ def _labels(labels) -> dict:
         return {str(k): v for k, v in labels.items()}
     if not isinstance(labels, (str, Path)):
         raise TypeError(f"labels must be a mapping cell_id -> name or a table path, got {type(labels).__name__}")
-    frame = read_frame(labels, ["cell_id", "label"], "cell label table", text=("cell_id", "label"))
+    column = _label_column(labels)
+    frame = read_frame(labels, ["cell_id", column], "cell label table", text=("cell_id", column))
     ids = text_column(frame, "cell_id", labels)
     unique_column(ids, "cell_id", labels)
-    return dict(zip(ids, frame["label"].where(frame["label"].notna(), None).tolist()))
+    return dict(zip(ids, frame[column].where(frame[column].notna(), None).tolist()))
+
+
+def _label_column(path) -> str:
+    """``"label"``, or ``"group"`` for a Xenium Explorer cell groups CSV (``cell_id,group``,
+    optionally ``color``) that has no ``label`` column."""
+    import pandas as pd
+
+    from ..tables import is_parquet, separator
+
+    try:
+        if is_parquet(path):
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+        else:
+            names = pd.read_csv(path, sep=separator(path), nrows=0).columns.tolist()
+    except Exception:  # noqa: BLE001 - read_frame names the file and the problem
+        return "label"
+    return "group" if "label" not in names and "group" in names else "label"
