@@ -6,13 +6,13 @@ PKG = Path(__file__).resolve().parents[1] / "gridgraph"
 
 # Lower layers first; a module may import its own layer and those before it.
 LAYERS = [
-    {"names", "registry", "files", "defaults"},
+    {"names", "registry", "files", "defaults", "colors"},
     {"distributed"},  # torch.distributed machinery: imports no other gridgraph package
     {"graph"},
     {"io"},
-    {"patches", "features"},
+    {"patches"},
     {"encoders", "correctors", "evaluate"},
-    {"model"},
+    {"features", "model"},
     {"inference", "plot", "embeddings"},
     {"config"},
     {"checkpoint"},

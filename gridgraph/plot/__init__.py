@@ -8,7 +8,8 @@ partial file). Sizes are exact: the PNG is ``figsize * dpi`` pixels.
 Node coordinates are image pixels ``pos[:, 0] = x`` (column), ``pos[:, 1] = y`` (row, downwards),
 so maps are drawn with the y axis inverted, matching the section image.
 """
-from .common import UNLABELED_COLOR, class_colors, save_figure
+from ..colors import class_colors
+from .common import UNLABELED_COLOR, save_figure
 from .maps import plot_label_map, plot_label_maps, plot_misclassification, plot_predictions
 from .matrices import plot_class_adjacency, plot_confusion_matrix
 from .nodes import RASTER_MIN_NODES

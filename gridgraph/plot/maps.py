@@ -7,9 +7,10 @@ import numpy as np
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
+from ..colors import class_colors
 from ..evaluate.metrics import misclassification, to_numpy
 from .common import (UNLABELED_COLOR, PathLike, _finish, _label_colors, _legend, _new_figure, _node_labels,
-                     _unpack_nodes, class_colors)
+                     _unpack_nodes)
 from .nodes import _draw_nodes, _setup_map_axes, _spacing
 
 

@@ -30,7 +30,7 @@ def class_hex_colors(classes: Sequence[str]) -> list:
     (``tab10`` up to 10 classes, ``tab20`` up to 20, else ``hsv``)."""
     from matplotlib.colors import to_hex
 
-    from ...plot.common import class_colors
+    from ...colors import class_colors
 
     if not len(classes):
         return []
