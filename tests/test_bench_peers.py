@@ -53,3 +53,29 @@ def test_best_keeps_the_fastest_run_and_the_lowest_rss():
     got = peers.best(runs)
     assert got["seconds"] == 2.0 and got["peak_mib"] == 5.0 and got["runs"] == 2
     assert "error" in peers.best([{"error": "x"}])
+
+
+platforms = pytest.importorskip("platforms")
+
+
+@pytest.mark.slow  # six fresh processes: ~60 s on a busy 2-core machine
+def test_platforms_tiny_run_ratio_is_predict_over_plain(tmp_path, capsys):
+    rows = platforms.main(["--hd-side", "10", "--hires-px", "400", "--cells", "120", "--repeat", "1",
+                           "--work", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert [r[0] for r in rows] == ["hd", "xenium"]
+    for kind, nodes, plain_s, _, predict_s, _, _, ratio, bare_s, _ in rows:
+        assert nodes == (100 if kind == "hd" else 120)
+        assert isinstance(plain_s, float) and isinstance(predict_s, float) and isinstance(bare_s, float)
+        assert math.isclose(ratio, predict_s / plain_s)
+        verdict = "PASS" if ratio <= platforms.TARGET else "FAIL"
+        assert f"{verdict}: {kind}: predict / plain pipeline = " in out
+    assert "f bare forward s (no target)" in out and "overhead" not in out
+
+
+def test_platforms_verdict_lines():
+    assert platforms.verdict("hd", {"seconds": 1.0}, {"seconds": 1.0}).startswith("PASS: hd: ")
+    assert platforms.verdict("hd", {"seconds": 1.2}, {"seconds": 1.0}).startswith("FAIL: hd: ")
+    assert platforms.verdict("xenium", {"error": "boom"}, {"seconds": 1.0}) == \
+        "SKIP: xenium: predict / plain pipeline: boom"
+    assert platforms.best_run([{"seconds": 2.0}, {"error": "x"}, {"seconds": 1.5}]) == {"seconds": 1.5}
