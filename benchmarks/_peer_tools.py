@@ -56,7 +56,8 @@ def peer_python(tool: str) -> tuple:
             raise RuntimeError(((proc.stderr or proc.stdout).strip().splitlines() or ["pip failed"])[-1])
         subprocess.run([str(python), "-c", f"import {tool}"], check=True, capture_output=True, text=True, timeout=600)
     except (subprocess.SubprocessError, OSError, RuntimeError) as err:
-        why = f"cannot install {PEERS[tool]}: {str(getattr(err, 'stderr', '') or err).strip().splitlines()[-1:]}"
+        lines = str(getattr(err, "stderr", "") or err).strip().splitlines() or [type(err).__name__]
+        why = f"cannot install or import {PEERS[tool]}: {lines[-1]}"
         venv.mkdir(parents=True, exist_ok=True)
         (venv / "failed").write_text(why)
         return None, why

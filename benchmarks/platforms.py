@@ -242,5 +242,6 @@ def verdict(kind: str, ours: dict, plain: dict) -> str:
     return (f"{'PASS' if ratio <= TARGET else 'FAIL'}: {kind}: predict / plain pipeline = "
             f"{ours['seconds']:.4g} / {plain['seconds']:.4g} = {ratio:.3f} (limit {TARGET})")
 
+
 if __name__ == "__main__":
     main()
