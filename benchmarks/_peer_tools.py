@@ -3,7 +3,7 @@
 Each peer gets its own venv under ``benchmarks/.venvs/<tool>`` (made on first use with
 ``--peers``, never by the tests), which sees this interpreter's site-packages (torch,
 torchvision) through a ``.pth`` file placed after its own, so pip installs only what the peer
-adds or pins. A failed install is remembered (``failed`` holds the reason; delete the folder to
+adds or pins (TIAToolbox 2.1 pins its own torch: a few GB on first use). A failed install is remembered (``failed`` holds the reason; delete the folder to
 retry). The workers load the same torchvision f as the plain script (``tv.pt``).
 """
 from __future__ import annotations
@@ -76,6 +76,8 @@ def worker_tiatoolbox(work: Path) -> dict:
 
     import _plain
 
+    import torchvision.models  # noqa: F401 - imported before the clock, in every worker
+
     s = _settings(work)
     t0 = time.perf_counter()
     net, norm, patch = _torchvision_f(work), _plain.normalizer(), s["patch"]
@@ -100,7 +102,7 @@ def worker_tiatoolbox(work: Path) -> dict:
     points = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]})
     extractor = get_patch_extractor("point", input_img=str(work / "slide.tif"), locations_list=points,
                                     patch_size=(s["window"], s["window"]), resolution=0, units="level")
-    predictor = PatchPredictor(model=Wrapped(), batch_size=s["batch"])
+    predictor = PatchPredictor(model=Wrapped(), batch_size=s["batch"], verbose=sys.stderr.isatty())  # no bars in logs
     chunk, probs, batch = 4096, [], []
     for p in extractor:
         batch.append(np.asarray(p))
@@ -115,11 +117,13 @@ def worker_tiatoolbox(work: Path) -> dict:
 
 
 def _tia_probs(predictor, patches) -> np.ndarray:
+    batch = np.stack(patches)
     if hasattr(predictor, "run"):  # TIAToolbox 2.x
-        out = predictor.run(images=np.stack(patches), patch_mode=True, return_probabilities=True,
-                            device="cpu", output_type="dict")
-        return np.asarray(out["probabilities"])
-    out = predictor.predict(imgs=patches, mode="patch", return_probabilities=True, on_gpu=False)
+        side = tuple(batch.shape[1:3])
+        out = predictor.run(images=batch, patch_mode=True, return_probabilities=True, output_type="dict",
+                            patch_input_shape=side, input_resolutions=[{"units": "baseline", "resolution": 1.0}])
+    else:
+        out = predictor.predict(imgs=list(batch), mode="patch", return_probabilities=True, on_gpu=False)
     return np.asarray(out["probabilities"])
 
 
@@ -130,6 +134,8 @@ def worker_lazyslide(work: Path) -> dict:
 
     import _plain
 
+    import torchvision.models  # noqa: F401 - imported before the clock, in every worker
+
     s = _settings(work)
     t0 = time.perf_counter()
     net, norm, patch = _torchvision_f(work), _plain.normalizer(), s["patch"]
@@ -138,7 +144,8 @@ def worker_lazyslide(work: Path) -> dict:
     wsi = open_wsi(str(work / "slide.tif"))
     from wsidata.io import add_tiles
 
-    add_tiles(wsi, key="cells", xys=corners, tile_spec=_lazyslide_spec(wsi, s["window"]))
+    add_tiles(wsi, key="cells", xys=corners, tile_spec=_lazyslide_spec(wsi, s["window"]),
+              tissue_ids=np.zeros(len(corners), np.int64))
     zs.tl.feature_extraction(wsi, model=_LazyF(net, norm, patch), tile_key="cells", key_added="f",
                              batch_size=s["batch"], num_workers=0, pbar=False)
     feats = np.asarray(wsi.tables["f_cells" if "f_cells" in wsi.tables else "f"].X)
@@ -175,6 +182,7 @@ def _write(path: Path, ids, probs: np.ndarray) -> None:
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"id": ids.astype(str), **{f"p_{k}": probs[:, k] for k in range(probs.shape[1])}}), path)
+    names = "abcd"[: probs.shape[1]]  # the checkpoint's classes
+    pq.write_table(pa.table({"id": ids.astype(str), **{f"p_{c}": probs[:, k] for k, c in enumerate(names)}}), path)
 
 

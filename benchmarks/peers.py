@@ -16,7 +16,9 @@ probabilities:
 - ``tiatoolbox``: its patch predictor over patches read at the same points (``--peers`` only);
 - ``lazyslide``: its tile feature extraction over tiles at the same corners (``--peers`` only).
 
-Every measurement is a fresh process; the tools alternate within each of ``--repeats`` rounds;
+Every measurement is a fresh process with its libraries (torch, torchvision, the tool) imported
+before its clock starts; the clock then covers loading f, reading the table, cutting, f and
+writing. The tools alternate within each of ``--repeats`` rounds;
 the best time and the lowest peak RSS of each are kept. A peer runs from its own virtual
 environment under ``benchmarks/.venvs/`` (made on first use, sharing this interpreter's torch
 through a ``.pth`` file); one that cannot be installed or run is skipped with its reason.
@@ -106,6 +108,7 @@ def prepare(args) -> Path:
 def worker_gridgraph(work: Path, which: str) -> dict:
     from gridgraph.cli import main
     import gridgraph.pipeline  # noqa: F401 - imported before the clock, as torch is
+    import torchvision.models  # noqa: F401
 
     t0 = time.perf_counter()
     code = main(["predict", str(work / f"{which}.pt"), "--xenium", str(work), "--image", str(work / "slide.tif"),
@@ -120,6 +123,8 @@ def worker_plain(work: Path) -> dict:
     import torch  # noqa: F401
 
     import _plain
+
+    import torchvision.models  # noqa: F401 - imported before the clock, in every worker
 
     s = _settings(work)
     t0 = time.perf_counter()
