@@ -131,7 +131,7 @@ def predict_throughput(work: Path, bins: int, device: str, hires_px: int = 6000)
     from platforms import _checkpoint, write_hd
 
     from gridgraph.io import read_visium_hd
-    from gridgraph.pipeline import load_model, predict_section
+    from gridgraph.workflows import load_model, predict_section
 
     side = math.ceil(math.sqrt(bins))
     folder = work / f"hd{side}-{hires_px}"

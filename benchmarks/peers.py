@@ -68,10 +68,10 @@ def write_models(folder: Path, model: str, window: int, patch: int) -> None:
     import torch
 
     from gridgraph.config import make_config
-    from gridgraph.pipeline import model_from_config
+    from gridgraph.workflows import model_from_config
     from gridgraph.train import save_checkpoint
 
-    cfg = make_config({"data": {"reader": "xenium"},
+    cfg = make_config({"data": {"name": "xenium"},
                        "f": {"name": "torchvision", "kwargs": {"model_name": model, "input_size": patch}},
                        "patches": {"patch_size": patch, "window_px": window, "standardize": False},
                        "g": {"name": "gcn", "kwargs": {"hidden_channels": 16, "num_layers": 2}}})
@@ -107,7 +107,7 @@ def prepare(args) -> Path:
 
 def worker_gridgraph(work: Path, which: str) -> dict:
     from gridgraph.cli import main
-    import gridgraph.pipeline  # noqa: F401 - imported before the clock, as torch is
+    import gridgraph.workflows  # noqa: F401 - imported before the clock, as torch is
     import torchvision.models  # noqa: F401
 
     t0 = time.perf_counter()

@@ -110,7 +110,7 @@ def _import_libraries() -> float:
 
     t0 = time.perf_counter()
     for name in ("anndata", "h5py", "pyarrow.parquet", "scipy.spatial", "gridgraph.io.writers.anndata",
-                 "gridgraph.io.readers.visium_hd", "gridgraph.io.readers.xenium", "gridgraph.pipeline"):
+                 "gridgraph.io.readers.visium_hd", "gridgraph.io.readers.xenium", "gridgraph.workflows"):
         importlib.import_module(name)
     return time.perf_counter() - t0
 
@@ -156,7 +156,7 @@ def worker_plain(kind: str, folder: str) -> dict:
     import torch
 
     import _plain
-    from gridgraph.pipeline import load_model
+    from gridgraph.workflows import load_model
 
     folder = Path(folder)
     ckpt_path = _checkpoint(folder, "visium_hd" if kind == "hd" else "xenium")
@@ -176,7 +176,7 @@ def worker_plain(kind: str, folder: str) -> dict:
     batch = max(1, PLAIN_PIXELS // (PATCH * PATCH))
     with torch.inference_mode():
         res = _plain.run(table, image, window, PATCH, lambda x: model.f(model.transform(x)),
-                         folder / "plain" / "predictions.parquet", batch, list(ckpt["classes"]))
+                         folder / "plain" / "predictions.parquet", batch, list(ckpt.classes))
     return {**res, "seconds": time.perf_counter() - t0}
 
 

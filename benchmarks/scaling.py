@@ -51,10 +51,10 @@ def _checkpoint(folder: Path) -> Path:
     import torch
 
     from gridgraph.config import make_config
-    from gridgraph.pipeline import model_from_config
+    from gridgraph.workflows import model_from_config
     from gridgraph.train import save_checkpoint
 
-    cfg = make_config({"data": {"reader": "xenium"}, "patches": {"patch_size": PATCH, "window_px": WINDOW},
+    cfg = make_config({"data": {"name": "xenium"}, "patches": {"patch_size": PATCH, "window_px": WINDOW},
                        "g": {"name": "gcn", "kwargs": {"hidden_channels": 16, "num_layers": 2}}})
     torch.manual_seed(0)
     path = folder / "model.pt"
@@ -88,7 +88,7 @@ def worker(folder: str) -> dict:
 
     from gridgraph.cli import main
 
-    for name in ("pyarrow.parquet", "scipy.spatial", "gridgraph.io.readers.xenium", "gridgraph.pipeline"):
+    for name in ("pyarrow.parquet", "scipy.spatial", "gridgraph.io.readers.xenium", "gridgraph.workflows"):
         importlib.import_module(name)  # before the clock, as torch is
     folder = Path(folder)
     t0 = time.perf_counter()

@@ -198,7 +198,8 @@ def _predict_one(args, model, ckpt, path: str, out) -> dict:
             from .io.writers.anndata import section_anndata
 
             adata = pool.submit(section_anndata, section)
-        paths = predict_section(model, ckpt, section, out, figures=not args.no_figure, adata=adata)
+        paths = predict_section(model, ckpt, section, out, figures=not args.no_figure, adata=adata,
+                                library_id=args.library_id)
     return {k: str(v) for k, v in paths.items()}
 
 

@@ -147,3 +147,22 @@ def test_several_inputs_stay_inside_out_with_safe_distinct_names(demo_checkpoint
                  "--out", str(out), "--no-figure"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["sr_base", "sr_base-2"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["preds"]  # nothing beside --out
+
+
+def test_predict_writes_viewer_exports_for_cells(demo_checkpoint, tmp_path):
+    import json
+
+    from gridgraph.io.readers.synthetic import make_section as make
+    from gridgraph.workflows import load_model, predict_section
+
+    model, ckpt = load_model(demo_checkpoint)
+    cells = make("irregular", seed=4, n_classes=3)
+    paths = predict_section(model, ckpt, cells, tmp_path / "cells", figures=False)
+    groups = paths["xenium_groups"].read_text().splitlines()
+    assert groups[0] == "cell_id,group" and len(groups) == 1 + cells.num_nodes
+    table = paths["table"].read_text().splitlines()
+    assert [row.split(",")[1] for row in table[1:]] == [row.split(",")[1] for row in groups[1:]]
+    shapes = json.loads(paths["qupath"].read_text())
+    assert shapes["type"] == "FeatureCollection" and len(shapes["features"]) == cells.num_nodes
+    first = shapes["features"][0]["properties"]
+    assert first["classification"]["name"] == table[1].split(",")[1]

@@ -95,19 +95,25 @@ def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=Non
 
 
 def predict_section(model: GridGraphNet, ckpt: Checkpoint, section, out_dir, figures: bool = True,
-                    adata=None) -> dict:
+                    adata=None, library_id=None) -> dict:
     """Predict one raw :class:`~gridgraph.io.Section` with a loaded checkpoint and write, as one
     set (all or none), ``predictions.csv`` (id, label, class probabilities),
-    ``predictions_loupe.csv`` (for spots with barcodes) and ``predictions.png``; with ``adata``
-    (the AnnData the section was read from, or a :class:`concurrent.futures.Future` of it)
-    also ``predictions.h5ad``. Returns the paths."""
+    ``predictions_loupe.csv`` (for spots with barcodes), ``predictions.geojson`` (QuPath: spots,
+    bins or cells in full-resolution pixels with their class and probabilities), for cells
+    ``predictions_cell_groups.csv`` (Xenium Explorer's ``cell_id,group``) and
+    ``predictions.png``; with ``adata`` (the AnnData the section was read from, or a
+    :class:`concurrent.futures.Future` of it) also ``predictions.h5ad``. Returns the paths."""
     from ..io import write_loupe_csv, write_predictions
     from ..io.writers.anndata import add_predictions, write_h5ad
+    from ..io.writers.exports import section_cell_groups, section_geojson
 
     classes = ckpt.classes
     section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
     codes = g_prob.argmax(1).numpy()
-    files = {"table": "predictions.csv", "loupe": "predictions_loupe.csv"}
+    files = {"table": "predictions.csv", "loupe": "predictions_loupe.csv", "qupath": "predictions.geojson"}
+    cells = str(section.graph.layout) == "irregular"
+    if cells:
+        files["xenium_groups"] = "predictions_cell_groups.csv"
     if figures:
         files["figure"] = "predictions.png"
     if adata is not None:
@@ -117,15 +123,21 @@ def predict_section(model: GridGraphNet, ckpt: Checkpoint, section, out_dir, fig
         write_predictions(tmp / files["table"], section.barcodes, codes, g_prob.numpy(), classes)
         write_loupe_csv(tmp / files["loupe"], section.barcodes, codes, category="gridgraph", classes=classes,
                         library_ids=section.name)
+        if cells:
+            section_cell_groups(tmp / files["xenium_groups"], section, codes, classes)
 
     with OutputSet(out_dir, list(files.values())) as tmp, ThreadPoolExecutor(1) as pool:
         written = pool.submit(tables, tmp)  # the CSVs (pyarrow, mostly without the GIL) beside the rest
         if figures:
             prediction_figure(section, f_prob, g_prob, classes, tmp / files["figure"], uses_g=bool(model.use_g))
+        # in this thread: its colours import matplotlib, which two threads must not import at once
+        section_geojson(tmp / files["qupath"], section, codes, classes, probs=g_prob.numpy())
         if adata is not None:
             adata = adata.result() if isinstance(adata, Future) else adata
-            annotated = add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), classes,
-                                        info=provenance(model, ckpt))
+            annotated = add_predictions(adata, section.barcodes, f_prob.numpy(),
+                                        g_prob.numpy() if bool(model.use_g) else None, classes,
+                                        info=provenance(model, ckpt),
+                                        library_id=library_id if "library_id" in adata.obs else None)
             write_h5ad(annotated, tmp / files["h5ad"])
         written.result()
     return {key: Path(out_dir) / name for key, name in files.items()}
