@@ -185,3 +185,17 @@ def test_no_import_circle_inside_patches():
     assert _cycles(graph) == []
     old = {"extract": {"slide", "stain"}, "slide": {"extract"}, "stain": {"extract"}}  # before cut.py
     assert _cycles(old) == [["extract", "slide", "extract"], ["extract", "stain", "extract"]]
+
+
+def test_a_window_too_large_is_refused_before_anything_is_cut():
+    from dataclasses import replace
+
+    from gridgraph.io.readers.synthetic import make_section as make
+    from gridgraph.patches import prepare_section
+
+    section = make("hex", seed=1, shape=(6, 8), n_classes=3)
+    huge = replace(section, spot_diameter_px=81826367.0)  # a scale factor gone wrong
+    with pytest.raises(ValueError, match=r"8.18264e\+07 px wide, from its spot diameter of 8.18264e\+07 px .*spot_diameter_fullres"):
+        prepare_section(huge, 8, window_spots=1.0)
+    with pytest.raises(ValueError, match="windows may be at most"):
+        Window(1e9, "px").pixels(section)

@@ -50,3 +50,19 @@ def map_labels(ids: Sequence[str], mapping: Mapping, classes: Optional[Sequence[
     known = codes >= 0
     out[known] = unique_codes[codes[known]]
     return out, class_names
+
+
+def labels_from_obs(obs, label_key: Optional[str], keep, classes: Optional[Sequence[str]], source: str,
+                    count: int) -> tuple:
+    """``(labels, classes)`` of the kept rows of an AnnData ``obs`` column (categorical columns give
+    their category order unless ``classes`` is given; missing values are unlabeled); no column
+    (``label_key=None``): ``count`` unlabeled nodes."""
+    names = [None] * count
+    if label_key is not None:
+        if label_key not in obs:
+            raise ValueError(f"{source}: obs has no column {label_key!r}; found {list(obs.columns)}")
+        column = obs[label_key][keep]
+        if classes is None and hasattr(column, "cat"):
+            classes = [str(c) for c in column.cat.categories]
+        names = [None if v is None or v != v else v for v in column.tolist()]
+    return encode_labels(names, classes, f"{source}: obs[{label_key!r}]")

@@ -174,12 +174,15 @@ class Window:
                     f"section {section.name}: window_um needs its µm per pixel (spot_diameter_px and "
                     "spot_diameter_um, the slide's metadata or microns_per_pixel)"
                 )
-            return window.size / section.microns_per_px
+            return _bounded(window.size / section.microns_per_px, section, window,
+                            f"its µm per pixel {section.microns_per_px:g}")
         if window.unit == SPOTS:
             if not section.spot_diameter_px:
                 raise ValueError(f"section {section.name}: window_spots needs spot_diameter_px")
-            return window.size * section.spot_diameter_px
-        return float(window.size)
+            return _bounded(window.size * section.spot_diameter_px, section, window,
+                            f"its spot diameter of {section.spot_diameter_px:g} px (e.g. the scale factors' "
+                            "spot_diameter_fullres)")
+        return _bounded(float(window.size), section, window, "window_px")
 
     def microns(self, section) -> Optional[float]:
         """The physical side, in µm, of the window cut around each node of ``section`` (``None``
@@ -207,3 +210,23 @@ class Window:
             return {}
         window = float(np.median(sizes))
         return {"window_um": window, "patch_um_per_px": window / patch_size}
+
+
+#: no window is cut wider than this many pixels, whatever the image
+MAX_WINDOW_PX = 65536.0
+
+
+def _bounded(px: float, section, window: "Window", cause: str) -> float:
+    """``px``, refused before anything is allocated when it is not a usable window: not finite,
+    wider than :data:`MAX_WINDOW_PX` or than eight times the section's image (at least 1024 px)."""
+    image = getattr(section, "image", None)
+    limit = MAX_WINDOW_PX
+    if image is not None:
+        from ..io.images.image import image_size
+
+        limit = min(limit, max(8.0 * max(image_size(image)), 1024.0))
+    if not (px == px and 0 < px <= limit):
+        raise ValueError(f"section {section.name}: a {window!r} window is {px:g} px wide, from {cause}; "
+                         f"windows may be at most {limit:g} px (eight times the image's side, at most "
+                         f"{MAX_WINDOW_PX:g}); check the scale factors or the window")
+    return px

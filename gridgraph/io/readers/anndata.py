@@ -11,7 +11,7 @@ from ..images.image import image_size, to_rgb_uint8
 from ..section import Section
 from .spaceranger import VISIUM_MAX_COL, VISIUM_MAX_ROW, VISIUM_RANGE, VISIUM_SPOT_UM, visium_graph
 from ..tables import check_array_index, check_inside, check_unique, is_positive_number, require_file
-from ..labels import encode_labels
+from ..labels import labels_from_obs
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -184,15 +184,7 @@ def read_anndata(
     if img is not None:
         check_inside(pos, image_size(img), f"{source}: obsm['spatial'] (in the {image} image)", barcodes)
 
-    names = [None] * len(barcodes)
-    if label_key is not None:
-        if label_key not in obs:
-            raise ValueError(f"{source}: obs has no column {label_key!r}; found {list(obs.columns)}")
-        column = obs[label_key][keep]
-        if classes is None and hasattr(column, "cat"):
-            classes = [str(c) for c in column.cat.categories]
-        names = [None if v is None or v != v else v for v in column.tolist()]
-    labels, classes = encode_labels(names, classes, f"{source}: obs[{label_key!r}]")
+    labels, classes = labels_from_obs(obs, label_key, keep, classes, source, len(barcodes))
 
     # a library without array indices (cells beside spots in one file) has them all missing
     has_grid = all(c in obs and not obs[c][keep].isna().all() for c in ("array_row", "array_col"))

@@ -20,7 +20,7 @@ import numpy as np
 
 from ...graph.spec import GraphSpec, GraphSpecLike
 from ..images.image import image_size, to_rgb_uint8
-from ..labels import encode_labels
+from ..labels import labels_from_obs
 from ..section import Section
 from ..tables import check_inside, check_unique, is_positive_number
 from .spaceranger import VISIUM_SPOT_UM, visium_graph
@@ -317,15 +317,7 @@ def read_spatialdata(sdata, table: Optional[str] = None, image: Optional[str] = 
     um, span_units, layout = _microns(reader, element_name, table, obs, diameter_units, spot_diameter_um,
                                       microns_per_unit)
 
-    names = [None] * len(barcodes)
-    if label_key is not None:
-        if label_key not in obs:
-            raise ValueError(f"{where}: obs has no column {label_key!r}; found {list(obs.columns)}")
-        column = obs[label_key][keep]
-        if classes is None and hasattr(column, "cat"):
-            classes = [str(c) for c in column.cat.categories]
-        names = [None if v is None or v != v else v for v in column.tolist()]
-    labels, classes = encode_labels(names, classes, f"{where}: obs[{label_key!r}]")
+    labels, classes = labels_from_obs(obs, label_key, keep, classes, where, len(barcodes))
 
     has_grid = "array_row" in obs and "array_col" in obs
     spec = GraphSpec.parse((layout if has_grid and layout else "knn") if graph == "auto" else graph)
