@@ -85,6 +85,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--embeddings", help="precomputed node embeddings of the section, for a model that reads them")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-figure", action="store_true")
+    p.add_argument("--qupath", action="store_true",
+                   help="also write predictions.geojson (QuPath objects with class and probabilities)")
     p.add_argument("--anndata", action="store_true",
                    help="also write predictions.h5ad (for --h5ad always: the input annotated)")
 
@@ -199,7 +201,7 @@ def _predict_one(args, model, ckpt, path: str, out) -> dict:
 
             adata = pool.submit(section_anndata, section)
         paths = predict_section(model, ckpt, section, out, figures=not args.no_figure, adata=adata,
-                                library_id=args.library_id)
+                                library_id=args.library_id, qupath=args.qupath)
     return {k: str(v) for k, v in paths.items()}
 
 

@@ -76,7 +76,7 @@ def test_predict_h5ad_writes_the_annotated_anndata(tmp_path, capsys):
     np.testing.assert_allclose(probs[inside].sum(1), 1.0, atol=1e-5)
     assert np.isnan(probs[pred.obs["in_tissue"].to_numpy() == 0]).all()
     assert pred.uns["gridgraph"]["g"] == "gcn" and pred.uns["gridgraph"]["checkpoint"].endswith("best.pt")
-    assert sorted(p.name for p in out.iterdir()) == ["predictions.csv", "predictions.geojson", "predictions.h5ad",
+    assert sorted(p.name for p in out.iterdir()) == ["predictions.csv", "predictions.h5ad",
                                                       "predictions.png", "predictions_loupe.csv"]
     capsys.readouterr()
     assert main(["predict", str(tmp_path / "run" / "best.pt"), "--synthetic", "1", "--library-id", "x",

@@ -174,7 +174,7 @@ def test_a_failed_predict_leaves_the_previous_outputs(finished, tmp_path, capsys
     best, out = str(tmp / "out" / "best.pt"), tmp_path / "pred"
     assert main(["predict", best, "--synthetic", "7", "--out", str(out)]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert sorted(before) == ["predictions.csv", "predictions.geojson", "predictions.png", "predictions_loupe.csv"]
+    assert sorted(before) == ["predictions.csv", "predictions.png", "predictions_loupe.csv"]
     import gridgraph.plot as plot
 
     def killed(*args, **kwargs):

@@ -157,7 +157,8 @@ def test_predict_writes_viewer_exports_for_cells(demo_checkpoint, tmp_path):
 
     model, ckpt = load_model(demo_checkpoint)
     cells = make("irregular", seed=4, n_classes=3)
-    paths = predict_section(model, ckpt, cells, tmp_path / "cells", figures=False)
+    paths = predict_section(model, ckpt, cells, tmp_path / "cells", figures=False, qupath=True)
+    assert "qupath" not in predict_section(model, ckpt, cells, tmp_path / "plain", figures=False)
     groups = paths["xenium_groups"].read_text().splitlines()
     assert groups[0] == "cell_id,group" and len(groups) == 1 + cells.num_nodes
     table = paths["table"].read_text().splitlines()

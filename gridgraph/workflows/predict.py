@@ -95,13 +95,14 @@ def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=Non
 
 
 def predict_section(model: GridGraphNet, ckpt: Checkpoint, section, out_dir, figures: bool = True,
-                    adata=None, library_id=None) -> dict:
+                    adata=None, library_id=None, qupath: bool = False) -> dict:
     """Predict one raw :class:`~gridgraph.io.Section` with a loaded checkpoint and write, as one
     set (all or none), ``predictions.csv`` (id, label, class probabilities),
-    ``predictions_loupe.csv`` (for spots with barcodes), ``predictions.geojson`` (QuPath: spots,
-    bins or cells in full-resolution pixels with their class and probabilities), for cells
-    ``predictions_cell_groups.csv`` (Xenium Explorer's ``cell_id,group``) and
-    ``predictions.png``; with ``adata`` (the AnnData the section was read from, or a
+    ``predictions_loupe.csv`` (for spots with barcodes), for cells ``predictions_cell_groups.csv``
+    (Xenium Explorer's ``cell_id,group``) and ``predictions.png``; with ``qupath``
+    ``predictions.geojson`` (QuPath: spots, bins or cells in full-resolution pixels with their
+    class and probabilities; asked for, since it takes about 40 s and 400 MB per 10^6 nodes);
+    with ``adata`` (the AnnData the section was read from, or a
     :class:`concurrent.futures.Future` of it) also ``predictions.h5ad``. Returns the paths."""
     from ..io import write_loupe_csv, write_predictions
     from ..io.writers.anndata import add_predictions, write_h5ad
@@ -110,7 +111,9 @@ def predict_section(model: GridGraphNet, ckpt: Checkpoint, section, out_dir, fig
     classes = ckpt.classes
     section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
     codes = g_prob.argmax(1).numpy()
-    files = {"table": "predictions.csv", "loupe": "predictions_loupe.csv", "qupath": "predictions.geojson"}
+    files = {"table": "predictions.csv", "loupe": "predictions_loupe.csv"}
+    if qupath:
+        files["qupath"] = "predictions.geojson"
     cells = str(section.graph.layout) == "irregular"
     if cells:
         files["xenium_groups"] = "predictions_cell_groups.csv"
@@ -130,8 +133,8 @@ def predict_section(model: GridGraphNet, ckpt: Checkpoint, section, out_dir, fig
         written = pool.submit(tables, tmp)  # the CSVs (pyarrow, mostly without the GIL) beside the rest
         if figures:
             prediction_figure(section, f_prob, g_prob, classes, tmp / files["figure"], uses_g=bool(model.use_g))
-        # in this thread: its colours import matplotlib, which two threads must not import at once
-        section_geojson(tmp / files["qupath"], section, codes, classes, probs=g_prob.numpy())
+        if qupath:  # in this thread: its colours import matplotlib, which two threads must not import at once
+            section_geojson(tmp / files["qupath"], section, codes, classes, probs=g_prob.numpy())
         if adata is not None:
             adata = adata.result() if isinstance(adata, Future) else adata
             annotated = add_predictions(adata, section.barcodes, f_prob.numpy(),
