@@ -167,3 +167,16 @@ def test_predict_writes_viewer_exports_for_cells(demo_checkpoint, tmp_path):
     assert shapes["type"] == "FeatureCollection" and len(shapes["features"]) == cells.num_nodes
     first = shapes["features"][0]["properties"]
     assert first["classification"]["name"] == table[1].split(",")[1]
+
+
+def test_provenance_says_what_was_used(demo_checkpoint):
+    from gridgraph import __version__
+    from gridgraph.workflows import load_model, provenance
+
+    model, ckpt = load_model(demo_checkpoint)
+    both = provenance(model, ckpt)
+    assert both["checkpoint"] == str(demo_checkpoint.resolve()) and both["used"] == "f+g" and both["g"] == "gcn"
+    assert both["trained_with"]["gridgraph"] == __version__ == both["gridgraph_version"]
+    model.use_g.fill_(False)
+    alone = provenance(model, ckpt)
+    assert (alone["used"], alone["g"], alone["f"]) == ("f", "none", "gridnet_simple")

@@ -57,17 +57,14 @@ def trained_window(ckpt: Checkpoint, section) -> PatchConfig:
 
 
 def provenance(model: GridGraphNet, ckpt: Checkpoint) -> dict:
-    """What the predictions come from: the checkpoint (absolute path), f, the g actually used
-    (absent when training kept f alone), the validation metrics and the writing versions."""
-    from .. import __version__
+    """What the predictions come from (:func:`~gridgraph.io.writers.predictions.prediction_provenance`):
+    the checkpoint (absolute path), f, the g actually used (``"none"`` when training kept f
+    alone), the validation metrics and the versions that trained and that predicted."""
+    from ..io.writers.predictions import prediction_provenance
 
-    uses_g = bool(model.use_g)
-    info = {"checkpoint": str(ckpt.path or ""), "f": ckpt.config.f.name, "used": "f+g" if uses_g else "f",
-            "gridgraph_version": __version__, "trained_with": dict(ckpt.versions),
-            "validation": ckpt.metric_summary()}
-    if uses_g:
-        info["g"] = ckpt.config.g.name
-    return info
+    g = ckpt.config.g.name if bool(model.use_g) else None
+    return prediction_provenance(ckpt.path, ckpt.config.f.name, g, trained_with=dict(ckpt.versions),
+                                 validation=ckpt.metric_summary())
 
 
 def read_as_trained(ckpt: Checkpoint, reader: str, paths: dict):
