@@ -17,7 +17,7 @@ from ..patches import SectionTensors, prepare_section
 from ..patches.window import Window
 
 __all__ = ["READERS", "load_section", "expand_ids", "unify_classes", "rebuild_graph", "prepare",
-           "load_splits", "window_um_of", "training_scale"]
+           "load_splits", "training_scale"]
 
 
 def _root(data: DataConfig) -> Path:
@@ -90,12 +90,6 @@ def prepare(section: Section, patches: PatchConfig, keep_section: bool = True, f
     inputs = section_inputs(section, f.name, f.kwargs, features or {}, image)
     return SectionTensors(name=section.name, patches=inputs, graph=section.graph, labels=section.labels,
                           section=section if keep_section else None)
-
-
-def window_um_of(section: Section, patches: PatchConfig) -> Optional[float]:
-    """The physical side, in µm, of the window the ``patches`` settings cut around each node of
-    ``section`` (:meth:`Window.microns <gridgraph.patches.window.Window.microns>`)."""
-    return Window.from_config(patches).microns(section)
 
 
 def training_scale(sections: Sequence[SectionTensors], patches: PatchConfig) -> dict:
