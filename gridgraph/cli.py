@@ -59,6 +59,13 @@ def _predict_flags() -> dict:
 INPUT_OPTIONS = ("image", "fullres_image", "alignment", "library_id")
 
 
+def _flags_taking(option: str) -> list:
+    """The input flags whose reader takes the per-input ``option`` (``--nuclei``, ...)."""
+    from .io.readers.registry import READERS, predict_flags
+
+    return [f"--{flag}" for flag, reader in predict_flags().items() if option in READERS.get(reader).inputs]
+
+
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="label new sections with a checkpoint (several: split over "
                        "the processes of torchrun)")
@@ -66,20 +73,15 @@ def _add_predict(sub) -> None:
     from .io.readers.registry import READERS
 
     src = p.add_mutually_exclusive_group(required=True)
-    takes = {option: [] for option in INPUT_OPTIONS}
     for dest, reader in _predict_flags().items():
-        source = READERS.get(reader)
-        flag = f"--{dest.replace('_', '-')}"
-        src.add_argument(flag, dest=dest, metavar="PATH", nargs="+",
-                         help=f"{source.help or reader + ' input'}; several (or a glob, or @FILE listing "
-                              "one per line): one output folder each under --out")
-        for option in source.inputs:
-            takes[option].append(flag)
+        src.add_argument(f"--{dest.replace('_', '-')}", dest=dest, metavar="PATH", nargs="+",
+                         help=f"{READERS.get(reader).help or reader + ' input'}; several (or a glob, or @FILE "
+                              "listing one per line): one output folder each under --out")
     what = {"image": "the image", "fullres_image": "the full-resolution image",
             "alignment": "the alignment CSV of the H&E image", "library_id": "the library (section) to predict"}
     for option in INPUT_OPTIONS:
-        p.add_argument(f"--{option.replace('_', '-')}", help=f"with {' / '.join(takes[option]) or 'no input'}: "
-                       f"{what[option]}")
+        p.add_argument(f"--{option.replace('_', '-')}",
+                       help=f"with {' / '.join(_flags_taking(option)) or 'no input'}: {what[option]}")
     p.add_argument("--counts", help="gene counts of the section, for a model that reads expression "
                    "('{section}' stands for the section id; default: the file its config names)")
     p.add_argument("--embeddings", help="precomputed node embeddings of the section, for a model that reads them")
@@ -176,8 +178,7 @@ def _predict_input(args, ckpt, path: str):
     for option in INPUT_OPTIONS:
         value, name = getattr(args, option), f"--{option.replace('_', '-')}"
         if value is not None and option not in source.inputs:
-            users = [f"--{d.replace('_', '-')}" for d, r in _predict_flags().items() if option in READERS.get(r).inputs]
-            raise ValueError(f"{name} goes with {' / '.join(users) or 'no input'}, not {flag}")
+            raise ValueError(f"{name} goes with {' / '.join(_flags_taking(option)) or 'no input'}, not {flag}")
         if value is None and source.inputs.get(option):
             raise ValueError(f"{flag} needs {name}")
         if value is not None:
