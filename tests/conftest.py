@@ -43,3 +43,15 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """``best.pt`` of a one-epoch-per-stage run on tiny synthetic hex sections (GCN g), trained once
+    per session; tests that change it copy it first."""
+    from gridgraph.workflows import run_training
+    from helpers import tiny_config
+
+    tmp = tmp_path_factory.mktemp("tiny_checkpoint")
+    run_training(tiny_config(tmp, epochs_f=1, epochs_g=1), figures=False, log=lambda line: None)
+    return tmp / "run" / "best.pt"

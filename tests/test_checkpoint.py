@@ -5,15 +5,12 @@ import torch
 from gridgraph import __version__
 from gridgraph.checkpoint import Checkpoint, load_checkpoint
 from gridgraph.cli import main
-from gridgraph.workflows import load_model, run_training
-from helpers import tiny_config
+from gridgraph.workflows import load_model
 
 
-@pytest.fixture(scope="module")
-def best(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ckpt")
-    run_training(tiny_config(tmp, epochs_f=1, epochs_g=1), figures=False, log=lambda line: None)
-    return tmp / "run" / "best.pt"
+@pytest.fixture
+def best(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def _rewrite(best, tmp_path, change):

@@ -113,13 +113,9 @@ def test_evaluate_unknown_split_is_a_usage_error(tmp_path, capsys):
     assert "invalid choice: 'foo'" in err and "'train', 'val', 'test'" in err
 
 
-@pytest.fixture(scope="module")
-def demo_checkpoint(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("wf")
-    from gridgraph.workflows import run_training
-
-    run_training(tiny_config(tmp, epochs_f=1, epochs_g=1), figures=False, log=lambda line: None)
-    return tmp / "run" / "best.pt"
+@pytest.fixture
+def demo_checkpoint(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 def test_an_output_that_is_a_file_is_refused_and_kept(demo_checkpoint, tmp_path, capsys):
