@@ -172,7 +172,7 @@ def fusion(num_classes: int, branches: Mapping[str, Mapping], modality_dropout: 
     encoder names its part (``feature_mlp``'s ``modality``) reads its key's. ``build`` is the
     registry's builder (given by :func:`~gridgraph.encoders.build_encoder`)."""
     if build is None:
-        from . import build_encoder as build
+        from .registry import build_encoder as build
     built = {}
     for modality, spec in branches.items():
         spec = dict(spec)

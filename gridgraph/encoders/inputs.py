@@ -12,67 +12,19 @@ testing encoder names.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ..patches.node_inputs import IMAGE
+from .registry import EMBEDDING, ENCODERS, EXPRESSION, IMAGE, KINDS, encoder_meta
 
 __all__ = ["IMAGE", "EMBEDDING", "EXPRESSION", "KINDS", "SOURCE_ARG", "encoder_meta", "encoder_metadata", "inputs_of",
            "branch_specs", "file_args", "weight_args", "without_weights", "with_widths", "with_input_args"]
 
-EMBEDDING, EXPRESSION = "embedding", "expression"
-#: The kinds of input an encoder may read.
-KINDS = (IMAGE, EMBEDDING, EXPRESSION)
 #: The argument naming the data file of a feature kind (``{section}`` standing for the section id).
 SOURCE_ARG = {EMBEDDING: "path", EXPRESSION: "counts"}
 #: Undeclared, an encoder's files and weights are those of these arguments its builder takes.
 DEFAULT_FILES = ("weights", "path", "counts")
 DEFAULT_WEIGHTS = ("weights", "pretrained")
 WIDTH = "in_features"
-
-
-def encoder_meta(reads: Optional[str] = IMAGE, files: Optional[Sequence[str]] = None,
-                 weights: Optional[Sequence[str]] = None, width: Optional[str] = None,
-                 modality: Optional[str] = None, branches: Optional[str] = None,
-                 branch_defaults: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
-    """Checked registry metadata for an encoder.
-
-    Args:
-        reads: the kind of input it reads, one of :data:`KINDS`; ``None`` for an encoder whose
-            inputs are its branches' (``branches`` given).
-        files: its arguments that are file paths (``None``: those of :data:`DEFAULT_FILES` its
-            builder takes).
-        weights: its arguments that load pretrained weights, left out when a checkpoint holds
-            the weights (``None``: those of :data:`DEFAULT_WEIGHTS` its builder takes).
-        width: the argument given its input width from the node-feature state (``None``:
-            ``in_features`` when its builder takes it); for a branched encoder it is given
-            ``{modality: width}``.
-        modality: the argument naming the part of the inputs it reads (default: the kind).
-        branches: the argument holding ``{modality: {"name": encoder, "kwargs": {...}}}``.
-        branch_defaults: kind -> the encoder of a branch that names none (a key that is no
-            kind takes the ``"embedding"`` one).
-
-    Returns:
-        The metadata, as :meth:`~gridgraph.registry.Registry.metadata` returns it.
-
-    Raises:
-        ValueError: ``reads`` is no kind, or is missing without ``branches``.
-    """
-    if branches is None and reads not in KINDS:
-        raise ValueError(f"an encoder reads one of {list(KINDS)}, got reads={reads!r}")
-    meta: Dict[str, Any] = {"reads": None if branches else reads, "modality": modality, "branches": branches,
-                            "branch_defaults": dict(branch_defaults or {})}
-    for key, value in (("files", files), ("weights", weights)):
-        if value is not None:
-            meta[key] = (value,) if isinstance(value, str) else tuple(value)
-    if width is not None:
-        meta["width"] = width
-    return meta
-
-
-def _registry():
-    from . import ENCODERS
-
-    return ENCODERS
 
 
 def encoder_metadata(name: str) -> Dict[str, Any]:
@@ -86,7 +38,7 @@ def encoder_metadata(name: str) -> Dict[str, Any]:
     Returns:
         ``{"reads", "files", "weights", "width", "modality", "branches", "branch_defaults"}``.
     """
-    registry = _registry()
+    registry = ENCODERS
     known = name in registry
     meta = {**encoder_meta(), **(registry.metadata(name) if known else {})}
     accepted = registry.parameters(name) if known else None
