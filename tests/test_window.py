@@ -1,8 +1,6 @@
 """The patch window: units -> pixels and µm, platform defaults, the checkpoint record, the plan
 that cuts a section's patches, and the import order of gridgraph.patches."""
-import ast
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -126,65 +124,6 @@ def test_section_patch_plan_whole_equals_its_chunks():
     with pytest.raises(ValueError, match="give one window"):
         prepare_section(section, 8, window_px=4, window=Window(1, "spots"))
     assert "Window(1 spots)" in repr(plan)
-
-
-def _package_imports(folder: Path) -> dict:
-    """``{module: {modules of the same package it imports}}``, module-level and lazy imports alike."""
-    names = {p.stem for p in folder.glob("*.py")}
-    graph = {}
-    for path in folder.glob("*.py"):
-        found = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level == 1:
-                    targets = [base.split(".")[0]] if base else [a.name for a in node.names]
-                elif node.level == 0 and base.startswith("gridgraph.patches"):
-                    parts = base.split(".")[2:]
-                    targets = parts[:1] if parts else [a.name for a in node.names]
-                elif node.level == 2 and base.startswith("patches"):
-                    parts = base.split(".")[1:]
-                    targets = parts[:1] if parts else [a.name for a in node.names]
-                else:
-                    targets = []
-            elif isinstance(node, ast.Import):
-                targets = [a.name.split(".")[2] for a in node.names
-                           if a.name.startswith("gridgraph.patches.") and len(a.name.split(".")) > 2]
-            else:
-                continue
-            found.update(t for t in targets if t in names and t != path.stem)
-        graph[path.stem] = found
-    return graph
-
-
-def _cycles(graph: dict) -> list:
-    """The import circles of ``graph`` (each as a path back to its start), by depth-first search."""
-    state, cycles = {}, []
-
-    def visit(module, path):
-        state[module] = "open"
-        for other in sorted(graph.get(module, ())):
-            if state.get(other) == "open":
-                cycles.append(path[path.index(other):] + [other])
-            elif other not in state:
-                visit(other, path + [other])
-        state[module] = "done"
-
-    for module in sorted(graph):
-        if module not in state:
-            visit(module, [module])
-    return cycles
-
-
-def test_no_import_circle_inside_patches():
-    import gridgraph.patches as package
-
-    graph = _package_imports(Path(package.__file__).parent)
-    assert graph["slide"] == {"cut"} and graph["stain"] == set() and "extract" in graph["plan"]
-    graph.pop("__init__")  # the package imports its modules; they never import it
-    assert _cycles(graph) == []
-    old = {"extract": {"slide", "stain"}, "slide": {"extract"}, "stain": {"extract"}}  # before cut.py
-    assert _cycles(old) == [["extract", "slide", "extract"], ["extract", "stain", "extract"]]
 
 
 def test_a_window_too_large_is_refused_before_anything_is_cut():
