@@ -17,11 +17,16 @@ import torch
 
 from .config import RunConfig, legacy_config, make_config
 from .files.atomic import atomic_save
+from .names import EnsembleMethod
 
-__all__ = ["FORMAT", "VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint", "versions"]
+__all__ = ["FORMAT", "VERSION", "ENSEMBLE_FORMAT", "ENSEMBLE_METHODS", "Checkpoint", "EnsembleFile",
+           "save_checkpoint", "load_checkpoint", "save_ensemble", "load_trained", "versions"]
 
 FORMAT = "gridgraph-checkpoint"
 VERSION = 1
+ENSEMBLE_FORMAT = "gridgraph-ensemble"
+#: How an ensemble combines its members' class probabilities (see :func:`gridgraph.evaluate.ensemble`).
+ENSEMBLE_METHODS = EnsembleMethod.values()
 
 # field -> (type it must have, what the error calls it); "config", "classes" and "model" are required
 _FIELDS = {
@@ -50,15 +55,26 @@ def save_checkpoint(path: Union[str, os.PathLike], payload: dict) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: Union[str, os.PathLike], map_location="cpu") -> dict:
-    """The raw dict of a checkpoint written by :func:`save_checkpoint`, its fields type-checked."""
-    path = Path(path)
+def _read(path: Path, map_location) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for foreign or truncated files
         raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
+
+
+def load_checkpoint(path: Union[str, os.PathLike], map_location="cpu") -> dict:
+    """The raw dict of a checkpoint written by :func:`save_checkpoint`, its fields type-checked."""
+    path = Path(path)
+    ckpt = _read(path, map_location)
+    if isinstance(ckpt, dict) and ckpt.get("format") == ENSEMBLE_FORMAT:
+        raise ValueError(f"{path}: is an ensemble of {len(ckpt.get('members') or [])} checkpoints, not one "
+                         "checkpoint (gridgraph predict and evaluate take it; resuming and init_from do not)")
+    return _checked(ckpt, path)
+
+
+def _checked(ckpt: Any, path) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not a gridgraph checkpoint (field 'format' != {FORMAT!r})")
     for key in REQUIRED:
@@ -113,12 +129,19 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike], map_location="cpu") -> "Checkpoint":
-        raw = load_checkpoint(path, map_location=map_location)
-        _check_weights(raw["model"], path)
+        return cls.from_dict(load_checkpoint(path, map_location=map_location), path)
+
+    @classmethod
+    def from_dict(cls, raw: dict, path, source: Optional[str] = None) -> "Checkpoint":
+        """A checkpoint from the raw dict of ``path`` (``source``: how errors name it, default
+        the path; an ensemble's member is ``"<file> member <i>"``)."""
+        source = source or str(path)
+        raw = _checked(raw, source)
+        _check_weights(raw["model"], source)
         try:
-            config = make_config(legacy_config(raw["config"]), source=f"{path}: field 'config'")
+            config = make_config(legacy_config(raw["config"]), source=f"{source}: field 'config'")
         except (TypeError, AttributeError) as err:
-            raise ValueError(f"{path}: field 'config' is not a run config ({err})") from err
+            raise ValueError(f"{source}: field 'config' is not a run config ({err})") from err
         return cls(config=config, classes=list(raw["classes"]), model=raw["model"],
                    **{k: raw.get(k) or _FIELDS[k][0]() for k in ("scale", "features", "metrics", "history",
                                                                    "versions")},
@@ -131,3 +154,62 @@ class Checkpoint:
         """The validation metrics that are plain finite numbers."""
         return {k: v for k, v in self.metrics.items()
                 if isinstance(v, float) and math.isfinite(v)}
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleFile:
+    """What ``ensemble.pt`` holds: several trained models that predict as one.
+
+    Attributes:
+        members: the members' checkpoints, each whole (weights, config, classes, scale).
+        method: how their probabilities are combined, one of :data:`ENSEMBLE_METHODS`.
+        sources: where each member came from (e.g. ``trials/trial_0003/best.pt``), as written.
+        info: plain data about how the members were chosen (a study's trials and scores).
+        path: the file it was read from, absolute.
+    """
+
+    members: list
+    method: str = "mean"
+    sources: list = dataclasses.field(default_factory=list)
+    info: dict = dataclasses.field(default_factory=dict)
+    path: Optional[Path] = None
+
+
+def save_ensemble(path: Union[str, os.PathLike], members: list, method: str = "mean",
+                  info: Optional[dict] = None, sources: Optional[list] = None) -> Path:
+    """Write ``ensemble.pt``: the checkpoint files ``members`` copied in whole (so the ensemble
+    is one self-contained file), the combining ``method``, ``info`` and the members' names
+    (``sources``, default their paths), atomically."""
+    if method not in ENSEMBLE_METHODS:
+        raise ValueError(f"ensemble method must be one of {', '.join(ENSEMBLE_METHODS)}, got {method!r}")
+    if not members:
+        raise ValueError("an ensemble needs at least one member checkpoint")
+    raws = []
+    for m in members:
+        raw = load_checkpoint(m)
+        Checkpoint.from_dict(raw, m)  # every member checked before anything is written
+        raws.append(raw)
+    classes = [list(r["classes"]) for r in raws]
+    for m, c in zip(members, classes):
+        if c != classes[0]:
+            raise ValueError(f"{m}: classes {c} differ from {members[0]}'s {classes[0]}: "
+                             "an ensemble's members must predict the same classes in the same order")
+    atomic_save({"format": ENSEMBLE_FORMAT, "version": VERSION, "versions": versions(), "method": method,
+                 "members": raws, "sources": [str(m) for m in (sources or members)], "info": dict(info or {})}, path)
+    return Path(path)
+
+
+def load_trained(path: Union[str, os.PathLike], map_location="cpu") -> Union[Checkpoint, EnsembleFile]:
+    """A checkpoint file (:class:`Checkpoint`) or an ensemble file (:class:`EnsembleFile`)."""
+    path = Path(path)
+    raw = _read(path, map_location)
+    if not (isinstance(raw, dict) and raw.get("format") == ENSEMBLE_FORMAT):
+        return Checkpoint.from_dict(raw, path)
+    members, method = raw.get("members"), raw.get("method", "mean")
+    if not isinstance(members, list) or not members:
+        raise ValueError(f"{path}: field 'members' must be a non-empty list of checkpoints")
+    if method not in ENSEMBLE_METHODS:
+        raise ValueError(f"{path}: field 'method' must be one of {', '.join(ENSEMBLE_METHODS)}, not {method!r}")
+    loaded = [Checkpoint.from_dict(m, path, source=f"{path} member {i}") for i, m in enumerate(members)]
+    return EnsembleFile(members=loaded, method=method, sources=list(raw.get("sources") or []),
+                        info=dict(raw.get("info") or {}), path=path.resolve())

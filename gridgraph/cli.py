@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import load_config, make_config
+from .names import EnsembleMethod
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,7 +39,7 @@ def _add_train(sub) -> None:
 
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="metrics of checkpoints (several: also their ensemble)")
-    p.add_argument("checkpoints", nargs="+", help="checkpoint files (best.pt)")
+    p.add_argument("checkpoints", nargs="+", help="checkpoint files (best.pt) or ensemble files (ensemble.pt: its members)")
     p.add_argument("--data", help="YAML config whose data section names the sections "
                    "(default: each checkpoint's own)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"),
@@ -67,9 +68,13 @@ def _flags_taking(option: str) -> list:
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="label new sections with a checkpoint (several: split over "
-                       "the processes of torchrun)")
-    p.add_argument("checkpoint")
+    p = sub.add_parser("predict", help="label new sections with a checkpoint or an ensemble (several "
+                       "sections: split over the processes of torchrun)")
+    p.add_argument("checkpoints", nargs="+", metavar="checkpoint",
+                   help="best.pt, or ensemble.pt; several: predicted as one ensemble")
+    p.add_argument("--ensemble-method", choices=EnsembleMethod.values(),
+                   help="how an ensemble combines its members: mean probabilities (default) or the "
+                        "paper's unweighted vote (default: the ensemble file's)")
     from .io.readers.registry import READERS
 
     src = p.add_mutually_exclusive_group(required=True)
@@ -93,6 +98,27 @@ def _add_predict(sub) -> None:
                    help="also write predictions.h5ad (for --h5ad always: the input annotated)")
 
 
+def _add_tune(sub) -> None:
+    p = sub.add_parser("tune", help="the paper's protocol: a hyperparameter search (Optuna), then an "
+                       "ensemble of the best trials")
+    p.add_argument("config", help="YAML config file (its output folder holds the study)")
+    p.add_argument("--trials", type=int, required=True, help="trials to run in all (over every worker)")
+    p.add_argument("--ensemble", type=int, default=5, metavar="K",
+                   help="ensemble.pt holds the K best trials (default 5, the paper's; 0: none)")
+    p.add_argument("--ensemble-method", choices=EnsembleMethod.values(), default="mean",
+                   help="how ensemble.pt combines its members (default mean; vote: the paper's)")
+    p.add_argument("--space", help="YAML search space, one config key per line, e.g. "
+                   "'train.lr: log_uniform(1e-4, 1e-3)', 'g.name: [unet, gcn]' (default: the paper's lr and alpha)")
+    p.add_argument("--storage", help="Optuna storage shared by workers: postgresql://..., mysql://..., "
+                   "sqlite:///FILE or journal:FILE (default: OUTPUT/study.db)")
+    p.add_argument("--study-name", default="gridgraph", help="name of the study in the storage")
+    p.add_argument("--sampler", choices=("random", "tpe"), default="random",
+                   help="random search (the paper's, default) or Optuna's TPE")
+    p.add_argument("--no-prune", action="store_true", help="run every trial to its end")
+    _add_set(p)
+    p.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="train on synthetic tissue and compare f with f+g")
     p.add_argument("--out", default="runs/demo")
@@ -104,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gridgraph", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_train, _add_evaluate, _add_predict, _add_demo):
+    for add in (_add_train, _add_tune, _add_evaluate, _add_predict, _add_demo):
         add(sub)
     return parser
 
@@ -125,6 +151,18 @@ def _cmd_train(args) -> int:
 
     cfg = load_config(args.config, args.overrides + (["train.progress=true"] if args.progress else []))
     run_training(cfg, resume=not args.no_resume, overwrite=args.overwrite, config_file=args.config)
+    return 0
+
+
+def _cmd_tune(args) -> int:
+    from .config.space import load_space
+    from .workflows.tune import run_study
+
+    cfg = load_config(args.config, args.overrides + (["train.progress=true"] if args.progress else []))
+    space = load_space(args.space, cfg.to_dict())  # checked before anything runs
+    run_study(cfg, args.trials, ensemble=args.ensemble, space=space, storage=args.storage,
+              study_name=args.study_name, prune=not args.no_prune, sampler=args.sampler,
+              method=args.ensemble_method)
     return 0
 
 
@@ -206,12 +244,21 @@ def _predict_one(args, model, ckpt, path: str, out) -> dict:
     return {k: str(v) for k, v in paths.items()}
 
 
+def _with_sources(ckpt, sources: dict):
+    """``ckpt`` with its f reading the section's files named on the command line."""
+    from .features import with_sources
+
+    f = ckpt.config.f
+    kwargs = with_sources(f.name, f.kwargs, sources)
+    return ckpt.replace(config=ckpt.config.model_copy(update={"f": f.model_copy(update={"kwargs": kwargs})}))
+
+
 def _cmd_predict(args) -> int:
     """One input: outputs in --out. Several: one folder per input under --out, the inputs split
     over the processes of torchrun (each writes its own folders atomically)."""
     from . import distributed as dist
     from .files import output_folders
-    from .workflows import load_model
+    from .workflows.ensemble import Ensemble, load_predictor
 
     inputs = dist.expand_inputs(getattr(args, _input_flag(args)))
     if len(inputs) > 1:
@@ -221,13 +268,12 @@ def _cmd_predict(args) -> int:
                                  f"{len(inputs)} inputs one by one")
     folders = output_folders(args.out, inputs, what="--out")  # checked before anything is read or written
     dist.init_from_env("cpu")  # predict runs on the CPU: gloo carries the bookkeeping
-    model, ckpt = load_model(args.checkpoint)
+    model, ckpt = load_predictor(args.checkpoints, args.ensemble_method)
     if args.counts or args.embeddings:
-        from .features import with_sources
-
-        f = ckpt.config.f
-        kwargs = with_sources(f.name, f.kwargs, {"expression": args.counts, "embedding": args.embeddings})
-        ckpt = ckpt.replace(config=ckpt.config.model_copy(update={"f": f.model_copy(update={"kwargs": kwargs})}))
+        sources = {"expression": args.counts, "embedding": args.embeddings}
+        if isinstance(model, Ensemble):
+            model.members = [(m, _with_sources(c, sources)) for m, c in model.members]
+        ckpt = _with_sources(ckpt, sources)
     done = {}
     for i in dist.shard_inputs(len(inputs)):
         out = folders[i]
@@ -249,7 +295,7 @@ def _cmd_predict(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_predict, "demo": _cmd_demo}
+COMMANDS = {"train": _cmd_train, "tune": _cmd_tune, "evaluate": _cmd_evaluate, "predict": _cmd_predict, "demo": _cmd_demo}
 
 
 def _one_line(err: BaseException) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["Regimen", "Stage", "GInput", "Metric", "Layout", "choices"]
+__all__ = ["Regimen", "Stage", "GInput", "Metric", "Layout", "EnsembleMethod", "choices"]
 
 
 class _Names(str, Enum):
@@ -53,6 +53,13 @@ class Metric(_Names):
     def key(self) -> str:
         """The name of this metric in :func:`gridgraph.evaluate.compute_metrics` results."""
         return "macro_auroc" if self is Metric.AUROC else "accuracy"
+
+
+class EnsembleMethod(_Names):
+    """How an ensemble combines its members' class probabilities."""
+
+    MEAN = "mean"
+    VOTE = "vote"
 
 
 class Layout(_Names):

@@ -87,11 +87,16 @@ class Trainer:
         log: called with one line of text per epoch (on rank 0 only when distributed).
         meta: plain data stored in every checkpoint (e.g. ``{"scale": ...}``, the physical scale
             the model was trained at, which ``predict`` applies).
+        on_epoch: called after every recorded (and saved) epoch with ``(step, score)``: the
+            number of epochs recorded so far over all stages and the validation score that epoch
+            is selected on (``train.metric``); an exception it raises (e.g. a search pruning a
+            hopeless run) stops training, with ``last.pt`` and ``best.pt`` as written so far.
     """
 
     def __init__(self, model, train: Union[TrainConfig, RunConfig, None] = None,
                  classes: Sequence[str] = (), out_dir=None, seed: Optional[int] = None,
-                 log: Callable[[str], None] = print, meta: Optional[dict] = None):
+                 log: Callable[[str], None] = print, meta: Optional[dict] = None,
+                 on_epoch: Optional[Callable[[int, float], None]] = None):
         run = train if isinstance(train, RunConfig) else None
         self.t: TrainConfig = run.train if run is not None else (train or TrainConfig())
         self.seed = int(seed if seed is not None else (run.seed if run is not None else 0))
@@ -116,6 +121,7 @@ class Trainer:
         self.augment = PatchAugment(self.t.augment, self.t.color_jitter)
         config = run.to_dict() if run is not None else None
         self.files = CheckpointManager(out_dir, config, self.classes, meta) if out_dir is not None else None
+        self.on_epoch = on_epoch
 
     @property
     def history(self) -> list:
@@ -209,7 +215,8 @@ class Trainer:
         return f"{patches / seconds:.1f} patches/s, {sections}"
 
     def _record(self, idx: int, plan: StagePlan, epoch: int, loss: float, val: dict, seconds: float,
-                speed: str = ""):
+                speed: str = "") -> float:
+        """Log and keep the epoch; returns the score it is a candidate with (f + g, or f alone)."""
         key = Metric(self.t.metric).key
         score = val[f"f_{key}"] if plan.stage == Stage.F else val[key]
         self.state.history.append({"stage": str(plan.stage), "epoch": epoch + 1, "train_loss": loss,
@@ -224,8 +231,9 @@ class Trainer:
         # g is kept only where it does not lower f's validation score; else this epoch's
         # candidate is f alone (g switched off)
         use_g = plan.stage == Stage.F or not val[f"f_{key}"] > score
-        self.state.record(plan.stage, idx, epoch, score if use_g else val[f"f_{key}"], val, self.model,
-                          use_g=use_g)
+        candidate = score if use_g else val[f"f_{key}"]
+        self.state.record(plan.stage, idx, epoch, candidate, val, self.model, use_g=use_g)
+        return candidate
 
     def _save(self, idx: int, epoch: int, optimizer) -> None:
         if self.files is None or not self.main:
@@ -256,9 +264,11 @@ class Trainer:
                     loss, metrics, train_seconds = self._epoch(plan, train, val, optimizer, gen, caches)
                 if plan.stage == Stage.G:
                     self.state.g_optimizer = optimizer.state_dict()
-                self._record(idx, plan, epoch, loss, metrics, time.perf_counter() - t0,
-                             self._throughput(plan, train, train_seconds))
+                score = self._record(idx, plan, epoch, loss, metrics, time.perf_counter() - t0,
+                                     self._throughput(plan, train, train_seconds))
                 self._save(idx, epoch, optimizer)
+                if self.on_epoch is not None:
+                    self.on_epoch(len(self.state.history), score)
         if plan.stage == Stage.F and self.state.best_f is not None:
             self.model.f.load_state_dict(self.state.best_f["state"])
 

@@ -23,7 +23,7 @@ from ..model import GridGraphNet, build_model
 from ..train import Trainer
 from .sections import load_splits_and_features, training_scale
 
-__all__ = ["Run", "build_run", "resolve_config", "model_from_config", "load_model"]
+__all__ = ["Run", "build_run", "resolve_config", "model_from_config", "load_model", "model_for"]
 
 
 def resolve_config(cfg: RunConfig, sections: Sequence) -> RunConfig:
@@ -69,6 +69,13 @@ def _without_weights(f_name: str, f_kwargs: dict) -> dict:
 def load_model(path, map_location="cpu") -> tuple[GridGraphNet, Checkpoint]:
     """Rebuild a model from a checkpoint file alone; returns ``(model in eval mode, checkpoint)``."""
     ckpt = Checkpoint.load(path, map_location=map_location)
+    return model_for(ckpt, path), ckpt
+
+
+def model_for(ckpt: Checkpoint, source=None) -> GridGraphNet:
+    """The model (in eval mode) a loaded checkpoint describes, with its weights; errors name
+    ``source`` (default the checkpoint's path)."""
+    path = source or ckpt.path
     try:
         model = model_from_config(ckpt.config, len(ckpt.classes), pretrained=False, features=ckpt.features)
     except (MemoryError, RuntimeError) as err:
@@ -81,7 +88,7 @@ def load_model(path, map_location="cpu") -> tuple[GridGraphNet, Checkpoint]:
         model.load_state_dict(ckpt.model)
     except RuntimeError as err:
         raise ValueError(f"{path}: field 'model' does not fit the model its config describes ({err})") from err
-    return model.eval(), ckpt
+    return model.eval()
 
 
 @dataclasses.dataclass
@@ -109,8 +116,10 @@ class Run:
         """What every checkpoint of the run stores besides config, classes and weights."""
         return {"scale": self.scale, "features": self.features}
 
-    def trainer(self, out_dir=None, log: Callable[[str], None] = print) -> Trainer:
-        return Trainer(self.model, self.cfg, self.classes, out_dir=out_dir, log=log, meta=self.meta)
+    def trainer(self, out_dir=None, log: Callable[[str], None] = print,
+                on_epoch: Optional[Callable[[int, float], None]] = None) -> Trainer:
+        return Trainer(self.model, self.cfg, self.classes, out_dir=out_dir, log=log, meta=self.meta,
+                       on_epoch=on_epoch)
 
 
 def build_run(cfg: RunConfig, log: Callable[[str], None] = print, splits: Sequence[str] = ("train", "val", "test"),

@@ -12,7 +12,8 @@ from ..config import DataConfig
 from ..evaluate import accuracy, compute_metrics, ensemble, mean_std
 from ..inference import evaluate_probs, predict_probs
 from ..patches import SectionTensors
-from .build import load_model
+from .build import model_for
+from .ensemble import member_checkpoints
 from .sections import load_splits
 
 __all__ = ["evaluate_checkpoints", "SPLITS"]
@@ -42,7 +43,8 @@ def _same_nodes(sections: Sequence[SectionTensors], reference: Sequence[SectionT
 
 def evaluate_checkpoints(paths: Sequence, data: Optional[DataConfig] = None, split: str = "test",
                          log: Callable[[str], None] = print) -> dict:
-    """Each checkpoint's metrics on ``split`` plus the mean-softmax and majority-vote ensembles.
+    """Each checkpoint's metrics on ``split`` plus the mean-softmax and majority-vote ensembles;
+    an ``ensemble.pt`` among ``paths`` counts as its members.
 
     Each checkpoint reads the sections with its own graph and patch settings; ``data`` replaces
     the data settings of all of them (default: each checkpoint's own). ``split`` is one of
@@ -50,13 +52,14 @@ def evaluate_checkpoints(paths: Sequence, data: Optional[DataConfig] = None, spl
     """
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not one of the config's splits: {', '.join(SPLITS)}")
-    loaded = [load_model(p) for p in paths]
+    ckpts, names, ens = member_checkpoints(list(paths))
+    loaded = [(model_for(c, n), c) for c, n in zip(ckpts, names)]
     classes = loaded[0][1].classes
     cache: dict = {}
     per_model, stacked, reference, y = {}, {"f": [], "f+g": []}, None, None
-    for p, (model, ckpt) in zip(paths, loaded):
+    for p, (model, ckpt) in zip(names, loaded):
         if ckpt.classes != classes:
-            raise ValueError(f"{p}: classes {ckpt.classes} differ from {paths[0]}'s {classes}")
+            raise ValueError(f"{p}: classes {ckpt.classes} differ from {names[0]}'s {classes}")
         if data is None:
             log(f"{p}: reading the sections its config names (data.root {ckpt.config.data.root})")
         sections = _sections_for(ckpt, data, split, cache)
@@ -70,8 +73,10 @@ def evaluate_checkpoints(paths: Sequence, data: Optional[DataConfig] = None, spl
         for head, i in (("f", 0), ("f+g", 1)):
             stacked[head].append(torch.cat([q[i] for q in probs]).numpy())
     result = {"classes": classes, "split": split, "models": per_model}
-    if len(paths) > 1:
+    if len(loaded) > 1:
         result.update(_ensembles(y, stacked, per_model))
+    if ens is not None:
+        result["predict_method"] = ens.method  # how predict combines this ensemble file
     return result
 
 

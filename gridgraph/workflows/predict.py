@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Union
 
 from ..checkpoint import Checkpoint
 from ..config import PatchConfig
@@ -19,6 +20,7 @@ from ..io.images.image import prefetching
 from ..model import GridGraphNet
 from ..patches.plan import SectionPatchPlan
 from ..patches.window import Window
+from .ensemble import Ensemble
 from .figures import prediction_figure
 from .sections import prepare, rebuild_graph, unify_classes
 
@@ -26,9 +28,17 @@ __all__ = ["predict_probabilities", "trained_window", "read_as_trained", "predic
            "provenance"]
 
 
-def predict_probabilities(model: GridGraphNet, ckpt: Checkpoint, section) -> tuple:
+def predict_probabilities(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, section) -> tuple:
     """``(section, f probabilities, f + g probabilities)`` of a raw section, read as the
-    checkpoint was trained."""
+    checkpoint was trained; for an :class:`~gridgraph.workflows.ensemble.Ensemble` (``ckpt``
+    unused), each member's on its own settings, combined."""
+    if isinstance(model, Ensemble):
+        parts = [_model_probabilities(m, c, section) for m, c in model.members]
+        return parts[0][0], model.combine([p[1] for p in parts]), model.combine([p[2] for p in parts])
+    return _model_probabilities(model, ckpt, section)
+
+
+def _model_probabilities(model: GridGraphNet, ckpt: Checkpoint, section) -> tuple:
     cfg, classes = ckpt.config, ckpt.classes
     section = rebuild_graph(section, cfg.graph)
     if section.classes and section.labels.ge(0).any():
@@ -56,11 +66,15 @@ def trained_window(ckpt: Checkpoint, section) -> PatchConfig:
     return patches.model_copy(update=window.fields())
 
 
-def provenance(model: GridGraphNet, ckpt: Checkpoint) -> dict:
+def provenance(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint) -> dict:
     """What the predictions come from (:func:`~gridgraph.io.writers.predictions.prediction_provenance`):
     the checkpoint (absolute path), f, the g actually used (``"none"`` when training kept f
-    alone), the validation metrics and the versions that trained and that predicted."""
+    alone), the validation metrics and the versions that trained and that predicted; for an
+    ensemble, its file (or first member), members and method."""
     from ..io.writers.predictions import prediction_provenance
+
+    if isinstance(model, Ensemble):
+        return model.provenance()
 
     g = ckpt.config.g.name if bool(model.use_g) else None
     return prediction_provenance(ckpt.path, ckpt.config.f.name, g, trained_with=dict(ckpt.versions),
@@ -91,9 +105,10 @@ def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=Non
                            info=provenance(model, ckpt))
 
 
-def predict_section(model: GridGraphNet, ckpt: Checkpoint, section, out_dir, figures: bool = True,
+def predict_section(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, section, out_dir, figures: bool = True,
                     adata=None, library_id=None, qupath: bool = False) -> dict:
-    """Predict one raw :class:`~gridgraph.io.Section` with a loaded checkpoint and write, as one
+    """Predict one raw :class:`~gridgraph.io.Section` with a loaded checkpoint (or an
+    :class:`~gridgraph.workflows.ensemble.Ensemble`: the same files) and write, as one
     set (all or none), ``predictions.csv`` (id, label, class probabilities),
     ``predictions_loupe.csv`` (for spots with barcodes), for cells ``predictions_cell_groups.csv``
     (Xenium Explorer's ``cell_id,group``) and ``predictions.png``; with ``qupath``

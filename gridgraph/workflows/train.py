@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from .. import distributed as dist
 from ..config import RunConfig, dump_config
@@ -25,7 +25,8 @@ def write_json(path, obj) -> None:
 
 
 def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None] = print,
-                 figures: bool = True, overwrite: bool = False, config_file=None) -> dict:
+                 figures: bool = True, overwrite: bool = False, config_file=None,
+                 on_epoch: Optional[Callable[[int, float], None]] = None) -> dict:
     """Train as ``cfg`` says, evaluate the best model on the test split, write everything.
 
     Writes into ``cfg.output``: ``config.yaml`` (the config with ``g: auto`` settled, written
@@ -33,7 +34,8 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
     ``figures``, maps of the first training and test (else validation) sections and the
     confusion matrix. A folder holding another run is refused unless ``resume`` (continue it) or
     ``overwrite`` (its run files are removed first); ``config_file`` (the file the config came
-    from) is never written over. Returns ``{"val": ..., "test": ..., "classes": ...}``.
+    from) is never written over. ``on_epoch``: the trainer's epoch callback
+    (:class:`~gridgraph.train.Trainer`; ``gridgraph tune`` prunes there). Returns ``{"val": ..., "test": ..., "classes": ...}``.
 
     Under torchrun (``WORLD_SIZE > 1``) every process runs this; the process group is joined
     here (:func:`gridgraph.distributed.init_from_env`), training and the final predictions are
@@ -63,7 +65,7 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
         log(f"{split}: {len(splits[split])} sections, {sum(st.num_nodes for st in splits[split])} nodes")
     if splits["train"][0].section is not None:
         log(splits["train"][0].section.summary())
-    trainer = run.trainer(out_dir=out, log=log).fit(splits["train"], splits["val"], resume=resume)
+    trainer = run.trainer(out_dir=out, log=log, on_epoch=on_epoch).fit(splits["train"], splits["val"], resume=resume)
     result, probs = {"classes": run.classes}, {}
     for split in ("val", "test"):
         if splits[split]:
