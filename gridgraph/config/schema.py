@@ -118,6 +118,7 @@ class ModelConfig(_Section):
     default on) instead of predicting the logits outright (the paper's g); whether that
     correction starts at zero (``g_zero_init``: f + g starts exactly at f); ``g_ensemble``: how
     many g's, each from its own initial weights, are trained side by side and averaged;
+    ``f_ensemble``: likewise for f (each trained with its own loss in stage f), averaged before g;
     ``f_tta``: f's predictions outside training average the 8 flips and turns of each patch;
     ``g_tta``: g's average the lattice symmetries of grid sections (with
     ``train.augment_sections``)."""
@@ -126,6 +127,7 @@ class ModelConfig(_Section):
     g_residual: StrictBool = defaults.G_RESIDUAL
     g_zero_init: StrictBool = defaults.G_ZERO_INIT
     g_ensemble: StrictInt = Field(default=defaults.G_ENSEMBLE, ge=1, le=64)
+    f_ensemble: StrictInt = Field(default=1, ge=1, le=16)
     f_tta: StrictBool = False
     g_tta: StrictBool = False
 

@@ -119,6 +119,14 @@ def parse_distribution(spec: Any, where: str = "space") -> Distribution:
     """``"log_uniform(1e-4, 1e-3)"``, ``"uniform(0, 0.1)"``, ``"int(1, 4)"`` or a list of options."""
     if isinstance(spec, (Uniform, IntUniform, Choice)):
         return spec
+    try:
+        return _parse(spec, where)
+    except ValueError as err:
+        message = str(err)
+        raise ValueError(message if message.startswith(f"{where}: ") else f"{where}: {message}") from None
+
+
+def _parse(spec: Any, where: str) -> Distribution:
     if isinstance(spec, (list, tuple)):
         return Choice(tuple(spec))
     match = _CALL.match(spec) if isinstance(spec, str) else None

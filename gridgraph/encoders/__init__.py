@@ -9,6 +9,7 @@ from .backbone import BackboneEncoder, load_backbone_weights, timm_encoder, torc
 from .densenet import DenseNetEncoder, densenet121, densenet_tiny, load_densenet_weights
 from .embedding_cache import EmbeddingCache
 from .encode import encode, preserve_batchnorm_stats
+from .ensemble import EncoderEnsemble
 from .feature_mlp import DEFAULT_BRANCH, FeatureMLP, FusionEncoder, expression, feature_mlp, fusion, precomputed
 from .gridnet_simple import BasicBlock, GridNetSimple, gridnet_simple
 from .inputs import (branch_specs, encoder_metadata, file_args, inputs_of, weight_args, with_input_args, with_widths,
@@ -30,6 +31,7 @@ register_encoder("fusion", fusion, reads=None, branches="branches", branch_defau
 
 
 __all__ = [
+    "EncoderEnsemble",
     "BackboneEncoder",
     "BasicBlock",
     "DenseNetEncoder",

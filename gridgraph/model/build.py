@@ -8,7 +8,7 @@ from .. import defaults
 from ..correctors import build_corrector
 from ..correctors.base import zero_output_layer
 from ..correctors.ensemble import CorrectorEnsemble
-from ..encoders import FeatureMLP, build_encoder
+from ..encoders import BackboneEncoder, EncoderEnsemble, FeatureMLP, build_encoder
 from ..names import GInput
 from ..patches.transforms import Normalize
 from .net import GridGraphNet
@@ -24,6 +24,7 @@ def build_model(
     encoder_kwargs: Optional[Dict[str, Any]] = None,
     corrector_kwargs: Optional[Dict[str, Any]] = None,
     g_ensemble: int = defaults.G_ENSEMBLE,
+    f_ensemble: int = 1,
     g_zero_init: bool = defaults.G_ZERO_INIT,
     g_residual: bool = defaults.G_RESIDUAL,
     layout: Optional[str] = None,
@@ -44,6 +45,9 @@ def build_model(
         encoder_kwargs, corrector_kwargs: extra arguments of the two builders.
         g_ensemble: ``M`` > 1 builds a :class:`~gridgraph.correctors.CorrectorEnsemble` of M
             correctors (default :data:`gridgraph.defaults.G_ENSEMBLE`; 1 is a single g).
+        f_ensemble: ``M`` > 1 builds an :class:`~gridgraph.encoders.EncoderEnsemble` of M f's
+            (image or feature f's, not frozen backbones; ``g_input`` softmax or logits), averaged
+            before g.
         g_residual: g corrects f's log-probabilities instead of predicting the logits outright.
         layout: the sections' graph layout (``"hex"``, ``"cartesian"``, ``"irregular"``), needed
             by ``corrector="auto"`` only.
@@ -60,7 +64,10 @@ def build_model(
         chosen = defaults.corrector_for([layout])
         corrector, corrector_kwargs = chosen["name"], {**chosen["kwargs"], **(corrector_kwargs or {})}
     f = build_encoder(encoder, num_classes, **(encoder_kwargs or {}))
-    if "transform" not in kwargs and isinstance(f, FeatureMLP):
+    if int(f_ensemble) > 1:
+        f = _f_ensemble(f, lambda: build_encoder(encoder, num_classes, **(encoder_kwargs or {})), int(f_ensemble),
+                        g_input)
+    if "transform" not in kwargs and isinstance(f.members[0] if isinstance(f, EncoderEnsemble) else f, FeatureMLP):
         kwargs["transform"] = None  # feature vectors, not image patches
     elif "transform" not in kwargs and getattr(f, "input_mean", None) is not None:
         kwargs["transform"] = Normalize(f.input_mean, f.input_std)  # the backbone's own normalisation
@@ -73,3 +80,15 @@ def build_model(
         warnings.warn(f"corrector {corrector!r} does not name its output layer (Corrector.output_layer): "
                       "the residual g starts from random weights, not from f", stacklevel=2)
     return GridGraphNet(f, g, g_input=g_input, g_residual=g_residual, **kwargs)
+
+
+def _f_ensemble(first, build, size: int, g_input: str) -> EncoderEnsemble:
+    """``size`` f's: ``first`` and ``size - 1`` more from ``build``."""
+    if g_input == GInput.FEATURES:
+        raise ValueError("model.f_ensemble > 1 averages f's class probabilities; with g_input 'features' g would "
+                         "read one embedding per member: use g_input softmax or logits")
+    if isinstance(first, BackboneEncoder) and first.frozen:
+        raise ValueError("model.f_ensemble > 1 with a frozen backbone: the members would share one frozen "
+                         "backbone and differ only in their heads; train the backbone or use f_ensemble 1")
+    pending = [first]
+    return EncoderEnsemble(lambda: pending.pop() if pending else build(), size)

@@ -122,17 +122,19 @@ def patch_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch
         xs, ys = _pin(x[lo:hi], device, pin_memory), y[lo:hi].to(device, non_blocking=True)
 
         def run(m, xs=xs):
+            f = getattr(m.f, "member_logits", m.f)  # an f ensemble: (M, B, K), each member its own loss
             with autocast(device, amp):
-                return encode(m.f, xs, chunk_size=None, checkpoint=False, transform=m.transform, device=device)
+                return encode(f, xs, chunk_size=None, checkpoint=False, transform=m.transform, device=device)
 
         with contextlib.nullcontext() if real else preserve_batchnorm_stats(model):
-            loss = masked_cross_entropy(replica(run), ys, label_smoothing)
+            logits = replica(run)
+            loss = masked_cross_entropy(logits, ys, label_smoothing)
         scale = (hi - lo) * replica.world / step.size if real else 0.0
         optimizer.zero_grad(set_to_none=True)
         (loss * scale if scale != 1.0 else loss).backward()
         optimizer.step()
         if real:
-            total += loss.item() * (hi - lo)
+            total += loss.item() * (hi - lo) / (logits.shape[0] if logits.dim() == 3 else 1)  # per member
             count += hi - lo
     total, count = sum_over_ranks(total, count)
     return total / max(count, 1)

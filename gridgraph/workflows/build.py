@@ -57,6 +57,7 @@ def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
                        g_residual=cfg.model.g_residual, encoder_kwargs=f_kwargs,
                        corrector_kwargs=dict(cfg.g.kwargs), chunk_size=cfg.train.chunk_size,
                        checkpoint=cfg.train.checkpoint, g_ensemble=cfg.model.g_ensemble,
+                       f_ensemble=cfg.model.f_ensemble,
                        g_zero_init=cfg.model.g_zero_init, f_tta=cfg.model.f_tta, g_tta=cfg.model.g_tta)
 
 

@@ -23,7 +23,7 @@ from ..features import modalities
 from ..model import GridGraphNet
 from .build import model_for
 
-__all__ = ["Ensemble", "load_predictor", "member_checkpoints"]
+__all__ = ["Ensemble", "combine_members", "load_predictor", "member_checkpoints"]
 
 
 def _kinds(ckpt: Checkpoint) -> list:
@@ -97,13 +97,8 @@ class Ensemble:
         return self
 
     def combine(self, probs: Sequence) -> torch.Tensor:
-        """``M x (N, K)`` member probabilities -> the ensemble's ``(N, K)`` float32 scores, whose
-        argmax is the ensemble's label (for ``vote``, the winner of a tie is raised by one ulp)."""
-        labels, scores = combine_probs([torch.as_tensor(p).double() for p in probs], method=self.method)
-        if self.method == "vote":
-            rows = np.arange(len(labels))
-            scores[rows, labels] = np.nextafter(scores[rows, labels], np.inf)
-        return torch.from_numpy(scores).float()
+        """The members' probabilities combined by the ensemble's method (:func:`combine_members`)."""
+        return combine_members(probs, self.method)
 
     def provenance(self) -> dict:
         """What :func:`~gridgraph.io.writers.predictions.prediction_provenance` records of an ensemble."""
@@ -116,6 +111,18 @@ class Ensemble:
         return prediction_provenance(where, "/".join(sorted({c.config.f.name for c in cks})), g,
                                      ensemble_method=self.method, members=list(self.sources),
                                      trained_with=dict(cks[0].versions))
+
+
+def combine_members(probs: Sequence, method: str = "mean") -> torch.Tensor:
+    """``M x (N, K)`` member probabilities -> the ensemble's ``(N, K)`` float32 scores, whose
+    argmax is the ensemble's label: ``mean`` their mean; ``vote`` the fractions of votes, where
+    in a tied row the winner (:func:`~gridgraph.evaluate.majority_vote`) is raised by one ulp."""
+    labels, scores = combine_probs([torch.as_tensor(p).double() for p in probs], method=method)
+    scores = scores.astype(np.float32)
+    if method == "vote":
+        rows = np.flatnonzero((scores == scores.max(axis=1, keepdims=True)).sum(axis=1) > 1)
+        scores[rows, labels[rows]] = np.nextafter(scores[rows, labels[rows]], np.float32(np.inf))
+    return torch.from_numpy(scores)
 
 
 def member_checkpoints(paths: Sequence, map_location="cpu") -> tuple[list, list, Optional[EnsembleFile]]:
