@@ -8,6 +8,9 @@ metrics are reported beside the original paper's (softmax CNN + neighbouring ens
     python benchmarks/crchisto.py                              # train, then report on validation/
         # (g corrects f's log-probabilities; --g-input / --no-g-residual for the other variants)
     python benchmarks/crchisto.py --evaluate runs/crchisto/best.pt --folder DIR
+    python benchmarks/crchisto.py --trials 10 --ensemble 5
+        # the paper's protocol: the search trains on 60 images of train/ and selects on its other
+        # 10, so that validation/ stays a report set for the ensemble
         # any folder of imgN.png + imgN_nuclei.csv, with a saved checkpoint
 
 Writes ``results.md`` / ``results.csv`` / ``results.json`` and maps of one image into ``--out``.
@@ -26,6 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_training_args, f_config, machine, print_table, scores  # noqa: E402
+from _protocol import PROTOCOL_HEADER, add_protocol_args, protocol_rows, run_protocol  # noqa: E402
 
 from gridgraph.config import make_config  # noqa: E402
 from gridgraph.workflows import load_splits  # noqa: E402
@@ -45,15 +49,16 @@ def parse(argv=None):
     ap.add_argument("--folder", help="with --evaluate: folder of imgN.png + imgN_nuclei.csv")
     ap.add_argument("--k", type=int, default=8, help="neighbours of the kNN graph")
     add_training_args(ap, epochs_f=15, epochs_g=80, window_px=32.0)
+    add_protocol_args(ap)
     return ap.parse_args(argv)
 
 
-def config(args, root: str, train, val) -> dict:
+def config(args, root: str, train, val, test=()) -> dict:
     return make_config({
         "seed": args.seed,
         "output": args.out,
         "data": {"name": "nuclei", "root": root, "kwargs": {},
-                 "classes": CLASSES, "train": train, "val": val, "test": []},
+                 "classes": CLASSES, "train": train, "val": val, "test": list(test)},
         "graph": {"name": "knn", "kwargs": {"k": args.k}},
         "patches": {"patch_size": args.patch_size, "window_px": args.window_px, "window_spots": None},
         "f": f_config(args),
@@ -110,6 +115,8 @@ def main(argv=None) -> None:
     if not (Path(args.data) / "train").is_dir():
         print(f"skipped: CRCHisto data not found at {args.data}")
         return
+    if args.trials:
+        return protocol(args)
     cfg = config(args, args.data, ["train/*"], ["validation/*"])
     # a frozen backbone: its embeddings once per image, on disk (unchanged sections otherwise)
     run = build_run(cfg, splits=("train", "val"), embedding_folder=Path(args.out) / "embeddings")
@@ -122,6 +129,25 @@ def main(argv=None) -> None:
     biggest = max(range(len(splits["val"])), key=lambda i: splits["val"][i].num_nodes)
     section_figures(splits["val"][biggest], probs[biggest], classes, Path(args.out))
     print("\n" + report(args, res, "validation/"))
+
+
+def protocol(args) -> None:
+    """``--trials``: the search on train/ (its last 10 images select), the ensemble reported on validation/."""
+    images = sorted(p.name[:-len("_nuclei.csv")] for p in (Path(args.data) / "train").glob("*_nuclei.csv"))
+    train, val = [f"train/{i}" for i in images[:-10]], [f"train/{i}" for i in images[-10:]]
+    cfg = config(args, args.data, train, val, ["validation/*"])
+    cfg = cfg.model_copy(update={"output": str(Path(args.out) / "protocol"), "train": cfg.train.model_copy(
+        update={"embedding_cache": str(Path(args.out) / "embeddings")})})
+    res = run_protocol(cfg, args, log=lambda line: print(line, flush=True) if not line.startswith("  [") else None)
+    text = (f"CRCHisto, the paper's protocol ({args.trials} trials on {len(train)} train/ images selected on "
+            f"{len(val)} others, ensemble of the {args.ensemble} best, {args.ensemble_method}), reported on "
+            f"validation/, on {machine()}\n\n" + print_table(PROTOCOL_HEADER, protocol_rows(
+                [{"name": "validation/", "protocol": res}])) + "\n")
+    with atomic_write(Path(args.out) / "protocol" / "results.md") as fh:
+        fh.write(text)
+    with atomic_write(Path(args.out) / "protocol" / "results.json") as fh:
+        json.dump(res, fh, indent=1)
+    print("\n" + text)
 
 
 if __name__ == "__main__":

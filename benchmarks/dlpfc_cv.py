@@ -8,6 +8,8 @@ each trained on f's cached outputs (stage 2).
 
     python benchmarks/dlpfc_cv.py                 # all six folds, g = unet, hexconv and gcn
     python benchmarks/dlpfc_cv.py --quick         # one fold (151673, 151674), < 15 min on 2 cores
+    python benchmarks/dlpfc_cv.py --correctors unet --trials 10 --ensemble 5   # the paper's protocol
+        # per fold: the search trains on the eight training sections and selects on the validation fold
 
 Writes ``results.md``, ``results.csv``, ``results.json`` and maps of one test section into
 ``--out``. Reads ../shared/data/dlpfc (lowres images, about 6 px between spots).
@@ -27,6 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import add_training_args, f_config, machine, print_table, scores  # noqa: E402
+from _protocol import PROTOCOL_HEADER, SUMMARY_HEADER, add_protocol_args, protocol_rows, protocol_summary, \
+    run_protocol  # noqa: E402
 
 from gridgraph.config import make_config  # noqa: E402
 from gridgraph.evaluate import DLPFC_FOLDS, cv_splits_with_validation  # noqa: E402
@@ -65,6 +69,7 @@ def parse(argv=None):
                     help="separate runs of g per corrector (seeds seed..seed+n-1); f+g averages their softmax "
                          "(each run is itself an ensemble of --g-ensemble g's)")
     add_training_args(ap, epochs_f=10, epochs_g=60, window_px=40.0)
+    add_protocol_args(ap)
     return ap.parse_args(argv)
 
 
@@ -208,11 +213,35 @@ def main(argv=None) -> None:
     folds = [4] if args.quick else [k - 1 for k in (args.folds or range(1, 7))]
     args.figure_fold = folds[0]
     torch.set_num_threads(max(torch.get_num_threads(), 1))
+    if args.trials:
+        return protocol(args, folds)
     rows, cache = [], {}
     for k in folds:
         rows += run_fold(args, k, cache)
         report(args, rows)
     print("\n" + report(args, rows))
+
+
+def protocol(args, folds) -> None:
+    """``--trials``: per fold, the paper's search (first corrector) and its top-K ensemble on the test fold."""
+    t0, done = time.perf_counter(), []
+    for k in folds:
+        cfg = fold_config(args, k, args.correctors[0], Path(args.out) / "protocol" / f"fold{k + 1}", args.epochs_f,
+                          args.seed)
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
+            update={"embedding_cache": str(Path(args.out) / "embeddings")})})  # shared by every trial
+        done.append({"name": f"{k + 1} ({'+'.join(cfg.data.test)})",
+                     "protocol": run_protocol(cfg, args, log=lambda line: print(line, flush=True)
+                                              if not line.startswith("  [") else None)})
+        text = (f"DLPFC, the paper's protocol per fold ({args.trials} trials, ensemble of the {args.ensemble} best, "
+                f"{args.ensemble_method}; g = {args.correctors[0]}), lowres images, on {machine()}, "
+                f"{(time.perf_counter() - t0) / 60:.1f} min\n\n" + print_table(PROTOCOL_HEADER, protocol_rows(done))
+                + "\n\nMean ± SD over folds:\n\n" + print_table(SUMMARY_HEADER, protocol_summary(done)) + "\n")
+        with atomic_write(Path(args.out) / "protocol" / "results.md") as fh:
+            fh.write(text)
+        with atomic_write(Path(args.out) / "protocol" / "results.json") as fh:
+            json.dump(done, fh, indent=1)
+    print("\n" + text)
 
 
 if __name__ == "__main__":
