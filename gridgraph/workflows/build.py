@@ -20,7 +20,8 @@ from ..embeddings import attach_backbone_embeddings, uses_cached_embeddings
 from ..encoders import with_widths, without_weights
 from ..features import needs_image
 from ..model import GridGraphNet, build_model
-from ..train import Trainer
+from ..train import Trainer, pick_device
+from ..config.prediction import prediction_config
 from .sections import load_splits_and_features, training_scale
 
 __all__ = ["Run", "build_run", "resolve_config", "model_from_config", "load_model"]
@@ -66,9 +67,21 @@ def _without_weights(f_name: str, f_kwargs: dict) -> dict:
     return without_weights(f_name, f_kwargs)
 
 
-def load_model(path, map_location="cpu") -> tuple[GridGraphNet, Checkpoint]:
-    """Rebuild a model from a checkpoint file alone; returns ``(model in eval mode, checkpoint)``."""
-    ckpt = Checkpoint.load(path, map_location=map_location)
+def load_model(path, device="cpu", overrides: Sequence[str] = ()) -> tuple[GridGraphNet, Checkpoint]:
+    """Rebuild a model from a checkpoint file alone; returns ``(model in eval mode, checkpoint)``.
+
+    ``device``: where the model computes, as ``train.device`` says it (``"auto"``: a GPU when there
+    is one; ``"cpu"``, ``"cuda"``, ``"cuda:N"``; under torchrun this rank's GPU; see
+    :func:`~gridgraph.train.pick_device`); the weights are read on the CPU and moved there, and
+    inference moves each chunk of patches to it and its outputs back. ``overrides``:
+    ``KEY=VALUE`` settings that change how the trained model runs
+    (:func:`~gridgraph.config.prediction.prediction_config`), applied to the returned
+    checkpoint's config too.
+    """
+    where = pick_device(device, setting="device")
+    ckpt = Checkpoint.load(path, map_location="cpu")
+    if overrides:
+        ckpt = ckpt.replace(config=prediction_config(ckpt.config, overrides))
     try:
         model = model_from_config(ckpt.config, len(ckpt.classes), pretrained=False, features=ckpt.features)
     except (MemoryError, RuntimeError) as err:
@@ -81,7 +94,7 @@ def load_model(path, map_location="cpu") -> tuple[GridGraphNet, Checkpoint]:
         model.load_state_dict(ckpt.model)
     except RuntimeError as err:
         raise ValueError(f"{path}: field 'model' does not fit the model its config describes ({err})") from err
-    return model.eval(), ckpt
+    return model.to(where).eval(), ckpt
 
 
 @dataclasses.dataclass
