@@ -14,6 +14,7 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..config import ModuleConfig, RunConfig
+from ..config.prediction import prediction_config
 from ..config.schema import AUTO
 from ..defaults import corrector_for
 from ..embeddings import attach_backbone_embeddings, uses_cached_embeddings
@@ -21,7 +22,7 @@ from ..encoders import with_widths, without_weights
 from ..features import needs_image
 from ..model import GridGraphNet, build_model
 from ..train import Trainer, pick_device
-from ..config.prediction import prediction_config
+from .platform import platform_record
 from .sections import load_splits_and_features, training_scale
 
 __all__ = ["Run", "build_run", "resolve_config", "model_from_config", "load_model"]
@@ -108,6 +109,8 @@ class Run:
         features: the node-feature state fitted on the training sections.
         model: the untrained :class:`GridGraphNet`, initialised from ``cfg.seed``.
         scale: the physical scale of f's patches (recorded in checkpoints).
+        platform: the training sections' graph layouts and node kinds (recorded in checkpoints;
+            :func:`~gridgraph.workflows.platform.platform_record`).
     """
 
     cfg: RunConfig
@@ -116,11 +119,12 @@ class Run:
     features: dict
     model: GridGraphNet
     scale: dict
+    platform: dict = dataclasses.field(default_factory=dict)
 
     @property
     def meta(self) -> dict:
         """What every checkpoint of the run stores besides config, classes and weights."""
-        return {"scale": self.scale, "features": self.features}
+        return {"scale": self.scale, "features": self.features, "platform": self.platform}
 
     def trainer(self, out_dir=None, log: Callable[[str], None] = print) -> Trainer:
         return Trainer(self.model, self.cfg, self.classes, out_dir=out_dir, log=log, meta=self.meta)
@@ -147,6 +151,7 @@ def build_run(cfg: RunConfig, log: Callable[[str], None] = print, splits: Sequen
     if cfg.g.name == AUTO:
         cfg = resolve_config(cfg, loaded["train"])
         log(f"g: auto -> {cfg.g.name} {cfg.g.kwargs} (layout {loaded['train'][0].graph.layout})")
+    platform = platform_record(loaded.get("train", []))  # before embeddings replace the patches
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # a run's initial weights follow its seed
         model = model_from_config(cfg, len(classes), features=features)
@@ -157,4 +162,5 @@ def build_run(cfg: RunConfig, log: Callable[[str], None] = print, splits: Sequen
         loaded = {name: attach_backbone_embeddings(model, split, folder, log) for name, split in loaded.items()}
     image = needs_image(cfg.f.name, cfg.f.kwargs)
     scale = training_scale(loaded.get("train", []), cfg.patches) if image else {}
-    return Run(cfg=cfg, splits=loaded, classes=classes, features=features, model=model, scale=scale)
+    return Run(cfg=cfg, splits=loaded, classes=classes, features=features, model=model, scale=scale,
+               platform=platform)
