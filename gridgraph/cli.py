@@ -94,6 +94,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--device", default="auto", help="where the model runs: auto (a GPU when there is one), "
                    "cpu, cuda, cuda:N; under torchrun each process uses its LOCAL_RANK's GPU (default: auto)")
     p.add_argument("--progress", action="store_true", help="a progress bar even when stderr is not a terminal")
+    p.add_argument("--strict", action="store_true", help="refuse an input whose graph layout or node kind (spots, "
+                   "cells) differs from the training sections' (default: warn)")
     from .config.prediction import PREDICT_SETTINGS
 
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
@@ -207,11 +209,24 @@ def _shows_progress(args) -> bool:
     return (args.progress or sys.stderr.isatty()) and is_main()
 
 
+def _check_platform(args, ckpt, section) -> None:
+    """One warning line (``--strict``: an error) when ``section`` is of another kind than the
+    model's training sections (:func:`~gridgraph.workflows.platform.platform_mismatch`)."""
+    from .workflows.platform import platform_mismatch
+
+    problem = platform_mismatch(ckpt, section)
+    if problem and args.strict:
+        raise ValueError(f"{problem} (--strict)")
+    if problem:
+        print(f"gridgraph: warning: {problem} (--strict refuses it)", file=sys.stderr)
+
+
 def _predict_one(args, model, ckpt, path: str, out) -> dict:
     from .inference import showing_progress
     from .workflows import predict_section
 
     section, adata = _predict_input(args, ckpt, path)
+    _check_platform(args, ckpt, section)
     with ThreadPoolExecutor(1) as pool, showing_progress(_shows_progress(args)):
         if adata is None and args.anndata:  # imported and built while f runs (f releases the GIL)
             from .io.writers.anndata import section_anndata

@@ -1,18 +1,21 @@
-"""gridgraph predict --device / --progress / --set: where the model runs, its progress bar and
-the few settings a prediction may change."""
+"""gridgraph predict --device / --progress / --set / --strict: where the model runs, its progress
+bar, the few settings a prediction may change and inputs of another kind than the training sections."""
 import numpy as np
 import pytest
 import torch
 
+from gridgraph import build_model
+from gridgraph.checkpoint import Checkpoint
 from gridgraph.cli import main
 from gridgraph.config.prediction import PREDICT_SETTINGS, prediction_config
 from gridgraph.distributed import device_for
+from gridgraph.graph import cartesian_graph
 from gridgraph.inference import predict_stream, showing_progress
 from gridgraph.io import read_predictions
 from gridgraph.io.readers.registry import READERS
+from gridgraph.io.readers.synthetic import make_section
 from gridgraph.workflows import load_model, predict_probabilities
-from gridgraph import build_model
-from gridgraph.graph import cartesian_graph
+from gridgraph.workflows.platform import platform_mismatch
 
 NO_CUDA = "needs a CUDA device (torch.cuda.is_available() is False)"
 HAS_CUDA = "a CUDA device is present: auto would pick it"
@@ -186,3 +189,48 @@ def test_set_checks_the_value_and_exits_2_on_the_cli(tiny_checkpoint, tmp_path, 
         "gridgraph: error: --set g.kwargs.hidden_channels=4: g.kwargs.hidden_channels is part of the trained model "
         f"(trained with 8); retrain to change it {ALLOWED}")
     assert not out.exists()
+
+
+# -------------------------------------------------------------------------------------- --strict
+
+def test_a_checkpoint_records_its_training_layouts_and_node_kinds(tiny_checkpoint):
+    ckpt = Checkpoint.load(tiny_checkpoint)
+    assert ckpt.platform == {"layouts": ["hex"], "nodes": ["spots"]}  # synthetic hex spots, 100 µm apart
+    assert platform_mismatch(ckpt, section(tiny_checkpoint)) is None
+
+
+def test_another_layout_is_named_unless_the_graph_is_rebuilt(tiny_checkpoint):
+    ckpt = Checkpoint.load(tiny_checkpoint)
+    cells = make_section("irregular", seed=1, n_classes=3)
+    assert platform_mismatch(ckpt, cells) == (
+        f"{tiny_checkpoint.parent.name}/best.pt was trained on hex-grid spots, but section {cells.name} has "
+        "irregular spots: its predictions may not carry over")
+    knn = ckpt.config.model_copy(update={"graph": ckpt.config.graph.model_copy(update={"name": "knn"})})
+    assert platform_mismatch(ckpt.replace(config=knn), cells) is None  # both rebuilt: the builder's layout
+    assert platform_mismatch(ckpt.replace(platform={}), cells) is None  # an older checkpoint recorded nothing
+
+
+def _trained_on_cells(tiny_checkpoint, tmp_path):
+    raw = torch.load(tiny_checkpoint, weights_only=True)
+    raw["platform"] = {"layouts": ["irregular"], "nodes": ["cells or bins"]}
+    path = tmp_path / "cells.pt"
+    torch.save(raw, path)
+    return path
+
+
+def test_predict_warns_one_line_and_strict_refuses(tiny_checkpoint, tmp_path, capsys):
+    ckpt_path = _trained_on_cells(tiny_checkpoint, tmp_path)
+    name = section(tiny_checkpoint).name
+    problem = (f"{tmp_path.name}/cells.pt was trained on irregular cells or bins, but section {name} has hex-grid "
+               "spots: its predictions may not carry over")
+    out = tmp_path / "warned"
+    assert main(["predict", str(ckpt_path), "--synthetic", "7", "--out", str(out), "--no-figure"]) == 0
+    assert one_line(capsys) == f"gridgraph: warning: {problem} (--strict refuses it)"
+    assert (out / "predictions.csv").is_file()
+    refused = tmp_path / "refused"
+    code = main(["predict", str(ckpt_path), "--synthetic", "7", "--out", str(refused), "--no-figure", "--strict"])
+    assert code == 2 and one_line(capsys) == f"gridgraph: error: {problem} (--strict)"
+    assert not refused.exists()
+    assert main(["predict", str(tiny_checkpoint), "--synthetic", "7", "--out", str(tmp_path / "same"),
+                 "--no-figure", "--strict"]) == 0
+    assert capsys.readouterr().err == ""
