@@ -20,8 +20,8 @@ PREDICT_SETTINGS = {
     "model.f_tta": "f averages the 8 flips and turns of each patch",
     "model.g_tta": "g averages the lattice symmetries of grid sections",
 }
-MODEL_SECTIONS = ("f", "g", "model", "patches", "graph")
-FLAGS = {"train.device": "--device", "train.progress": "--progress"}
+_MODEL_SECTIONS = ("f", "g", "model", "patches", "graph")
+_FLAGS = {"train.device": "--device", "train.progress": "--progress"}
 
 
 def _trained_value(cfg: RunConfig, keys: list):
@@ -36,9 +36,9 @@ def _trained_value(cfg: RunConfig, keys: list):
 def _refusal(cfg: RunConfig, text: str, keys: list) -> str:
     key = ".".join(keys)
     allowed = f"--set may change {', '.join(PREDICT_SETTINGS)}"
-    if key in FLAGS:
-        return f"--set {text}: say it with {FLAGS[key]}"
-    if keys[0] in MODEL_SECTIONS or key == "data.classes":
+    if key in _FLAGS:
+        return f"--set {text}: say it with {_FLAGS[key]}"
+    if keys[0] in _MODEL_SECTIONS or key == "data.classes":
         trained = _trained_value(cfg, keys)
         was = f" (trained with {trained!r})" if trained is not None else ""
         return f"--set {text}: {key} is part of the trained model{was}; retrain to change it ({allowed})"
