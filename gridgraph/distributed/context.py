@@ -93,8 +93,8 @@ def device_for(name: str = "auto", setting: str = "train.device") -> torch.devic
     if launched():
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if local >= count:
-            raise ValueError(f"LOCAL_RANK={local} but this machine has {count} GPU(s); "
-                             "start at most one process per GPU (torchrun --nproc_per_node)")
+            raise ValueError(f"LOCAL_RANK={local} but this machine has {count} GPU(s); start at most one "
+                             f"process per GPU (torchrun --nproc_per_node) or compute on the CPU ({setting} cpu)")
         return torch.device("cuda", local)
     if device.index is not None and device.index >= count:
         raise ValueError(f"{setting} {asked}: this machine has {count} CUDA device(s) (cuda:0 .. cuda:{count - 1})")
