@@ -138,11 +138,11 @@ def predict_throughput(work: Path, bins: int, device: str, hires_px: int = 6000)
     if not (folder / "done").is_file():
         write_hd(folder, side, hires_px)
         (folder / "done").write_text("")
-    model, ckpt = load_model(_checkpoint(folder, "visium_hd"), map_location=device)
+    model, ckpt = load_model(_checkpoint(folder, "visium_hd"), device=device)
     _sync(device)
     t0 = time.perf_counter()
     section = read_visium_hd(folder)
-    predict_section(model.to(device), ckpt, section, folder / "pred", figures=False)
+    predict_section(model, ckpt, section, folder / "pred", figures=False)
     _sync(device)
     return section.num_nodes / (time.perf_counter() - t0)
 

@@ -34,6 +34,7 @@ _FIELDS = {
     "classes": (list, "a list of class names"),
     "model": (dict, "a mapping of tensor names to tensors"),
     "scale": (dict, "a mapping (the physical scale trained at)"),
+    "platform": (dict, "a mapping (the layouts and node kinds trained on)"),
     "features": (dict, "a mapping (the node-feature state)"),
     "metrics": (dict, "a mapping of validation metrics"),
     "history": (list, "a list of epoch records"),
@@ -110,6 +111,8 @@ class Checkpoint:
         model: the weights (``state_dict``).
         scale: the physical scale trained at (``window_um``, ``patch_um_per_px`` or an automatic
             ``window_px``); empty when unknown.
+        platform: the graph layouts and node kinds (spots, cells) of the training sections
+            (:func:`gridgraph.workflows.platform.platform_record`); empty when unknown.
         features: the node-feature state (gene lists, normalisation, input widths).
         metrics: validation metrics of the selected epoch.
         history: the epoch records.
@@ -121,6 +124,7 @@ class Checkpoint:
     classes: list
     model: dict
     scale: dict = dataclasses.field(default_factory=dict)
+    platform: dict = dataclasses.field(default_factory=dict)
     features: dict = dataclasses.field(default_factory=dict)
     metrics: dict = dataclasses.field(default_factory=dict)
     history: list = dataclasses.field(default_factory=list)
@@ -143,8 +147,8 @@ class Checkpoint:
         except (TypeError, AttributeError) as err:
             raise ValueError(f"{source}: field 'config' is not a run config ({err})") from err
         return cls(config=config, classes=list(raw["classes"]), model=raw["model"],
-                   **{k: raw.get(k) or _FIELDS[k][0]() for k in ("scale", "features", "metrics", "history",
-                                                                   "versions")},
+                   **{k: raw.get(k) or _FIELDS[k][0]() for k in ("scale", "platform", "features", "metrics",
+                                                                   "history", "versions")},
                    path=Path(path).resolve())
 
     def replace(self, **changes: Any) -> "Checkpoint":

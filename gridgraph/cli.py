@@ -96,6 +96,16 @@ def _add_predict(sub) -> None:
                    help="also write predictions.geojson (QuPath objects with class and probabilities)")
     p.add_argument("--anndata", action="store_true",
                    help="also write predictions.h5ad (for --h5ad always: the input annotated)")
+    p.add_argument("--device", default="auto", help="where the model runs: auto (a GPU when there is one), "
+                   "cpu, cuda, cuda:N; under torchrun each process uses its LOCAL_RANK's GPU (default: auto)")
+    p.add_argument("--progress", action="store_true", help="a progress bar even when stderr is not a terminal")
+    p.add_argument("--strict", action="store_true", help="refuse an input whose graph layout or node kind (spots, "
+                   "cells) differs from the training sections' (default: warn)")
+    from .config.prediction import PREDICT_SETTINGS
+
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="change how the trained model runs, e.g. --set model.f_tta=true; only "
+                        f"{', '.join(PREDICT_SETTINGS)} (the rest is the trained model)")
 
 
 def _add_tune(sub) -> None:
@@ -230,11 +240,32 @@ def _predict_input(args, ckpt, path: str):
     return read_as_trained(ckpt, reader, paths), adata
 
 
+def _shows_progress(args) -> bool:
+    """predict's progress bar: with ``--progress`` or when stderr is a terminal, on rank 0 only."""
+    from .distributed import is_main
+
+    return (args.progress or sys.stderr.isatty()) and is_main()
+
+
+def _check_platform(args, ckpt, section) -> None:
+    """One warning line (``--strict``: an error) when ``section`` is of another kind than the
+    model's training sections (:func:`~gridgraph.workflows.platform.platform_mismatch`)."""
+    from .workflows.platform import platform_mismatch
+
+    problem = platform_mismatch(ckpt, section)
+    if problem and args.strict:
+        raise ValueError(f"{problem} (--strict)")
+    if problem:
+        print(f"gridgraph: warning: {problem} (--strict refuses it)", file=sys.stderr)
+
+
 def _predict_one(args, model, ckpt, path: str, out) -> dict:
+    from .inference import showing_progress
     from .workflows import predict_section
 
     section, adata = _predict_input(args, ckpt, path)
-    with ThreadPoolExecutor(1) as pool:
+    _check_platform(args, ckpt, section)
+    with ThreadPoolExecutor(1) as pool, showing_progress(_shows_progress(args)):
         if adata is None and args.anndata:  # imported and built while f runs (f releases the GIL)
             from .io.writers.anndata import section_anndata
 
@@ -258,6 +289,7 @@ def _cmd_predict(args) -> int:
     over the processes of torchrun (each writes its own folders atomically)."""
     from . import distributed as dist
     from .files import output_folders
+    from .train import pick_device
     from .workflows.ensemble import Ensemble, load_predictor
 
     inputs = dist.expand_inputs(getattr(args, _input_flag(args)))
@@ -267,8 +299,13 @@ def _cmd_predict(args) -> int:
                 raise ValueError(f"--{flag.replace('_', '-')} belongs to one input; predict "
                                  f"{len(inputs)} inputs one by one")
     folders = output_folders(args.out, inputs, what="--out")  # checked before anything is read or written
-    dist.init_from_env("cpu")  # predict runs on the CPU: gloo carries the bookkeeping
-    model, ckpt = load_predictor(args.checkpoints, args.ensemble_method)
+    device = pick_device(args.device, setting="--device")  # under torchrun: cuda:LOCAL_RANK
+    dist.init_from_env("cpu")  # gloo carries the bookkeeping, whatever device computes
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.set_device(device)
+    model, ckpt = load_predictor(args.checkpoints, args.ensemble_method, device=device, overrides=args.overrides)
     if args.counts or args.embeddings:
         sources = {"expression": args.counts, "embedding": args.embeddings}
         if isinstance(model, Ensemble):

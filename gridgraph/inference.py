@@ -6,16 +6,20 @@ call :func:`predict_probs`, so a model scores the same wherever it is run.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Optional, Sequence
+import contextvars
+from typing import Iterable, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from .evaluate import compute_metrics
 from .patches import SectionTensors
 
-__all__ = ["autocast", "f_outputs", "g_probs", "predict_probs", "predict_stream", "evaluate_probs",
-           "flat_metrics"]
+__all__ = ["autocast", "showing_progress", "f_outputs", "g_probs", "predict_probs", "predict_stream",
+           "evaluate_probs", "flat_metrics"]
+
+_PROGRESS = contextvars.ContextVar("gridgraph_inference_progress", default=False)
 
 
 def autocast(device: torch.device, enabled: bool):
@@ -23,6 +27,17 @@ def autocast(device: torch.device, enabled: bool):
     if not enabled or device.type != "cuda":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+@contextlib.contextmanager
+def showing_progress(enabled: bool = True) -> Iterator[None]:
+    """Within it, :func:`predict_stream` shows a progress bar on stderr over f's chunks, counted
+    in nodes (``gridgraph predict`` turns it on when stderr is a terminal, or with ``--progress``)."""
+    token = _PROGRESS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def _device(model) -> torch.device:
@@ -68,23 +83,26 @@ def predict_stream(model, chunks: Iterable, graph, amp: bool = False) -> tuple[T
     ``chunks``: ``(n, 3, P, P)`` patch tensors in node order, or ``(node indices, patches)``
     pairs in any order (as :func:`~gridgraph.patches.slide.iter_slide_patches` yields them).
     Returns ``(f_probs, g_probs)``, ``(N, K)`` float CPU tensors, equal to :func:`predict_probs`.
+    On a GPU model only f's chunk and outputs and g's input and graph are on the device.
     """
     model.eval()
     device, n = _device(model), graph.num_nodes
     f_probs = g_in = None
     at = 0
-    for chunk in chunks:
-        idx, patches = chunk if isinstance(chunk, tuple) else (torch.arange(at, at + len(chunk)), chunk)
-        at += len(patches)
-        if idx.numel() and int(idx.max()) >= n:
-            raise ValueError(f"got patches for node {int(idx.max())}, the graph has {n} nodes")
-        with autocast(device, amp):
-            f_logits, g_part = model.f_outputs(patches)
-        if f_probs is None:
-            f_probs = torch.full((n, f_logits.shape[1]), float("nan"))
-            g_in = torch.zeros((n, g_part.shape[1]), device=g_part.device)
-        f_probs[idx] = f_logits.float().softmax(-1).cpu()
-        g_in[idx.to(g_in.device)] = g_part.float()
+    with tqdm(total=n, desc="f", unit="node", disable=not _PROGRESS.get()) as bar:
+        for chunk in chunks:
+            idx, patches = chunk if isinstance(chunk, tuple) else (torch.arange(at, at + len(chunk)), chunk)
+            at += len(patches)
+            if idx.numel() and int(idx.max()) >= n:
+                raise ValueError(f"got patches for node {int(idx.max())}, the graph has {n} nodes")
+            with autocast(device, amp):
+                f_logits, g_part = model.f_outputs(patches)  # the chunk moves to f's device there
+            if f_probs is None:
+                f_probs = torch.full((n, f_logits.shape[1]), float("nan"))
+                g_in = torch.zeros((n, g_part.shape[1]), device=g_part.device)
+            f_probs[idx] = f_logits.float().softmax(-1).cpu()
+            g_in[idx.to(g_in.device)] = g_part.float()
+            bar.update(len(patches))
     if f_probs is None or torch.isnan(f_probs).any():
         raise ValueError(f"predict_stream() got patches for {at} of the graph's {n} nodes")
     g_logits = model.g_outputs(g_in, graph.to(device))

@@ -284,13 +284,14 @@ def test_sharded_prediction_equals_one_process_byte_for_byte(runs, tmp_path):
                      log=lambda line: None, figures=False)
     inputs = [str(write_spaceranger(make_section("hex", seed=seed, shape=(8, 16), n_classes=3),
                                     tmp_path / f"s{seed}" / "outs")) for seed in (11, 12, 13)]
-    assert main(["predict", str(ckpt), "--spaceranger", *inputs, "--out", str(tmp_path / "one")]) == 0
+    assert main(["predict", str(ckpt), "--spaceranger", *inputs, "--out", str(tmp_path / "one"),
+                 "--device", "cpu"]) == 0
     listing = tmp_path / "inputs.txt"
     listing.write_text("\n".join(inputs) + "\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                            "-m", "gridgraph", "predict", str(ckpt), "--spaceranger", f"@{listing}",
-                           "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env,
+                           "--out", str(tmp_path / "two"), "--device", "cpu"], capture_output=True, text=True, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     one, two = _tree(tmp_path / "one"), _tree(tmp_path / "two")

@@ -43,7 +43,8 @@ def test_build_run_settles_auto_once_and_reuses_sections(tmp_path):
     cfg = make_config({**tiny_config(tmp_path).to_dict(), "g": {"name": "auto"}})
     run = build_run(cfg, log=lambda line: None)
     assert run.cfg.g.name == "unet" and run.classes == ["band0", "band1", "band2"]
-    assert run.scale["window_um"] > 0 and run.meta == {"scale": run.scale, "features": run.features}
+    assert run.scale["window_um"] > 0 and run.meta == {"scale": run.scale, "features": run.features,
+                                                       "platform": {"layouts": ["hex"], "nodes": ["spots"]}}
     again = build_run(cfg.model_copy(update={"seed": 1}), log=lambda line: None, sections_of=run)
     assert again.splits["train"][0] is run.splits["train"][0]
     assert not torch.equal(next(again.model.parameters()), next(run.model.parameters()))  # its own seed

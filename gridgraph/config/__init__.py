@@ -12,7 +12,8 @@ From Python, build the sections directly::
     RunConfig(data=DataConfig(name="synthetic", train=[1, 2], val=[3]),
               train=TrainConfig(epochs_f=3, epochs_g=30))
 
-:mod:`.schema` holds the models, :mod:`.load` reading and overrides.
+:mod:`.schema` holds the models, :mod:`.load` reading and overrides, :mod:`.prediction` the
+few settings ``gridgraph predict --set`` may change.
 """
 from .load import PATH_KEYS, dump_config, legacy_config, load_config, make_config, parse_override
 from .schema import (ConfigError, DataConfig, GraphConfig, ModelConfig, ModuleConfig, PatchConfig, RunConfig,

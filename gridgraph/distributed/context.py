@@ -70,24 +70,34 @@ def barrier() -> None:
             dist.barrier()
 
 
-def device_for(name: str = "auto") -> torch.device:
-    """The device this rank computes on for a ``train.device`` setting.
+def device_for(name: str = "auto", setting: str = "train.device") -> torch.device:
+    """The device this rank computes on for a device setting (``train.device``, ``--device``).
 
     ``auto``: a GPU when there is one, else the CPU. Under torchrun a CUDA setting (``cuda`` or
     ``cuda:N``) becomes ``cuda:LOCAL_RANK``: one GPU per process, as torchrun starts one process
-    per GPU.
+    per GPU. A CUDA setting without CUDA, or a GPU index this machine lacks, is a
+    :class:`ValueError` naming ``setting``.
     """
-    if name == "auto":
+    asked = str(name)
+    if asked == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and launched():
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{setting} {asked}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise ValueError(f"{setting} {asked}: no CUDA device is available")
+    count = torch.cuda.device_count()
+    if launched():
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        if not torch.cuda.is_available():
-            raise ValueError(f"train.device={name!r} but CUDA is not available on this machine")
-        if local >= torch.cuda.device_count():
-            raise ValueError(f"LOCAL_RANK={local} but this machine has {torch.cuda.device_count()} GPU(s); "
-                             "start at most one process per GPU (torchrun --nproc_per_node)")
-        device = torch.device("cuda", local)
+        if local >= count:
+            raise ValueError(f"LOCAL_RANK={local} but this machine has {count} GPU(s); start at most one "
+                             f"process per GPU (torchrun --nproc_per_node) or compute on the CPU ({setting} cpu)")
+        return torch.device("cuda", local)
+    if device.index is not None and device.index >= count:
+        raise ValueError(f"{setting} {asked}: this machine has {count} CUDA device(s) (cuda:0 .. cuda:{count - 1})")
     return device
 
 

@@ -47,9 +47,11 @@ from .state import TrainingState
 __all__ = ["Trainer", "pick_device"]
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """The device of a ``train.device`` setting (under torchrun: this rank's GPU, ``cuda:LOCAL_RANK``)."""
-    return dist.device_for(name)
+def pick_device(name="auto", setting: str = "train.device") -> torch.device:
+    """The device of a device setting: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``,
+    ``cuda:N`` (under torchrun: this rank's GPU, ``cuda:LOCAL_RANK``); one unavailable is a
+    :class:`ValueError` naming ``setting`` (:func:`~gridgraph.distributed.device_for`)."""
+    return dist.device_for(name, setting)
 
 
 @contextlib.contextmanager

@@ -14,16 +14,18 @@ import torch
 
 from ..checkpoint import Checkpoint
 from ..config import ModuleConfig, RunConfig
+from ..config.prediction import prediction_config
 from ..config.schema import AUTO
 from ..defaults import corrector_for
 from ..embeddings import attach_backbone_embeddings, uses_cached_embeddings
 from ..encoders import with_widths, without_weights
 from ..features import needs_image
 from ..model import GridGraphNet, build_model
-from ..train import Trainer
+from ..train import Trainer, pick_device
+from .platform import platform_record
 from .sections import load_splits_and_features, training_scale
 
-__all__ = ["Run", "build_run", "resolve_config", "model_from_config", "load_model", "model_for"]
+__all__ = ["Run", "build_run", "resolve_config", "model_from_config", "load_model", "model_for", "with_prediction_settings"]
 
 
 def resolve_config(cfg: RunConfig, sections: Sequence) -> RunConfig:
@@ -67,15 +69,30 @@ def _without_weights(f_name: str, f_kwargs: dict) -> dict:
     return without_weights(f_name, f_kwargs)
 
 
-def load_model(path, map_location="cpu") -> tuple[GridGraphNet, Checkpoint]:
-    """Rebuild a model from a checkpoint file alone; returns ``(model in eval mode, checkpoint)``."""
-    ckpt = Checkpoint.load(path, map_location=map_location)
-    return model_for(ckpt, path), ckpt
+def load_model(path, device="cpu", overrides: Sequence[str] = ()) -> tuple[GridGraphNet, Checkpoint]:
+    """Rebuild a model from a checkpoint file alone; returns ``(model in eval mode, checkpoint)``.
+
+    ``device``: where the model computes, as ``train.device`` says it (``"auto"``: a GPU when there
+    is one; ``"cpu"``, ``"cuda"``, ``"cuda:N"``; under torchrun this rank's GPU; see
+    :func:`~gridgraph.train.pick_device`); the weights are read on the CPU and moved there, and
+    inference moves each chunk of patches to it and its outputs back. ``overrides``:
+    ``KEY=VALUE`` settings that change how the trained model runs
+    (:func:`~gridgraph.config.prediction.prediction_config`), applied to the returned
+    checkpoint's config too.
+    """
+    where = pick_device(device, setting="device")
+    ckpt = with_prediction_settings(Checkpoint.load(path, map_location="cpu"), overrides)
+    return model_for(ckpt, path).to(where), ckpt
+
+
+def with_prediction_settings(ckpt: Checkpoint, overrides: Sequence[str] = ()) -> Checkpoint:
+    """``ckpt`` with prediction-time ``KEY=VALUE`` settings applied to its config."""
+    return ckpt.replace(config=prediction_config(ckpt.config, overrides)) if overrides else ckpt
 
 
 def model_for(ckpt: Checkpoint, source=None) -> GridGraphNet:
-    """The model (in eval mode) a loaded checkpoint describes, with its weights; errors name
-    ``source`` (default the checkpoint's path)."""
+    """The model (in eval mode, on the CPU) a loaded checkpoint describes, with its weights;
+    errors name ``source`` (default the checkpoint's path)."""
     path = source or ckpt.path
     try:
         model = model_from_config(ckpt.config, len(ckpt.classes), pretrained=False, features=ckpt.features)
@@ -103,6 +120,8 @@ class Run:
         features: the node-feature state fitted on the training sections.
         model: the untrained :class:`GridGraphNet`, initialised from ``cfg.seed``.
         scale: the physical scale of f's patches (recorded in checkpoints).
+        platform: the training sections' graph layouts and node kinds (recorded in checkpoints;
+            :func:`~gridgraph.workflows.platform.platform_record`).
     """
 
     cfg: RunConfig
@@ -111,11 +130,12 @@ class Run:
     features: dict
     model: GridGraphNet
     scale: dict
+    platform: dict = dataclasses.field(default_factory=dict)
 
     @property
     def meta(self) -> dict:
         """What every checkpoint of the run stores besides config, classes and weights."""
-        return {"scale": self.scale, "features": self.features}
+        return {"scale": self.scale, "features": self.features, "platform": self.platform}
 
     def trainer(self, out_dir=None, log: Callable[[str], None] = print,
                 on_epoch: Optional[Callable[[int, float], None]] = None) -> Trainer:
@@ -144,6 +164,7 @@ def build_run(cfg: RunConfig, log: Callable[[str], None] = print, splits: Sequen
     if cfg.g.name == AUTO:
         cfg = resolve_config(cfg, loaded["train"])
         log(f"g: auto -> {cfg.g.name} {cfg.g.kwargs} (layout {loaded['train'][0].graph.layout})")
+    platform = platform_record(loaded.get("train", []))  # before embeddings replace the patches
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # a run's initial weights follow its seed
         model = model_from_config(cfg, len(classes), features=features)
@@ -154,4 +175,5 @@ def build_run(cfg: RunConfig, log: Callable[[str], None] = print, splits: Sequen
         loaded = {name: attach_backbone_embeddings(model, split, folder, log) for name, split in loaded.items()}
     image = needs_image(cfg.f.name, cfg.f.kwargs)
     scale = training_scale(loaded.get("train", []), cfg.patches) if image else {}
-    return Run(cfg=cfg, splits=loaded, classes=classes, features=features, model=model, scale=scale)
+    return Run(cfg=cfg, splits=loaded, classes=classes, features=features, model=model, scale=scale,
+               platform=platform)

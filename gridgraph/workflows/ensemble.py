@@ -21,7 +21,8 @@ from ..checkpoint import ENSEMBLE_METHODS, Checkpoint, EnsembleFile, load_traine
 from ..evaluate import ensemble as combine_probs
 from ..features import modalities
 from ..model import GridGraphNet
-from .build import model_for
+from ..train import pick_device
+from .build import model_for, with_prediction_settings
 
 __all__ = ["Ensemble", "combine_members", "load_predictor", "member_checkpoints"]
 
@@ -142,21 +143,25 @@ def member_checkpoints(paths: Sequence, map_location="cpu") -> tuple[list, list,
     return ckpts, names, ens
 
 
-def load_predictor(paths: Union[str, Path, Sequence], method: Optional[str] = None,
-                   map_location="cpu") -> tuple[Union[GridGraphNet, Ensemble], Checkpoint]:
-    """``(model, checkpoint)`` for one checkpoint file; ``(Ensemble, its first member's
-    checkpoint)`` for an ``ensemble.pt`` or several files (ensembles inside are expanded).
-    ``method``: ``mean`` or ``vote`` (default the ensemble file's, else ``mean``). The checkpoint
-    returned says how sections are read (every member reads them alike)."""
+def load_predictor(paths: Union[str, Path, Sequence], method: Optional[str] = None, device="cpu",
+                   overrides: Sequence[str] = ()) -> tuple[Union[GridGraphNet, Ensemble], Checkpoint]:
+    """``(model, checkpoint)`` for one checkpoint file (as :func:`~gridgraph.workflows.load_model`);
+    ``(Ensemble, its first member's checkpoint)`` for an ``ensemble.pt`` or several files
+    (ensembles inside are expanded). ``method``: ``mean`` or ``vote`` (default the ensemble
+    file's, else ``mean``); ``device`` and ``overrides`` as :func:`~gridgraph.workflows.load_model`'s,
+    for every member. The checkpoint returned says how sections are read (every member reads
+    them alike)."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths:
         raise ValueError("give at least one checkpoint")
-    ckpts, names, ens = member_checkpoints(paths, map_location)
+    where = pick_device(device, setting="device")
+    ckpts, names, ens = member_checkpoints(paths)
+    ckpts = [with_prediction_settings(c, overrides) for c in ckpts]
     if len(ckpts) == 1 and ens is None:
         if method is not None:
             raise ValueError(f"--ensemble-method {method}: one checkpoint is not an ensemble")
-        return model_for(ckpts[0], paths[0]), ckpts[0]
-    members = [(model_for(c, n), c) for c, n in zip(ckpts, names)]
+        return model_for(ckpts[0], paths[0]).to(where), ckpts[0]
+    members = [(model_for(c, n).to(where), c) for c, n in zip(ckpts, names)]
     ensemble = Ensemble(members, method or (ens.method if ens is not None else "mean"),
                         path=ens.path if ens is not None else None, sources=names)
     return ensemble, ckpts[0]
