@@ -62,7 +62,22 @@ def _read(path: Path, map_location) -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for foreign or truncated files
-        raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
+        raise ValueError(f"{path}: not a readable checkpoint ({_why_unreadable(path, err)})") from err
+
+
+def _why_unreadable(path: Path, err: Exception) -> str:
+    """One short reason a file did not load: empty, not (or no longer) a zip archive, or the
+    first line of torch's message."""
+    import zipfile
+
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty"
+    if not zipfile.is_zipfile(path):
+        return (f"{size} bytes that are not a torch.save archive: truncated, or another kind of file; "
+                "expected a checkpoint or ensemble that gridgraph wrote")
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"{type(err).__name__}: {first[:200]}"
 
 
 def load_checkpoint(path: Union[str, os.PathLike], map_location="cpu") -> dict:
@@ -76,8 +91,13 @@ def load_checkpoint(path: Union[str, os.PathLike], map_location="cpu") -> dict:
 
 
 def _checked(ckpt: Any, path) -> dict:
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a gridgraph checkpoint (field 'format' != {FORMAT!r})")
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path}: not a gridgraph checkpoint (holds {type(ckpt).__name__}, expected a mapping "
+                         f"with field 'format' = {FORMAT!r})")
+    if ckpt.get("format") != FORMAT:
+        found = "is missing" if "format" not in ckpt else f"is {ckpt['format']!r}"
+        other = "" if ckpt.get("format") == ENSEMBLE_FORMAT else f" or {ENSEMBLE_FORMAT!r}"
+        raise ValueError(f"{path}: not a gridgraph checkpoint (field 'format' {found}, expected {FORMAT!r}{other})")
     for key in REQUIRED:
         if key not in ckpt:
             raise ValueError(f"{path}: checkpoint lacks the field {key!r}")
@@ -215,5 +235,11 @@ def load_trained(path: Union[str, os.PathLike], map_location="cpu") -> Union[Che
     if method not in ENSEMBLE_METHODS:
         raise ValueError(f"{path}: field 'method' must be one of {', '.join(ENSEMBLE_METHODS)}, not {method!r}")
     loaded = [Checkpoint.from_dict(m, path, source=f"{path} member {i}") for i, m in enumerate(members)]
-    return EnsembleFile(members=loaded, method=method, sources=list(raw.get("sources") or []),
-                        info=dict(raw.get("info") or {}), path=path.resolve())
+    sources, info = raw.get("sources") or [], raw.get("info") or {}
+    if not (isinstance(sources, list) and all(isinstance(s, str) for s in sources)) or \
+            len(sources) not in (0, len(members)):
+        raise ValueError(f"{path}: field 'sources' must be a list of {len(members)} member names (text), "
+                         f"not {type(sources).__name__} {repr(sources)[:60]}")
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: field 'info' must be a mapping, not {type(info).__name__}")
+    return EnsembleFile(members=loaded, method=method, sources=list(sources), info=dict(info), path=path.resolve())

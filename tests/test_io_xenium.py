@@ -102,7 +102,7 @@ def test_labels_from_mapping_and_table(tmp_path):
         read_xenium(folder, labels={"other-1": "T"})
     assert "other-1" not in str(err.value)
     pd.DataFrame({"cell": ids[:2], "label": ["T", "S"]}).to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(ValueError, match=r"bad.csv: the cell label table lacks columns \['cell_id'\]"):
+    with pytest.raises(ValueError, match=r"bad.csv: the header lacks columns \['cell_id'\]"):
         read_xenium(folder, labels=tmp_path / "bad.csv")
 
 

@@ -38,6 +38,8 @@ class Uniform:
     def __post_init__(self):
         if not (math.isfinite(self.low) and math.isfinite(self.high)) or not self.low < self.high:
             raise ValueError(f"{self.spelling}({self.low}, {self.high}): needs finite low < high")
+        if not math.isfinite(self.high - self.low):
+            raise ValueError(f"{self.spelling}({self.low}, {self.high}): high - low overflows a 64-bit float")
 
     def bounds(self) -> list:
         return [self.low, self.high]
@@ -100,6 +102,8 @@ class Choice:
 
 Distribution = Union[Uniform, LogUniform, IntUniform, Choice]
 _CALL = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$")
+#: The largest int bound: Optuna keeps parameters as 64-bit floats, exact up to 2**53.
+MAX_INT = 2 ** 53
 _KINDS = {"uniform": Uniform, "log_uniform": LogUniform, "int": IntUniform}
 
 
@@ -109,6 +113,9 @@ def _number(text: str, kind: type, where: str):
     except ValueError:
         raise ValueError(f"{where}: {text.strip()!r} is not a number") from None
     if kind is IntUniform:
+        if not math.isfinite(value) or abs(value) > MAX_INT:
+            raise ValueError(f"{where}: int bounds must be integers within +-2**53 (Optuna stores them as "
+                             f"64-bit floats), got {text.strip()}")
         if value != int(value):
             raise ValueError(f"{where}: int bounds must be integers, got {text.strip()}")
         return int(value)
@@ -207,7 +214,7 @@ def load_space(path: Union[str, Path, None], base: Optional[Mapping] = None) -> 
     if not path.is_file():
         raise FileNotFoundError(f"search space file not found: {path}")
     try:
-        data = load_yaml_text(path.read_text(), str(path))
+        data = load_yaml_text(path.read_bytes(), str(path))
     except YamlError as err:
         raise ConfigError(str(err)) from None
     return SearchSpace.from_mapping(data, base, source=str(path))

@@ -39,3 +39,5 @@ def load_yaml_text(text: Union[str, bytes], source: str) -> Any:
         raise YamlError(f"{source}: {err}") from None
     except yaml.YAMLError as err:
         raise YamlError(f"{source}: not valid YAML ({' '.join(str(err).split())})") from None
+    except RecursionError:
+        raise YamlError(f"{source}: not valid YAML for gridgraph (nested too deeply)") from None

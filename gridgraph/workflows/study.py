@@ -44,23 +44,31 @@ def open_storage(url: Optional[str], out: Path, heartbeat: tuple = (20, 60)):
     import optuna
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
+    from sqlalchemy.exc import SQLAlchemyError  # optuna's RDBStorage needs SQLAlchemy
 
     url = url or f"sqlite:///{(Path(out) / DEFAULT_STORAGE).resolve()}"
     if url.startswith("journal:"):
         path = Path(url[len("journal:"):])
         if not path.parent.is_dir():
             raise ValueError(f"--storage {url}: folder {path.parent} does not exist")
-        return JournalStorage(JournalFileBackend(str(path))), url
+        try:
+            return JournalStorage(JournalFileBackend(str(path))), url
+        except (OSError, ValueError) as err:  # a folder, or a file that is not Optuna's journal
+            raise ValueError(f"--storage {url}: not an Optuna journal file ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0][:200]})") from None
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme not in _RDB:
         raise ValueError(f"--storage {shown_storage(url)}: expected a database URL (sqlite:///FILE, "
                          "postgresql://USER@HOST/DB, mysql://...) or journal:FILE")
+    if scheme == "sqlite" and url.split("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+        raise ValueError(f"--storage {url}: an in-memory database is gone when the process ends and is not "
+                         "shared by workers; name a file: sqlite:///FILE")
     engine = {"connect_args": {"timeout": 120}} if scheme == "sqlite" else {}
     interval, grace = heartbeat
     try:
         with quiet_optuna():
             return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=interval, grace_period=grace), url
-    except (optuna.exceptions.StorageInternalError, ImportError, ValueError) as err:
+    except (optuna.exceptions.StorageInternalError, ImportError, ValueError, SQLAlchemyError) as err:
         raise ValueError(f"--storage {shown_storage(url)}: cannot open it ({type(err).__name__}: "
                          f"{str(err).splitlines()[0][:200]})") from None
 

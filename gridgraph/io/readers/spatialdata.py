@@ -64,6 +64,9 @@ def _pick(names: Sequence[str], wanted: Optional[str], what: str, source: str, p
         if wanted not in names:
             raise ValueError(f"{source}: no {what} {wanted!r}; found {names}")
         return wanted
+    if not names:
+        raise ValueError(f"{source}: holds no {what}; expected one" + (" annotating the spots or cells (obs: one row "
+                         "per node)" if what == "table" else ""))
     if len(names) != 1:
         raise ValueError(f"{source}: {len(names)} {what}s {names}; pass {param}=")
     return names[0]
@@ -129,6 +132,10 @@ def _centres(kind: str, element, ids, where: str) -> tuple[np.ndarray, Optional[
     if types <= {"Point"}:
         xy = np.stack([geometry.x.to_numpy(), geometry.y.to_numpy()], axis=1)
         radius = frame["radius"].to_numpy(dtype=np.float64) if "radius" in frame else None
+        if radius is not None and not (np.isfinite(radius) & (radius > 0)).all():
+            i = int(np.flatnonzero(~(np.isfinite(radius) & (radius > 0)))[0])
+            raise ValueError(f"{where}, instance {ids[i]!r}: column 'radius' is {radius[i]}; expected a finite "
+                             "positive circle radius")
         return xy, None if radius is None or not len(radius) else 2.0 * float(np.median(radius))
     if not types <= {"Polygon", "MultiPolygon"}:
         raise ValueError(f"{where}: geometries {sorted(types)}; expected circles (points with a radius) or polygons")
@@ -171,7 +178,13 @@ def _image_array(element, level: int, where: str) -> tuple[np.ndarray, np.ndarra
         raise ValueError(f"{where}: image_level {level}, but the image has one level (0)")
     else:
         array = element
-    data = np.asarray(array.transpose("y", "x", "c").values)
+    try:
+        data = np.asarray(array.transpose("y", "x", "c").values)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - zarr/numcodecs raise RuntimeError and others for damaged chunks
+        raise ValueError(f"{where}: its pixels cannot be decoded ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:200] if str(err) else ''}); is the store damaged?") from None
     return to_rgb_uint8(data, where), scale
 
 
@@ -271,9 +284,12 @@ def read_spatialdata(sdata, table: Optional[str] = None, image: Optional[str] = 
     predictions can be written back (:func:`~gridgraph.io.writers.spatialdata.write_spatialdata_predictions`)
     and into a scanpy-shaped AnnData.
     """
-    if microns_per_unit is not None and not is_positive_number(microns_per_unit):
-        raise ValueError(f"read_spatialdata: microns_per_unit must be a finite positive number, "
-                         f"got {microns_per_unit}")
+    for key, value in (("microns_per_unit", microns_per_unit), ("spot_diameter_um", spot_diameter_um)):
+        if value is not None and not is_positive_number(value):
+            raise ValueError(f"read_spatialdata: {key} must be a finite positive number, got {value!r}")
+    if isinstance(image_level, bool) or not isinstance(image_level, (int, np.integer)) or image_level < 0:
+        raise ValueError(f"read_spatialdata: image_level must be an integer >= 0 (0: full resolution), "
+                         f"got {image_level!r}")
     sdata, source = load_spatialdata(sdata)
     table = _pick(list(sdata.tables), table, "table", source, "table")
     tbl = sdata.tables[table]
@@ -320,14 +336,17 @@ def read_spatialdata(sdata, table: Optional[str] = None, image: Optional[str] = 
     labels, classes = labels_from_obs(obs, label_key, keep, classes, where, len(barcodes))
 
     has_grid = "array_row" in obs and "array_col" in obs
-    spec = GraphSpec.parse((layout if has_grid and layout else "knn") if graph == "auto" else graph)
+    try:
+        spec = GraphSpec.parse((layout if has_grid and layout else "knn") if graph == "auto" else graph)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {err}") from None
     if spec is None:
         raise ValueError(f"{where}: graph must be 'auto' or a graph rule, got {graph!r}")
     array_row = array_col = None
     if has_grid:
         array_row, array_col = _grid(obs, keep, where)
     if spec.needs_array and not has_grid:
-        raise ValueError(f"{where}: graph {spec.rule.value!r} needs obs['array_row'] and obs['array_col']")
+        raise ValueError(f"{where}: graph {spec.rule!r} needs obs['array_row'] and obs['array_col']")
     if spec == GraphSpec("hex"):
         g = visium_graph(array_row, array_col, pos)
     else:

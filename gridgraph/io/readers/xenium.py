@@ -148,7 +148,20 @@ def _labels(labels) -> dict:
         return {str(k): v for k, v in labels.items()}
     if not isinstance(labels, (str, Path)):
         raise TypeError(f"labels must be a mapping cell_id -> name or a table path, got {type(labels).__name__}")
+    from ..tables import is_parquet, read_table, separator
+    from ..writers.tables import formula_unsafe
+
     column = _label_column(labels)
+    if not is_parquet(labels):  # text: every line's fields counted, a cut last line named
+        table = read_table(labels, names=["cell_id", column], header=True, delimiter=separator(labels),
+                           what="cell label table")
+        if not len(table):
+            raise ValueError(f"{labels}: the cell label table has a header but no rows; expected one row "
+                             f"per labelled cell (cell_id,{column})")
+        ids, names = table.unique_text("cell_id"), table.text(column)
+        table.warn_if_cut()
+        ids, names = formula_unsafe(ids), formula_unsafe(names)  # as write_xenium_cell_groups escaped them
+        return {i: n or None for i, n in zip(ids, names)}
     frame = read_frame(labels, ["cell_id", column], "cell label table", text=("cell_id", column))
     ids = text_column(frame, "cell_id", labels)
     unique_column(ids, "cell_id", labels)

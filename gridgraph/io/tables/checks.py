@@ -68,6 +68,11 @@ def check_array_index(values: np.ndarray, high: int, where: str, at: Sequence[st
         )
 
 
+def _px(value: float) -> str:
+    """A pixel coordinate for a message: one decimal, or 6 significant digits when huge."""
+    return f"{value:.1f}" if abs(value) < 1e7 else f"{value:.6g}"
+
+
 def check_inside(pos: np.ndarray, size: tuple, source: str, ids: Sequence, kind: str = "spots") -> None:
     """Raise ``ValueError`` if any ``(x, y)`` in ``pos`` lies outside the image's extent.
 
@@ -82,6 +87,6 @@ def check_inside(pos: np.ndarray, size: tuple, source: str, ids: Sequence, kind:
         i = int(np.flatnonzero(out)[0])
         raise ValueError(
             f"{source}: {int(out.sum())} {kind} lie outside the image ({w}x{h} px), e.g. "
-            f"{ids[i]} at pixel (x={pos[i, 0]:.1f}, y={pos[i, 1]:.1f}); expected 0 <= x <= {w} "
+            f"{ids[i]} at pixel (x={_px(pos[i, 0])}, y={_px(pos[i, 1])}); expected 0 <= x <= {w} "
             f"and 0 <= y <= {h}"
         )

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
+import pyarrow as pa
 
 from ...files.atomic import atomic_write
 from .predictions import check_probabilities, class_hex_colors, confidence
+from .tables import formula_safe
 
 __all__ = ["write_xenium_cell_groups", "write_qupath_geojson", "section_cell_groups", "section_geojson"]
 
@@ -42,12 +44,20 @@ def _ids(path, ids) -> list:
 def _names(path, labels, classes: Optional[Sequence[str]], n: int) -> list:
     """Class name of each node (``None`` for no class) from indices or names."""
     values = labels.detach().cpu().numpy() if hasattr(labels, "detach") else labels
+    if np.ndim(values) != 1:
+        raise ValueError(f"{path}: field 'label': expected one label per node (1-D), got shape {np.shape(values)}")
     values = list(values.tolist() if hasattr(values, "tolist") else values)
     if len(values) != n:
         raise ValueError(f"{path}: {n} ids but {len(values)} labels")
+    if classes is not None:
+        _check_classes(path, classes)
     known = None if classes is None else {str(c) for c in classes}
     out = []
     for i, v in enumerate(values):
+        if isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"{path}: field 'label', row {i}: expected a class index or name, got {v} (a boolean)")
+        if isinstance(v, str) and ("\n" in v or "\r" in v):
+            raise ValueError(f"{path}: field 'label', row {i}: expected a class name on one line, got {v!r}")
         if v is None or (isinstance(v, float) and math.isnan(v)):
             out.append(None)
         elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
@@ -67,6 +77,15 @@ def _names(path, labels, classes: Optional[Sequence[str]], n: int) -> list:
     return out
 
 
+def _check_classes(path, classes: Sequence[str]) -> None:
+    names = [str(c) for c in classes]
+    if not names:
+        raise ValueError(f"{path}: field 'classes': expected at least one class name, got none")
+    if len(set(names)) != len(names):
+        dup = next(c for i, c in enumerate(names) if c in names[:i])
+        raise ValueError(f"{path}: field 'classes': {dup!r} appears twice; expected distinct class names")
+
+
 def write_xenium_cell_groups(path: PathLike, ids: Sequence[str], labels, classes: Optional[Sequence[str]] = None,
                              color: bool = False) -> Path:
     """Write a Xenium Explorer cell groups CSV: header ``cell_id,group`` and one line per cell
@@ -80,18 +99,23 @@ def write_xenium_cell_groups(path: PathLike, ids: Sequence[str], labels, classes
         color: also a ``color`` column (``#rrggbb``, gridgraph's class colours; Explorer's own
             exports carry one).
 
-    Read back by :func:`~gridgraph.io.read_xenium` (``labels=<this file>``). Returns the path.
+    Ids and names that a spreadsheet would run as a formula get a leading ``'``
+    (:func:`~gridgraph.io.writers.tables.formula_safe`; Xenium's own cell ids never begin with
+    one of those characters); read back by :func:`~gridgraph.io.read_xenium`
+    (``labels=<this file>``), which removes it. Returns the path.
     """
     ids = _ids(path, ids)
     names = _names(path, labels, classes, len(ids))
     order = [str(c) for c in classes] if classes is not None else sorted({v for v in names if v})
     colors = dict(zip(order, class_hex_colors(order)))
+    rows = [(cell, name) for cell, name in zip(ids, names) if name is not None]
+    safe_ids = formula_safe(pa.array([r[0] for r in rows], type=pa.string())).to_pylist()  # CSV injection
+    safe_names = formula_safe(pa.array([r[1] for r in rows], type=pa.string())).to_pylist()
     with atomic_write(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["cell_id", "group", "color"] if color else ["cell_id", "group"])
-        for cell, name in zip(ids, names):
-            if name is not None:
-                writer.writerow([cell, name, colors[name]] if color else [cell, name])
+        for cell, name, (_, raw) in zip(safe_ids, safe_names, rows):
+            writer.writerow([cell, name, colors[raw]] if color else [cell, name])
     return Path(path)
 
 
