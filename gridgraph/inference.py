@@ -17,7 +17,7 @@ from .evaluate import compute_metrics
 from .patches import SectionTensors
 
 __all__ = ["autocast", "showing_progress", "f_outputs", "g_probs", "predict_probs", "predict_stream",
-           "evaluate_probs", "flat_metrics"]
+           "NonFiniteOutput", "check_finite", "evaluate_probs", "flat_metrics"]
 
 _PROGRESS = contextvars.ContextVar("gridgraph_inference_progress", default=False)
 
@@ -88,6 +88,7 @@ def predict_stream(model, chunks: Iterable, graph, amp: bool = False) -> tuple[T
     model.eval()
     device, n = _device(model), graph.num_nodes
     f_probs = g_in = None
+    seen = torch.zeros(n, dtype=torch.bool)
     at = 0
     with tqdm(total=n, desc="f", unit="node", disable=not _PROGRESS.get()) as bar:
         for chunk in chunks:
@@ -102,11 +103,34 @@ def predict_stream(model, chunks: Iterable, graph, amp: bool = False) -> tuple[T
                 g_in = torch.zeros((n, g_part.shape[1]), device=g_part.device)
             f_probs[idx] = f_logits.float().softmax(-1).cpu()
             g_in[idx.to(g_in.device)] = g_part.float()
+            seen[idx] = True
             bar.update(len(patches))
-    if f_probs is None or torch.isnan(f_probs).any():
-        raise ValueError(f"predict_stream() got patches for {at} of the graph's {n} nodes")
+    if f_probs is None or not bool(seen.all()):
+        covered = int(seen.sum())
+        raise ValueError(f"predict_stream() got patches for {covered} of the graph's {n} nodes"
+                         + (f" (first without: node {int((~seen).nonzero()[0])})" if covered else ""))
+    check_finite("f", f_probs)
+    check_finite("f's output to g", g_in)
     g_logits = model.g_outputs(g_in, graph.to(device))
-    return f_probs, g_logits.float().softmax(-1).cpu()
+    g_probs = g_logits.float().softmax(-1).cpu()
+    check_finite("g", g_probs)
+    return f_probs, g_probs
+
+
+class NonFiniteOutput(ValueError):
+    """A model's output holds NaN or Inf for finite inputs (e.g. weights so large that float32
+    overflows): nothing is written from it."""
+
+
+def check_finite(head: str, values: Tensor) -> None:
+    """Raise :class:`NonFiniteOutput` naming ``head`` (``"f"``, ``"g"``) and how many of the
+    ``(N, K)`` rows of ``values`` hold NaN or Inf."""
+    bad = ~torch.isfinite(values).all(dim=1) if values.dim() > 1 else ~torch.isfinite(values)
+    if bool(bad.any()):
+        count, first = int(bad.sum()), int(bad.nonzero()[0])
+        raise NonFiniteOutput(f"{head} produced non-finite values (NaN or Inf) for {count} of the {len(values)} "
+                              f"nodes (first: node {first}); the model overflows on this input (weights or inputs "
+                              "too large for float32), so nothing was written")
 
 
 def evaluate_probs(labels: Sequence[Tensor], probs: Sequence) -> dict:

@@ -15,7 +15,7 @@ from ..checkpoint import Checkpoint
 from ..config import PatchConfig
 from ..features import image_only, needs_image
 from ..files.output_set import OutputSet
-from ..inference import predict_probs, predict_stream
+from ..inference import NonFiniteOutput, check_finite, predict_probs, predict_stream
 from ..io.images.image import prefetching
 from ..model import GridGraphNet
 from ..patches.plan import SectionPatchPlan
@@ -39,6 +39,13 @@ def predict_probabilities(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint
 
 
 def _model_probabilities(model: GridGraphNet, ckpt: Checkpoint, section) -> tuple:
+    try:
+        return _probabilities_of(model, ckpt, section)
+    except NonFiniteOutput as err:
+        raise NonFiniteOutput(f"{ckpt.path}: {err}") from None
+
+
+def _probabilities_of(model: GridGraphNet, ckpt: Checkpoint, section) -> tuple:
     cfg, classes = ckpt.config, ckpt.classes
     section = rebuild_graph(section, cfg.graph)
     if section.classes and section.labels.ge(0).any():
@@ -47,6 +54,8 @@ def _model_probabilities(model: GridGraphNet, ckpt: Checkpoint, section) -> tupl
         patches = trained_window(ckpt, section) if needs_image(cfg.f.name, cfg.f.kwargs) else cfg.patches
         inputs = prepare(section, patches, f=cfg.f, features=ckpt.features)
         (f_prob, g_prob), = predict_probs(model, [inputs])
+        check_finite("f", f_prob)
+        check_finite("g", g_prob)
         return section, f_prob, g_prob
     patches = cfg.patches
     window = Window.from_record(ckpt.scale, Window.from_config(patches), section)  # as trained_window
