@@ -206,20 +206,26 @@ def gcn_adjacency(edge_index: Tensor, num_nodes: int, improved: bool = False, ad
         edges, weight = gcn_norm(edge_index, None, num_nodes, improved, add_self_loops, dtype=dtype)
     else:
         edges, weight = edge_index, torch.ones(edge_index.shape[1], dtype=dtype, device=edge_index.device)
-    adj = _csr(edges[1], edges[0], weight, num_nodes)
+    keys = [edges[1] * num_nodes + edges[0]]
+    del edges  # neither gcn_norm's (2, E) copy nor the unsorted keys are held while the matrix is built
+    adj = _csr_from_keys(keys, weight, num_nodes)
     _LAST_ADJACENCY[:] = [(weakref.ref(edge_index), edge_index._version, settings), adj]
     return adj
 
 
-def _csr(rows: Tensor, cols: Tensor, values: Tensor, n: int) -> Tensor:
-    """``(n, n)`` sparse CSR matrix of the entries ``(rows, cols, values)``; repeated entries add up."""
-    key, order = torch.sort(rows * n + cols)
-    key, inverse = torch.unique_consecutive(key, return_inverse=True)
+def _csr_from_keys(keys: list, values: Tensor, n: int) -> Tensor:
+    """``(n, n)`` sparse CSR matrix of the entries ``keys[0] = row * n + col`` with ``values``;
+    repeated entries add up. The keys are taken out of the list, so that only their sorted copy
+    lives on; no inverse index is made unless some entry repeats, and no row array (the row
+    pointers come from a binary search of the sorted keys)."""
+    key, order = torch.sort(keys.pop())
     values = values[order]
-    if len(key) < len(values):
+    del order
+    if bool((key[1:] == key[:-1]).any()):
+        key, inverse = torch.unique_consecutive(key, return_inverse=True)
         values = torch.zeros(len(key), dtype=values.dtype, device=values.device).index_add_(0, inverse, values)
-    crow = torch.zeros(n + 1, dtype=torch.long, device=key.device)
-    crow[1:] = torch.bincount(key // n, minlength=n).cumsum(0)
+        del inverse
+    crow = torch.searchsorted(key, torch.arange(n + 1, dtype=key.dtype, device=key.device) * n)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return torch.sparse_csr_tensor(crow, key % n, values, (n, n), check_invariants=False)
