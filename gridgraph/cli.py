@@ -62,9 +62,9 @@ INPUT_OPTIONS = ("image", "fullres_image", "alignment", "library_id")
 
 def _flags_taking(option: str) -> list:
     """The input flags whose reader takes the per-input ``option`` (``--nuclei``, ...)."""
-    from .io.readers.registry import READERS, predict_flags
+    from .io.readers.registry import flags_taking
 
-    return [f"--{flag}" for flag, reader in predict_flags().items() if option in READERS.get(reader).inputs]
+    return flags_taking(option)
 
 
 def _add_predict(sub) -> None:
@@ -87,6 +87,10 @@ def _add_predict(sub) -> None:
     for option in INPUT_OPTIONS:
         p.add_argument(f"--{option.replace('_', '-')}",
                        help=f"with {' / '.join(_flags_taking(option)) or 'no input'}: {what[option]}")
+    p.add_argument("--image-level", choices=("lowres", "hires", "fullres"),
+                   help="with --spaceranger / --visium-hd: the image to read (fullres: --fullres-image's; "
+                        "default: the level the model was trained on when the input has it, else hires, "
+                        "else lowres; predict says which)")
     p.add_argument("--counts", help="gene counts of the section, for a model that reads expression "
                    "('{section}' stands for the section id; default: the file its config names)")
     p.add_argument("--embeddings", help="precomputed node embeddings of the section, for a model that reads them")
@@ -105,7 +109,9 @@ def _add_predict(sub) -> None:
 
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="change how the trained model runs, e.g. --set model.f_tta=true; only "
-                        f"{', '.join(PREDICT_SETTINGS)} (the rest is the trained model)")
+                        f"{', '.join(PREDICT_SETTINGS)} (the rest is the trained model), and the input "
+                        "reader's options over the trained ones: data.kwargs.KEY=VALUE, e.g. "
+                        "data.kwargs.bin_size_um=8")
 
 
 def _add_tune(sub) -> None:
@@ -215,29 +221,31 @@ def _input_flag(args) -> str:
 def _predict_input(args, ckpt, path: str):
     """The section ``path`` of predict's input flag, read with the registered reader and the
     options the model was trained with (when it was trained with the same reader)."""
-    from .io.readers.registry import READERS
     from .workflows import read_as_trained
+    from .workflows.reading import input_paths
 
     dest = _input_flag(args)
     reader = _predict_flags()[dest]
-    source = READERS.get(reader)
     flag = f"--{dest.replace('_', '-')}"
-    paths = {"path": path}
-    for option in INPUT_OPTIONS:
-        value, name = getattr(args, option), f"--{option.replace('_', '-')}"
-        if value is not None and option not in source.inputs:
-            raise ValueError(f"{name} goes with {' / '.join(_flags_taking(option)) or 'no input'}, not {flag}")
-        if value is None and source.inputs.get(option):
-            raise ValueError(f"{flag} needs {name}")
-        if value is not None:
-            paths[option] = value
+    paths = input_paths(reader, flag, path, {option: getattr(args, option) for option in INPUT_OPTIONS})
     adata = None
     if reader == "anndata":
         from .io.readers.anndata import load_h5ad
 
         adata = paths["path"] = load_h5ad(paths["path"])
         paths.setdefault("library_id", None)
-    return read_as_trained(ckpt, reader, paths), adata
+    from .config.prediction import reader_options
+
+    section = read_as_trained(ckpt, reader, paths, reader_options(args.overrides), level=args.image_level,
+                              log=_note)
+    return section, adata
+
+
+def _note(line: str) -> None:
+    from .distributed import is_main
+
+    if is_main():
+        print(f"gridgraph: {line}", file=sys.stderr)
 
 
 def _shows_progress(args) -> bool:

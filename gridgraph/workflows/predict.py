@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Union
+from typing import Callable, Mapping, Optional, Union
 
 from ..checkpoint import Checkpoint
 from ..config import PatchConfig
@@ -81,15 +81,26 @@ def provenance(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint) -> dict:
                                  validation=ckpt.metric_summary())
 
 
-def read_as_trained(ckpt: Checkpoint, reader: str, paths: dict):
+def read_as_trained(ckpt: Checkpoint, reader: str, paths: dict, options: Optional[Mapping] = None,
+                    level: Optional[str] = None, log: Optional[Callable[[str], None]] = None):
     """A new section read by the registered ``reader`` from explicit files (``paths``), with the
-    reader options the model was trained with when it was trained with the same reader."""
+    reader options the model was trained with when it was trained with the same reader, and
+    ``options`` (``--set data.kwargs.KEY=VALUE``) over them; at the image ``level`` asked for, else
+    the level the model was trained on when the input has it, else the reader's own choice
+    (:func:`~gridgraph.workflows.reading.input_options`). ``log`` gets one line saying which
+    level was read when predict chose it."""
     from ..io.readers.registry import READERS
+    from .reading import input_options, level_note
 
-    data, f = ckpt.config.data, ckpt.config.f
+    f = ckpt.config.f
+    trained, given, choice = input_options(ckpt, reader, paths, options, level)
     # an f that reads patches: the image decodes while the reader parses tables and builds the graph
     with prefetching() if needs_image(f.name, f.kwargs) else contextlib.nullcontext():
-        return READERS.get(reader).from_paths(paths, data.kwargs if data.name == reader else {})
+        section = READERS.get(reader).from_paths(paths, trained, given)
+    note = level_note(section, choice)
+    if note and log is not None:
+        log(note)
+    return section
 
 
 def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=None):

@@ -24,7 +24,7 @@ from .spaceranger import _check_label_match, _label_mapping, _select_image
 from ..tables import PathLike, check_inside, is_positive_number, require_file
 from ..images.open import image_source
 
-__all__ = ["read_visium_hd", "hd_bin_folder", "HD_CAPTURE_UM"]
+__all__ = ["read_visium_hd", "hd_bin_folder", "image_levels", "HD_CAPTURE_UM"]
 
 #: Side of a Visium HD capture area, µm (array indices beyond 1.25x of it are refused as corrupted).
 HD_CAPTURE_UM = 6500.0
@@ -53,6 +53,13 @@ def hd_bin_folder(path: PathLike, bin_size_um: int) -> Path:
     found = sorted(p.name for p in base.glob("square_*um") if p.is_dir())
     raise ValueError(f"{path}: no {name} folder for bin_size_um={bin_size_um}; "
                      f"found {found or 'none'} (the bin sizes available)")
+
+
+def image_levels(path: PathLike, options: Optional[Mapping] = None) -> list:
+    """The image levels (``hires``, ``lowres``) whose PNG the bin folder of ``path`` holds, for the
+    options' ``bin_size_um`` (default 8)."""
+    spatial = hd_bin_folder(path, (options or {}).get("bin_size_um", 8)) / "spatial"
+    return [level for level in ("hires", "lowres") if (spatial / f"tissue_{level}_image.png").is_file()]
 
 
 def _factors(sf_path: Path, bin_size_um: int) -> dict:
