@@ -132,7 +132,8 @@ def test_image_level_errors(hd16, tmp_path, capsys, tiny_checkpoint):
     code = main(["predict", str(ckpt_path), "--visium-hd", str(outs), "--image-level", "fullres",
                  "--out", str(tmp_path / "p")])
     assert code == 2 and one_line(capsys) == (
-        "gridgraph: error: --image-level fullres needs the full-resolution image (--fullres-image)")
+        f"gridgraph: error: --image-level fullres needs the full-resolution image (--fullres-image); {outs} has "
+        "none of its own")
     code = main(["predict", str(tiny_checkpoint), "--synthetic", "3", "--image-level", "hires",
                  "--out", str(tmp_path / "p")])
     assert code == 2 and one_line(capsys) == (

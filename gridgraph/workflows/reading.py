@@ -90,16 +90,24 @@ def input_options(ckpt: Checkpoint, reader: str, paths: Mapping, given: Optional
                              "--spaceranger / --visium-hd")
         return trained, given, {}
     full = paths.get("fullres_image") is not None
+
+    def held() -> list:
+        try:
+            return source.levels(paths["path"], {**source.carried(trained), **given})
+        except (OSError, ValueError):  # the reader says what is wrong with the input
+            return []
+
     if level is not None:
         if "image" in given:
             raise ValueError(f"--image-level {level} and --set data.kwargs.image both give the image; give one")
         if level not in LEVELS:
             raise ValueError(f"--image-level {level}: expected one of {', '.join(LEVELS)}")
-        if level == "fullres" and not full:
-            raise ValueError("--image-level fullres needs the full-resolution image (--fullres-image)")
         if level != "fullres" and full:
             raise ValueError(f"--image-level {level} and --fullres-image: give one image")
-        if level != "fullres" or "fullres_image" not in source.input_params:
+        if level == "fullres" and not full and "fullres" not in held():
+            raise ValueError(f"--image-level fullres needs the full-resolution image (--fullres-image); "
+                             f"{paths['path']} has none of its own")
+        if level != "fullres" or not full or "fullres_image" not in source.input_params:
             given["image"] = level  # else the full-resolution image is the reader's image itself
         return trained, given, {"asked": level}
     if "image" in given or full:
@@ -107,9 +115,8 @@ def input_options(ckpt: Checkpoint, reader: str, paths: Mapping, given: Optional
             given.setdefault("image", "fullres")
         return trained, given, {"asked": given.get("image", "fullres")}
     want = trained_level(ckpt, reader)
-    if want in ("hires", "lowres"):
-        has = source.levels(paths["path"], {**source.carried(trained), **given})
-        if want in has:
+    if want is not None:
+        if want in held():
             return trained, {**given, "image": want}, {"trained": want}
         trained = {k: v for k, v in trained.items() if k != "image" or v in _AUTO}
         return trained, {**given, "image": "auto"}, {"fallback": want}

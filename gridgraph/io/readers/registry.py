@@ -222,11 +222,12 @@ READERS.register("spot_table", SectionSource(
     help="per-spot table; needs --image", inputs={"image": True}))
 READERS.register("visium_hd", SectionSource(
     read_visium_hd, path_options=("labels", "image"),
-    keep_values={"image": ("auto", "hires", "lowres", None)},
+    keep_values={"image": ("auto", "hires", "lowres", "fullres", None)},
     help="Visium HD square_XXXum folder (or binned_outputs / outs)", inputs={"fullres_image": False},
     input_params={"fullres_image": "image"}, levels=visium_hd_levels))
 READERS.register("xenium", SectionSource(
     read_xenium, path_options=("labels", "image", "alignment"),
+    keep_values={"image": ("auto", "he", "morphology", None)},
     help="Xenium output folder; --image (+ --alignment) for an H&E image",
     inputs={"image": False, "alignment": False}))
 READERS.register("st_tsv", SectionSource(
