@@ -88,7 +88,7 @@ def _add_predict(sub) -> None:
         p.add_argument(f"--{option.replace('_', '-')}",
                        help=f"with {' / '.join(_flags_taking(option)) or 'no input'}: {what[option]}")
     p.add_argument("--image-level", choices=("lowres", "hires", "fullres"),
-                   help="with --spaceranger / --visium-hd: the image to read (fullres: --fullres-image's; "
+                   help="with --spaceranger / --visium-hd / --visium-hd-cells: the image to read (fullres: --fullres-image's; "
                         "default: the level the model was trained on when the input has it, else hires, "
                         "else lowres; predict says which)")
     p.add_argument("--counts", help="gene counts of the section, for a model that reads expression "

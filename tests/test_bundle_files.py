@@ -8,7 +8,7 @@ pytest.importorskip("pyarrow")
 
 from gridgraph.checkpoint import Checkpoint  # noqa: E402
 from gridgraph.cli import main  # noqa: E402
-from gridgraph.io import read_visium_hd, read_xenium  # noqa: E402
+from gridgraph.io import read_visium_hd, read_visium_hd_cells, read_xenium  # noqa: E402
 from gridgraph.io.readers.visium_hd import image_levels  # noqa: E402
 from gridgraph.workflows import read_as_trained  # noqa: E402
 from helpers import HD_MPP, write_visium_hd  # noqa: E402
@@ -70,6 +70,67 @@ def test_predict_image_level_fullres_reads_the_bundles_own(tmp_path, tiny_checkp
     s = read_as_trained(trained_full, "visium_hd", {"path": outs}, {"bin_size_um": 16}, log=notes.append)
     assert s.meta["image_kind"] == "fullres" and notes == [
         "section outs: read at the fullres image, the level the model was trained on"]
+
+
+# ------------------------------------------------------------------- Visium HD cells (SR 4)
+
+def write_segmented(outs, n=12, pngs=("hires",)):
+    """``outs/segmented_outputs``: ``n`` square cells (12 px sides, full resolution) in a row, their
+    GeoJSON, the scale factors and images in ``spatial/``; returns the expected centroids."""
+    import json
+
+    spatial = outs / "segmented_outputs" / "spatial"
+    spatial.mkdir(parents=True)
+    features, centres = [], []
+    for i in range(n):
+        x0, y0 = 30 + 20 * i, 40 + 10 * (i % 3)
+        ring = [[x0, y0], [x0 + 12, y0], [x0 + 12, y0 + 12], [x0, y0 + 12], [x0, y0]]
+        features.append({"type": "Feature", "properties": {"cell_id": i + 1},
+                         "geometry": {"type": "Polygon", "coordinates": [ring]}})
+        centres.append((x0 + 6, y0 + 6))
+    (outs / "segmented_outputs" / "cell_segmentations.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": features}))
+    (spatial / "scalefactors_json.json").write_text(json.dumps(
+        {"microns_per_pixel": HD_MPP, "tissue_hires_scalef": 0.5, "tissue_lowres_scalef": 0.25}))
+    for level in pngs:
+        scale = 0.5 if level == "hires" else 0.25
+        Image.new("RGB", (int(300 * scale), int(100 * scale)), (150, 90, 120)).save(spatial / f"tissue_{level}_image.png")
+    return np.array(centres, dtype=np.float64)
+
+
+def test_visium_hd_cells_from_the_segmented_outputs(tmp_path):
+    outs = tmp_path / "sample" / "outs"
+    centres = write_segmented(outs)
+    for where in (outs, outs / "segmented_outputs"):
+        s = read_visium_hd_cells(where)
+        assert s.barcodes[:2] == ["cellid_000000001-1", "cellid_000000002-1"] and s.name == "sample"
+        np.testing.assert_allclose(s.graph.pos.numpy(), centres * 0.5, rtol=1e-6)
+        assert s.meta["image_kind"] == "hires" and s.microns_per_px == pytest.approx(HD_MPP / 0.5)
+        assert s.graph.layout == "irregular"
+    _tif(outs / "microscope_image" / "full.tif", (300, 100))
+    full = read_visium_hd_cells(outs, image="fullres")
+    assert full.meta["image_kind"] == "fullres" and full.microns_per_px == pytest.approx(HD_MPP)
+    np.testing.assert_allclose(full.graph.pos.numpy(), centres, rtol=1e-6)
+
+
+def test_visium_hd_cells_missing_segmentation_says_what_was_looked_for(tmp_path):
+    outs = write_visium_hd(tmp_path / "outs", bins=(16,))
+    with pytest.raises(FileNotFoundError) as err:
+        read_visium_hd_cells(outs)
+    assert str(err.value) == (f"{outs}: no Visium HD cell segmentation; looked for cell_segmentations.geojson and "
+                              "segmented_outputs/cell_segmentations.geojson (Space Ranger 4)")
+
+
+def test_predict_visium_hd_cells(tmp_path, tiny_checkpoint, capsys):
+    outs = tmp_path / "sample" / "outs"
+    write_segmented(outs, pngs=("hires", "lowres"))
+    out = tmp_path / "pred"
+    assert main(["predict", str(tiny_checkpoint), "--visium-hd-cells", str(outs), "--image-level", "lowres",
+                 "--out", str(out), "--no-figure", "--device", "cpu"]) == 0
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 13 and rows[1].startswith("cellid_000000001-1,")
+    groups = (out / "predictions_cell_groups.csv").read_text().splitlines()
+    assert groups[0] == "cell_id,group" and groups[1].startswith("cellid_000000001-1,")
 
 
 # --------------------------------------------------------------------------------------- Xenium

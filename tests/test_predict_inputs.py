@@ -138,7 +138,7 @@ def test_image_level_errors(hd16, tmp_path, capsys, tiny_checkpoint):
                  "--out", str(tmp_path / "p")])
     assert code == 2 and one_line(capsys) == (
         "gridgraph: error: --image-level hires: the synthetic reader has one image; the image level goes with "
-        "--spaceranger / --visium-hd")
+        "--spaceranger / --visium-hd / --visium-hd-cells")
 
 
 def test_fullres_image_is_read_for_visium_hd(hd16, tmp_path, capsys):
@@ -167,7 +167,7 @@ def _taking(option):
 def test_every_reader_says_which_image_flags_it_takes():
     table = {option: _taking(option) for option in INPUT_OPTIONS}
     assert table == {"image": ["--nuclei", "--spot-table", "--st-tsv", "--xenium"],
-                     "fullres_image": ["--spaceranger", "--visium-hd"],
+                     "fullres_image": ["--spaceranger", "--visium-hd", "--visium-hd-cells"],
                      "alignment": ["--xenium"], "library_id": ["--h5ad"]}
 
 
@@ -176,10 +176,11 @@ def test_every_reader_says_which_image_flags_it_takes():
                                "(its full-resolution image: --fullres-image)"),
     ("--spaceranger", "--image", "--image goes with --nuclei / --spot-table / --st-tsv / --xenium, not "
                                  "--spaceranger (its full-resolution image: --fullres-image)"),
-    ("--xenium", "--fullres-image", "--fullres-image goes with --spaceranger / --visium-hd, not --xenium"),
+    ("--xenium", "--fullres-image", "--fullres-image goes with --spaceranger / --visium-hd / --visium-hd-cells, not --xenium"),
     ("--h5ad", "--image", "--image goes with --nuclei / --spot-table / --st-tsv / --xenium, not --h5ad "
                          "(its image: --set data.kwargs.image=...)"),
-    ("--spatialdata", "--fullres-image", "--fullres-image goes with --spaceranger / --visium-hd, not --spatialdata"),
+    ("--spatialdata", "--fullres-image", "--fullres-image goes with --spaceranger / --visium-hd / --visium-hd-cells, "
+                                                 "not --spatialdata"),
 ])
 def test_an_image_flag_a_reader_does_not_take_is_refused(tiny_checkpoint, tmp_path, capsys, flag, option, message):
     out = tmp_path / "p"

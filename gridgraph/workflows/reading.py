@@ -86,8 +86,10 @@ def input_options(ckpt: Checkpoint, reader: str, paths: Mapping, given: Optional
     _check_given(reader, source, given, paths)
     if source.levels is None:
         if level is not None:
+            from ..io.readers.registry import flags_with_levels
+
             raise ValueError(f"--image-level {level}: the {reader} reader has one image; the image level goes with "
-                             "--spaceranger / --visium-hd")
+                             f"{' / '.join(flags_with_levels())}")
         return trained, given, {}
     full = paths.get("fullres_image") is not None
 

@@ -19,10 +19,11 @@ from .spaceranger import image_levels as spaceranger_levels, read_spaceranger
 from .spot_table import read_spot_table
 from .st_tsv import read_st_tsv
 from .visium_hd import image_levels as visium_hd_levels, read_visium_hd
+from .visium_hd_cells import cell_levels, read_visium_hd_cells
 from .xenium import read_xenium
 from ..tables import natural_sorted
 
-__all__ = ["READERS", "SectionSource", "predict_flags", "flags_taking"]
+__all__ = ["READERS", "SectionSource", "predict_flags", "flags_taking", "flags_with_levels"]
 
 READERS = Registry("reader")
 
@@ -225,6 +226,11 @@ READERS.register("visium_hd", SectionSource(
     keep_values={"image": ("auto", "hires", "lowres", "fullres", None)},
     help="Visium HD square_XXXum folder (or binned_outputs / outs)", inputs={"fullres_image": False},
     input_params={"fullres_image": "image"}, levels=visium_hd_levels))
+READERS.register("visium_hd_cells", SectionSource(
+    read_visium_hd_cells, path_options=("labels", "image"),
+    keep_values={"image": ("auto", "hires", "lowres", "fullres", None)},
+    help="Visium HD cells: Space Ranger 4 outs (or its segmented_outputs)", inputs={"fullres_image": False},
+    input_params={"fullres_image": "image"}, levels=cell_levels))
 READERS.register("xenium", SectionSource(
     read_xenium, path_options=("labels", "image", "alignment"),
     keep_values={"image": ("auto", "he", "morphology", None)},
@@ -247,3 +253,8 @@ def flags_taking(option: str) -> list:
     """``gridgraph predict``'s input flags whose reader takes the per-input ``option`` (``image``,
     ``fullres_image``, ``alignment``, ``library_id``): ``["--nuclei", ...]``."""
     return [f"--{flag}" for flag, reader in predict_flags().items() if option in READERS.get(reader).inputs]
+
+
+def flags_with_levels() -> list:
+    """``gridgraph predict``'s input flags whose reader has several image levels (``--image-level``)."""
+    return [f"--{flag}" for flag, reader in predict_flags().items() if READERS.get(reader).levels is not None]
