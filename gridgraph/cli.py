@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import load_config, make_config
+from .config.prediction import reader_options
 from .names import EnsembleMethod
 
 
@@ -234,10 +235,12 @@ def _predict_input(args, ckpt, path: str):
 
         adata = paths["path"] = load_h5ad(paths["path"])
         paths.setdefault("library_id", None)
-    from .config.prediction import reader_options
+    from .workflows.libraries import anndata_libraries
 
-    section = read_as_trained(ckpt, reader, paths, reader_options(args.overrides), level=args.image_level,
-                              log=_note)
+    options = reader_options(args.overrides)
+    if adata is not None and paths["library_id"] is None and len(anndata_libraries(ckpt, adata, options)[1]) > 1:
+        return None, adata  # several libraries: each predicted, one annotated file
+    section = read_as_trained(ckpt, reader, paths, options, level=args.image_level, log=_note)
     return section, adata
 
 
@@ -272,6 +275,12 @@ def _predict_one(args, model, ckpt, path: str, out) -> dict:
     from .workflows import predict_section
 
     section, adata = _predict_input(args, ckpt, path)
+    if section is None:  # several libraries in one AnnData
+        from .workflows.libraries import predict_libraries
+
+        with showing_progress(_shows_progress(args)):
+            return {k: str(v) for k, v in predict_libraries(model, ckpt, adata, out, reader_options(
+                args.overrides), figures=not args.no_figure, qupath=args.qupath, log=_note).items()}
     _check_platform(args, ckpt, section)
     with ThreadPoolExecutor(1) as pool, showing_progress(_shows_progress(args)):
         if adata is None and args.anndata:  # imported and built while f runs (f releases the GIL)

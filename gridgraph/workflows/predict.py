@@ -117,7 +117,7 @@ def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=Non
 
 
 def predict_section(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, section, out_dir, figures: bool = True,
-                    adata=None, library_id=None, qupath: bool = False) -> dict:
+                    adata=None, library_id=None, qupath: bool = False, probabilities=None) -> dict:
     """Predict one raw :class:`~gridgraph.io.Section` with a loaded checkpoint (or an
     :class:`~gridgraph.workflows.ensemble.Ensemble`: the same files) and write, as one
     set (all or none), ``predictions.csv`` (id, label, class probabilities),
@@ -126,13 +126,14 @@ def predict_section(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, sect
     ``predictions.geojson`` (QuPath: spots, bins or cells in full-resolution pixels with their
     class and probabilities; asked for, since it takes about 40 s and 400 MB per 10^6 nodes);
     with ``adata`` (the AnnData the section was read from, or a
-    :class:`concurrent.futures.Future` of it) also ``predictions.h5ad``. Returns the paths."""
+    :class:`concurrent.futures.Future` of it) also ``predictions.h5ad``; ``probabilities``: the
+    ``(section, f, f + g)`` of :func:`predict_probabilities` when already computed. Returns the paths."""
     from ..io import write_loupe_csv, write_predictions
     from ..io.writers.anndata import add_predictions, write_h5ad
     from ..io.writers.exports import section_cell_groups, section_geojson
 
     classes = ckpt.classes
-    section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
+    section, f_prob, g_prob = probabilities or predict_probabilities(model, ckpt, section)
     codes = g_prob.argmax(1).numpy()
     files = {"table": "predictions.csv", "loupe": "predictions_loupe.csv"}
     if qupath:
