@@ -220,28 +220,14 @@ def _input_flag(args) -> str:
 
 
 def _predict_input(args, ckpt, path: str):
-    """The section ``path`` of predict's input flag, read with the registered reader and the
-    options the model was trained with (when it was trained with the same reader)."""
-    from .workflows import read_as_trained
-    from .workflows.reading import input_paths
+    """``(section, AnnData or None)`` of ``path`` for predict's input flag
+    (:func:`~gridgraph.workflows.predict_input.read_input`; section ``None``: an AnnData of several libraries)."""
+    from .workflows.predict_input import read_input
 
     dest = _input_flag(args)
-    reader = _predict_flags()[dest]
-    flag = f"--{dest.replace('_', '-')}"
-    paths = input_paths(reader, flag, path, {option: getattr(args, option) for option in INPUT_OPTIONS})
-    adata = None
-    if reader == "anndata":
-        from .io.readers.anndata import load_h5ad
-
-        adata = paths["path"] = load_h5ad(paths["path"])
-        paths.setdefault("library_id", None)
-    from .workflows.libraries import anndata_libraries
-
-    options = reader_options(args.overrides)
-    if adata is not None and paths["library_id"] is None and len(anndata_libraries(ckpt, adata, options)[1]) > 1:
-        return None, adata  # several libraries: each predicted, one annotated file
-    section = read_as_trained(ckpt, reader, paths, options, level=args.image_level, log=_note)
-    return section, adata
+    return read_input(ckpt, _predict_flags()[dest], f"--{dest.replace('_', '-')}", path,
+                      {option: getattr(args, option) for option in INPUT_OPTIONS}, reader_options(args.overrides),
+                      level=args.image_level, log=_note)
 
 
 def _note(line: str) -> None:
@@ -288,7 +274,8 @@ def _predict_one(args, model, ckpt, path: str, out) -> dict:
 
             adata = pool.submit(section_anndata, section)
         paths = predict_section(model, ckpt, section, out, figures=not args.no_figure, adata=adata,
-                                library_id=args.library_id, qupath=args.qupath)
+                                library_id=args.library_id, qupath=args.qupath,
+                                sdata=path if _predict_flags()[_input_flag(args)] == "spatialdata" else None)
     return {k: str(v) for k, v in paths.items()}
 
 

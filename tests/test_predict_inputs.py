@@ -179,8 +179,8 @@ def test_every_reader_says_which_image_flags_it_takes():
     ("--xenium", "--fullres-image", "--fullres-image goes with --spaceranger / --visium-hd / --visium-hd-cells, not --xenium"),
     ("--h5ad", "--image", "--image goes with --nuclei / --spot-table / --st-tsv / --xenium, not --h5ad "
                          "(its image: --set data.kwargs.image=...)"),
-    ("--spatialdata", "--fullres-image", "--fullres-image goes with --spaceranger / --visium-hd / --visium-hd-cells, "
-                                                 "not --spatialdata"),
+    ("--zarr", "--fullres-image", "--fullres-image goes with --spaceranger / --visium-hd / --visium-hd-cells, "
+                                  "not --zarr"),
 ])
 def test_an_image_flag_a_reader_does_not_take_is_refused(tiny_checkpoint, tmp_path, capsys, flag, option, message):
     out = tmp_path / "p"

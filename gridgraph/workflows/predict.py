@@ -117,7 +117,8 @@ def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=Non
 
 
 def predict_section(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, section, out_dir, figures: bool = True,
-                    adata=None, library_id=None, qupath: bool = False, probabilities=None) -> dict:
+                    adata=None, library_id=None, qupath: bool = False, probabilities=None,
+                    sdata=None) -> dict:
     """Predict one raw :class:`~gridgraph.io.Section` with a loaded checkpoint (or an
     :class:`~gridgraph.workflows.ensemble.Ensemble`: the same files) and write, as one
     set (all or none), ``predictions.csv`` (id, label, class probabilities),
@@ -127,7 +128,10 @@ def predict_section(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, sect
     class and probabilities; asked for, since it takes about 40 s and 400 MB per 10^6 nodes);
     with ``adata`` (the AnnData the section was read from, or a
     :class:`concurrent.futures.Future` of it) also ``predictions.h5ad``; ``probabilities``: the
-    ``(section, f, f + g)`` of :func:`predict_probabilities` when already computed. Returns the paths."""
+    ``(section, f, f + g)`` of :func:`predict_probabilities` when already computed; with ``sdata``
+    (the SpatialData, or ``.zarr`` path, the section was read from by
+    :func:`~gridgraph.io.read_spatialdata`) also the table ``gridgraph`` annotating its shapes or
+    points, written into the store (replacing an earlier one; ``"zarr"`` in the paths). Returns the paths."""
     from ..io import write_loupe_csv, write_predictions
     from ..io.writers.anndata import add_predictions, write_h5ad
     from ..io.writers.exports import section_cell_groups, section_geojson
@@ -167,4 +171,11 @@ def predict_section(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, sect
                                         library_id=library_id if "library_id" in adata.obs else None)
             write_h5ad(annotated, tmp / files["h5ad"])
         written.result()
-    return {key: Path(out_dir) / name for key, name in files.items()}
+    paths = {key: Path(out_dir) / name for key, name in files.items()}
+    if sdata is not None:
+        from ..io.writers.spatialdata import write_spatialdata_predictions
+
+        write_spatialdata_predictions(sdata, section, f_prob.numpy(), g_prob.numpy() if bool(model.use_g) else None,
+                                      classes, info=provenance(model, ckpt), overwrite=True)
+        paths["zarr"] = Path(str(sdata)) / "tables" / "gridgraph" if isinstance(sdata, (str, Path)) else None
+    return {key: value for key, value in paths.items() if value is not None}

@@ -197,7 +197,9 @@ class _SpatialDataSource(SectionSource):
     def __init__(self):
         from .spatialdata import read_spatialdata
 
-        super().__init__(read_spatialdata, path_params=("sdata",))
+        super().__init__(read_spatialdata, path_params=("sdata",), flag="zarr",
+                         help="SpatialData .zarr store (as spatialdata-io writes it; needs the spatialdata "
+                              "extra); the predictions are also written into it as the table 'gridgraph'")
 
     def from_paths(self, paths, options, given=None) -> Section:
         paths = dict(paths)
