@@ -90,6 +90,29 @@ def with_prediction_settings(ckpt: Checkpoint, overrides: Sequence[str] = ()) ->
     return ckpt.replace(config=prediction_config(ckpt.config, overrides)) if overrides else ckpt
 
 
+def f_input_record(model) -> dict:
+    """A backbone f's input as built (``input_size``, ``input_mean``, ``input_std``: what its weights'
+    own config may have said), for checkpoints, which rebuild f without its weights file; ``{}``
+    for other f's."""
+    from ..encoders.backbone import BackboneEncoder
+
+    f = getattr(model, "f", None)
+    if not isinstance(f, BackboneEncoder):
+        return {}
+    return {"input_size": f.input_size, "input_mean": list(f.input_mean), "input_std": list(f.input_std)}
+
+
+def apply_f_input(model, record: dict) -> None:
+    """Give a rebuilt backbone f the input it was trained with (:func:`f_input_record`)."""
+    from ..encoders.backbone import BackboneEncoder
+
+    f = getattr(model, "f", None)
+    if record and isinstance(f, BackboneEncoder):
+        f.input_size = int(record["input_size"])
+        f.input_mean = tuple(float(v) for v in record["input_mean"])
+        f.input_std = tuple(float(v) for v in record["input_std"])
+
+
 def model_for(ckpt: Checkpoint, source=None) -> GridGraphNet:
     """The model (in eval mode, on the CPU) a loaded checkpoint describes, with its weights;
     errors name ``source`` (default the checkpoint's path)."""
@@ -102,6 +125,7 @@ def model_for(ckpt: Checkpoint, source=None) -> GridGraphNet:
         raise ValueError(f"out of memory building the model described in {path} (f {ckpt.config.f.name} "
                          f"{dict(ckpt.config.f.kwargs)}, g {ckpt.config.g.name} {dict(ckpt.config.g.kwargs)}, "
                          f"{len(ckpt.classes)} classes): {str(err).splitlines()[0][:200]}") from err
+    apply_f_input(model, ckpt.f_input)
     try:
         model.load_state_dict(ckpt.model)
     except RuntimeError as err:
@@ -135,7 +159,9 @@ class Run:
     @property
     def meta(self) -> dict:
         """What every checkpoint of the run stores besides config, classes and weights."""
-        return {"scale": self.scale, "features": self.features, "platform": self.platform}
+        f_input = f_input_record(self.model)  # a backbone f's input, which its weights' config may say
+        return {"scale": self.scale, "features": self.features, "platform": self.platform,
+                **({"f_input": f_input} if f_input else {})}
 
     def trainer(self, out_dir=None, log: Callable[[str], None] = print,
                 on_epoch: Optional[Callable[[int, float], None]] = None) -> Trainer:
