@@ -88,10 +88,12 @@ def _add_predict(sub) -> None:
     for option in INPUT_OPTIONS:
         p.add_argument(f"--{option.replace('_', '-')}",
                        help=f"with {' / '.join(_flags_taking(option)) or 'no input'}: {what[option]}")
+    from .io.readers.registry import flags_with_levels
+
     p.add_argument("--image-level", choices=("lowres", "hires", "fullres"),
-                   help="with --spaceranger / --visium-hd / --visium-hd-cells: the image to read (fullres: --fullres-image's; "
-                        "default: the level the model was trained on when the input has it, else hires, "
-                        "else lowres; predict says which)")
+                   help=f"with {' / '.join(flags_with_levels())}: the image to read (fullres: --fullres-image's "
+                        "or the bundle's; default: the level the model was trained on when the input has it, "
+                        "else the reader's pick; predict says which)")
     p.add_argument("--counts", help="gene counts of the section, for a model that reads expression "
                    "('{section}' stands for the section id; default: the file its config names)")
     p.add_argument("--embeddings", help="precomputed node embeddings of the section, for a model that reads them")

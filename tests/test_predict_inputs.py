@@ -137,8 +137,8 @@ def test_image_level_errors(hd16, tmp_path, capsys, tiny_checkpoint):
     code = main(["predict", str(tiny_checkpoint), "--synthetic", "3", "--image-level", "hires",
                  "--out", str(tmp_path / "p")])
     assert code == 2 and one_line(capsys) == (
-        "gridgraph: error: --image-level hires: the synthetic reader has one image; the image level goes with "
-        "--spaceranger / --visium-hd / --visium-hd-cells")
+        "gridgraph: error: --image-level hires: the synthetic reader has no image levels; --image-level goes with "
+        "--h5ad / --spaceranger / --visium-hd / --visium-hd-cells")
 
 
 def test_fullres_image_is_read_for_visium_hd(hd16, tmp_path, capsys):

@@ -91,3 +91,26 @@ def test_annotate_libraries_is_the_python_api(concatenated, tiny_checkpoint):
     inside = (adata.obs["in_tissue"] == 1).to_numpy()
     assert sum(n for _, n in seen) == inside.sum()
     assert (annotated.obs["gridgraph_confidence"].notna().to_numpy() == inside).all()
+
+
+def test_anndata_image_levels_the_trained_one_and_the_asked_one(concatenated, tiny_checkpoint):
+    from gridgraph.checkpoint import Checkpoint
+    from gridgraph.io.readers.libraries import anndata_levels
+    from gridgraph.workflows import read_as_trained
+
+    adata, _ = concatenated
+    assert anndata_levels(adata) == ["lowres"]
+    for lib in LIBS:  # write_spaceranger's hires scale factor is its lowres one: the same picture serves
+        images = adata.uns["spatial"][lib]["images"]
+        images["hires"] = images["lowres"]
+    assert anndata_levels(adata) == ["hires", "lowres"] and anndata_levels("file.h5ad") == []
+    ckpt = Checkpoint.load(tiny_checkpoint)
+    paths = {"path": adata, "library_id": "151673"}
+    notes = []
+    assert read_as_trained(ckpt, "anndata", paths, level="lowres", log=notes.append).meta["image_kind"] == "lowres"
+    assert read_as_trained(ckpt, "anndata", paths, log=notes.append).meta["image_kind"] == "hires"
+    assert notes == ["section 151673: read at the hires image, picked automatically (the model's training level "
+                     "is not recorded; --image-level chooses)"]
+    trained_low = ckpt.replace(platform={**ckpt.platform, "image_levels": ["lowres"]})
+    assert read_as_trained(trained_low, "anndata", paths, log=notes.append).meta["image_kind"] == "lowres"
+    assert notes[-1] == "section 151673: read at the lowres image, the level the model was trained on"

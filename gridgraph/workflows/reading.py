@@ -88,8 +88,8 @@ def input_options(ckpt: Checkpoint, reader: str, paths: Mapping, given: Optional
         if level is not None:
             from ..io.readers.registry import flags_with_levels
 
-            raise ValueError(f"--image-level {level}: the {reader} reader has one image; the image level goes with "
-                             f"{' / '.join(flags_with_levels())}")
+            raise ValueError(f"--image-level {level}: the {reader} reader has no image levels; --image-level goes "
+                             f"with {' / '.join(flags_with_levels())}")
         return trained, given, {}
     full = paths.get("fullres_image") is not None
 

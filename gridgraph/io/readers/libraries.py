@@ -7,7 +7,7 @@ one column whose values are exactly the ``uns['spatial']`` libraries.
 """
 from __future__ import annotations
 
-__all__ = ["library_key_of", "library_ids"]
+__all__ = ["library_key_of", "library_ids", "anndata_levels"]
 
 
 def _spatial_libraries(adata) -> list:
@@ -47,3 +47,14 @@ def library_ids(adata, library_key: str = "library_id", source: str = "adata") -
         return sorted(_values(adata.obs[key]))
     return sorted(_spatial_libraries(adata))
 
+
+
+def anndata_levels(adata, options=None) -> list:
+    """The image levels (``hires``, ``lowres``) every library of ``uns['spatial']`` holds (of an
+    AnnData, or the path of an ``.h5ad`` file: then none are looked up)."""
+    if isinstance(adata, (str, bytes)) or not hasattr(adata, "uns"):
+        return []
+    libraries = _spatial_libraries(adata)
+    spatial = adata.uns.get("spatial") if libraries else {}
+    held = [set((spatial[lib] or {}).get("images", {}) or {}) for lib in libraries]
+    return [level for level in ("hires", "lowres") if held and all(level in h for h in held)]

@@ -170,10 +170,11 @@ class _AnnDataSource(SectionSource):
 
     def __init__(self):
         from .anndata import read_anndata
+        from .libraries import anndata_levels
 
         super().__init__(read_anndata, path_params=("adata", "library_id"), flag="h5ad",
                          help="AnnData file (scanpy/squidpy layout); also writes predictions.h5ad",
-                         inputs={"library_id": False})
+                         inputs={"library_id": False}, levels=anndata_levels)
         params = list(self.__signature__.parameters.values())
         params.append(inspect.Parameter("file", inspect.Parameter.KEYWORD_ONLY, default=None))
         self.__signature__ = self.__signature__.replace(parameters=params)
