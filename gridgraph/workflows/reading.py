@@ -51,7 +51,7 @@ def _check_given(reader: str, source, given: Mapping, paths: Mapping) -> None:
         if names is not None and key not in names:
             raise ValueError(f"--set data.kwargs.{key}: the {reader} reader has no option {key!r}; its "
                              f"options are {', '.join(names)}")
-        taken = [k for k in paths if source.input_params.get(k, k) == key or k == key]
+        taken = [k for k, v in paths.items() if v is not None and source.input_params.get(k, k) == key]
         if taken and key != "path":
             flag = "--" + taken[0].replace("_", "-")
             raise ValueError(f"--set data.kwargs.{key} and {flag} both give the {reader} reader's {key!r}; "

@@ -173,8 +173,9 @@ def read_visium_hd(path: PathLike, bin_size_um: int = 8, image: Union[str, PathL
     spatial = folder / "spatial"
     factors = _factors(spatial / "scalefactors_json.json", int(bin_size_um))
     pos_path = require_file(spatial / _POSITIONS, "Visium HD positions table")
-    if image == "fullres" or (image == "auto" and not _pngs(folder)
-                              and microscope_image(_outs(folder), required=False) is not None):
+    word = image if isinstance(image, str) else None  # else a path or an array
+    if word == "fullres" or (word == "auto" and not _pngs(folder)
+                             and microscope_image(_outs(folder), required=False) is not None):
         image = microscope_image(_outs(folder))
     choice = image if image in ("auto", "hires", "lowres", None) else "fullres"
     img, scale, kind = _select_image(spatial, choice, None if choice != "fullres" else image, factors,

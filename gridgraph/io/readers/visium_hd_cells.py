@@ -118,7 +118,8 @@ def read_visium_hd_cells(path: PathLike, image: Union[str, PathLike, None] = "au
         raise ValueError(f"{sf_path}: field 'microns_per_pixel' must be a finite positive number (µm per "
                          "full-resolution pixel)")
     pngs = [lvl for lvl in ("hires", "lowres") if (spatial / f"tissue_{lvl}_image.png").is_file()]
-    if image == "fullres" or (image == "auto" and not pngs and microscope_image(folder.parent, False) is not None):
+    word = image if isinstance(image, str) else None  # else a path or an array
+    if word == "fullres" or (word == "auto" and not pngs and microscope_image(folder.parent, False) is not None):
         image = microscope_image(folder.parent)
     choice = image if image in ("auto", "hires", "lowres", None) else "fullres"
     img, scale, kind = _select_image(spatial, choice, None if choice != "fullres" else image, factors, sf_path)
