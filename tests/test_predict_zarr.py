@@ -1,7 +1,7 @@
 """gridgraph predict --zarr: a SpatialData store (spatialdata-io's Visium) predicted and its predictions
 written back as a table annotating the same shapes; without spatialdata, an error naming the extra."""
-import importlib.util
 import csv
+import importlib.util
 
 import numpy as np
 import pytest
@@ -52,3 +52,25 @@ def test_zarr_predictions_are_written_back_annotating_the_shapes(tiny_checkpoint
     assert list(table.obs["gridgraph"].astype(str)) == list(names)
     np.testing.assert_allclose(table.obsm["gridgraph_probs"], np.asarray(probs), atol=1e-6)
     assert list(table.obs["gridgraph"].cat.categories) == classes and table.uns["gridgraph"]["used"] == "f+g"
+
+
+@pytest.mark.skipif(not HAS_SD, reason="spatialdata is not installed (pip install gridgraph[spatialdata])")
+def test_predict_spatialdata_is_the_python_api(tiny_checkpoint, tmp_path):
+    sdio = pytest.importorskip("spatialdata_io", reason="spatialdata-io is not installed")
+    from test_io_spatialdata import write_10x_h5
+    from test_io_spaceranger import write_visium
+
+    from gridgraph.workflows import load_model, predict_spatialdata
+
+    root = write_visium(tmp_path / "v", header=True)
+    with open(root / "spatial" / "tissue_positions.csv", newline="") as fh:
+        barcodes = [r[0] for r in list(csv.reader(fh))[1:] if r[1] == "1"]
+    write_10x_h5(root / "filtered_feature_bc_matrix.h5", barcodes)
+    sdata = sdio.visium(root, dataset_id="v")  # in memory: nothing written
+    model, ckpt = load_model(tiny_checkpoint)
+    out = predict_spatialdata(model, ckpt, sdata, table_name="pred")
+    table = out.tables["pred"]
+    assert out is sdata and list(table.obs_names) == barcodes and table.obsm["gridgraph_probs"].shape == (35, 3)
+    np.testing.assert_allclose(table.obsm["gridgraph_probs"].sum(1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="a table 'pred' exists"):
+        predict_spatialdata(model, ckpt, sdata, table_name="pred")

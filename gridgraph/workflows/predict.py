@@ -24,8 +24,8 @@ from .ensemble import Ensemble
 from .figures import prediction_figure
 from .sections import prepare, rebuild_graph, unify_classes
 
-__all__ = ["predict_probabilities", "trained_window", "read_as_trained", "predict_anndata", "predict_section",
-           "provenance"]
+__all__ = ["predict_probabilities", "trained_window", "read_as_trained", "predict_anndata", "predict_spatialdata",
+           "predict_section", "provenance"]
 
 
 def predict_probabilities(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, section) -> tuple:
@@ -114,6 +114,22 @@ def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=Non
     section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
     return add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), ckpt.classes,
                            info=provenance(model, ckpt))
+
+
+def predict_spatialdata(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, sdata, table_name: str = "gridgraph",
+                        options: Optional[Mapping] = None, overwrite: bool = False):
+    """A SpatialData object (or ``.zarr`` path) -> the same with gridgraph's predictions as the
+    table ``table_name`` annotating the shapes or points they were read from (categorical class,
+    f alone, probabilities, confidence, provenance: :func:`~gridgraph.io.writers.spatialdata.predictions_table`),
+    written into the store when it is backed by one; read as the checkpoint was trained, with the
+    reader ``options`` (``table``, ``shapes``, ``image``, ...) over the trained ones."""
+    from ..io.writers.spatialdata import write_spatialdata_predictions
+
+    section = read_as_trained(ckpt, "spatialdata", {"path": sdata}, options)
+    section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
+    return write_spatialdata_predictions(sdata, section, f_prob.numpy(), g_prob.numpy() if bool(model.use_g) else None,
+                                         ckpt.classes, info=provenance(model, ckpt), table_name=table_name,
+                                         overwrite=overwrite)
 
 
 def predict_section(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, section, out_dir, figures: bool = True,
