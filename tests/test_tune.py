@@ -197,6 +197,7 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
         assert _epochs(out / "trials" / f"trial_{t.number:04d}") == [("f", 1), ("g", 1), ("g", 2)]
     started = [line for o, _ in outputs for line in o.decode().splitlines() if line.startswith("trial ")
                and "): train.lr=" in line]
+    assert sorted(int(line.split()[1]) for line in started) == [0, 1, 2, 3]
     assert len(started) == 4  # no trial started twice
     assert (out / "ensemble.pt").is_file()
 
@@ -207,3 +208,22 @@ def test_tune_refuses_bad_counts(tmp_path):
         run_study(cfg, trials=0, **QUIET)
     with pytest.raises(ValueError, match="--storage redis://x: expected a database URL"):
         run_study(cfg, trials=1, storage="redis://x", **QUIET)
+
+
+def test_tune_on_the_command_line(tmp_path, capsys):
+    cfg = tiny_config(tmp_path)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr: log_uniform(1e-4, 1e-3)\ng.name: [gcn, sage]\n")
+    assert main(["tune", str(path), "--trials", "2", "--ensemble", "2", "--space", str(space),
+                 "--ensemble-method", "vote", "--no-prune"]) == 0
+    printed = capsys.readouterr().out
+    assert "trial 0 [0/2 finished]" in printed and "trial 1 [1/2 finished]" in printed
+    assert "ensemble.pt: trials" in printed and "(vote)" in printed
+    out = Path(cfg.output)
+    ens = load_trained(out / "ensemble.pt")
+    assert ens.method == "vote" and len(ens.members) == 2
+    assert {m.config.g.name for m in ens.members} <= {"gcn", "sage"}
+    header = (out / "trials.csv").read_text().splitlines()[0]
+    assert header == "trial,state,value,train.lr,g.name,seconds,folder,ensemble"

@@ -134,11 +134,21 @@ def run_study(cfg: RunConfig, trials: int, ensemble: int = 5, space: Optional[Se
         raise ValueError(f"ensemble method must be one of {', '.join(EnsembleMethod.values())}, got {method!r}")
     _sampler(sampler, 0)
     out = Path(cfg.output)
+    space = space or load_space(None, cfg.to_dict())
     out.mkdir(parents=True, exist_ok=True)
-    base = cfg.to_dict()
-    space = space or load_space(None, base)
-    key = Metric(cfg.train.metric).key
+    verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # gridgraph logs each trial itself
+    try:
+        return _run(cfg, trials, ensemble, space, storage, study_name, prune, sampler, method, log, heartbeat, out)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _run(cfg, trials, ensemble, space, storage, study_name, prune, sampler, method, log, heartbeat, out) -> dict:
+    import optuna
+
+    base = cfg.to_dict()
+    key = Metric(cfg.train.metric).key
     opened, url = open_storage(storage, out, heartbeat)
     lock = study_lock(out)
     with lock:
@@ -153,7 +163,9 @@ def run_study(cfg: RunConfig, trials: int, ensemble: int = 5, space: Optional[Se
         values = {k: _suggest(trial, k, d) for k, d in space.params.items()}
         run_cfg = space.config({**base, "output": str(trial_folder(out, folder))}, values)
         shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
-        log(f"trial {trial.number} ({trial_folder(out, folder).relative_to(out)}): {shown}"
+        finished = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                                optuna.trial.TrialState.PRUNED)))
+        log(f"trial {trial.number} [{finished}/{trials} finished] ({trial_folder(out, folder).relative_to(out)}): {shown}"
             + (f" (resuming trial {trial.user_attrs['resumes']})" if "resumes" in trial.user_attrs else ""))
 
         def on_epoch(step: int, score: float) -> None:
