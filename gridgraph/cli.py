@@ -134,6 +134,7 @@ def _add_tune(sub) -> None:
     p.add_argument("--sampler", choices=("random", "tpe"), default="random",
                    help="random search (the paper's, default) or Optuna's TPE")
     p.add_argument("--no-prune", action="store_true", help="run every trial to its end")
+    p.add_argument("--no-figures", action="store_true", help="no maps and confusion matrix in the trial folders")
     _add_set(p)
     p.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
 
@@ -181,7 +182,7 @@ def _cmd_tune(args) -> int:
     space = load_space(args.space, cfg.to_dict())  # checked before anything runs
     run_study(cfg, args.trials, ensemble=args.ensemble, space=space, storage=args.storage,
               study_name=args.study_name, prune=not args.no_prune, sampler=args.sampler,
-              method=args.ensemble_method)
+              method=args.ensemble_method, figures=not args.no_figures)
     return 0
 
 

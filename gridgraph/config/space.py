@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional, Union
 
 from ..files.yaml_file import YamlError, load_yaml_text
 from .load import make_config
+from ..evaluate.selection import PAPER_SEARCH_SPACE
 from ..names import Regimen
 from .schema import ConfigError, RunConfig
 
@@ -192,8 +193,14 @@ def _yaml(value: Any) -> str:
     return str(value)
 
 
-#: The GridNet paper's random search: ``log10(lr) ~ U(-4, -3)`` and ``alpha ~ U(0, 0.1)``.
-PAPER_SPACE = {"train.lr": LogUniform(1e-4, 1e-3), "train.alpha": Uniform(0.0, 0.1)}
+def _from_selection(spec: tuple) -> Distribution:
+    kind, low, high = spec
+    return LogUniform(10.0 ** low, 10.0 ** high) if kind == "log10_uniform" else Uniform(float(low), float(high))
+
+
+#: The GridNet paper's random search (:data:`gridgraph.evaluate.PAPER_SEARCH_SPACE`) as config keys:
+#: ``log10(train.lr) ~ U(-4, -3)`` and ``train.alpha ~ U(0, 0.1)``.
+PAPER_SPACE = {f"train.{name}": _from_selection(spec) for name, spec in PAPER_SEARCH_SPACE.items()}
 
 
 def load_space(path: Union[str, Path, None], base: Optional[Mapping] = None) -> SearchSpace:
