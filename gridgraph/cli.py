@@ -269,7 +269,8 @@ def _predict_one(args, model, ckpt, path: str, out) -> dict:
 
         with showing_progress(_shows_progress(args)):
             return {k: str(v) for k, v in predict_libraries(model, ckpt, adata, out, reader_options(
-                args.overrides), figures=not args.no_figure, qupath=args.qupath, log=_note).items()}
+                args.overrides), figures=not args.no_figure, qupath=args.qupath, log=_note,
+                check=lambda one: _check_platform(args, ckpt, one)).items()}
     _check_platform(args, ckpt, section)
     with ThreadPoolExecutor(1) as pool, showing_progress(_shows_progress(args)):
         if adata is None and args.anndata:  # imported and built while f runs (f releases the GIL)

@@ -114,3 +114,24 @@ def test_anndata_image_levels_the_trained_one_and_the_asked_one(concatenated, ti
     trained_low = ckpt.replace(platform={**ckpt.platform, "image_levels": ["lowres"]})
     assert read_as_trained(trained_low, "anndata", paths, log=notes.append).meta["image_kind"] == "lowres"
     assert notes[-1] == "section 151673: read at the lowres image, the level the model was trained on"
+
+
+def test_every_library_gets_the_platform_check(concatenated, tiny_checkpoint, tmp_path, capsys):
+    import torch
+
+    adata, _ = concatenated
+    path = tmp_path / "both.h5ad"
+    adata.write_h5ad(path)
+    raw = torch.load(tiny_checkpoint, weights_only=True)
+    raw["platform"] = {"layouts": ["irregular"], "nodes": ["cells or bins"]}
+    cells = tmp_path / "cells.pt"
+    torch.save(raw, cells)
+    out = tmp_path / "strict"
+    code = main(["predict", str(cells), "--h5ad", str(path), "--out", str(out), "--no-figure", "--strict"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.splitlines()[-1] == (
+        f"gridgraph: error: {tmp_path.name}/cells.pt was trained on irregular cells or bins, but section 151673 has "
+        "hex-grid spots: its predictions may not carry over (--strict)")
+    assert err.splitlines()[:-1] == ["gridgraph: section 151673: read at the lowres image, picked automatically "
+                                     "(the model's training level is not recorded; --image-level chooses)"]
+    assert not (out / "predictions.h5ad").exists() and not (out / "151673").exists()

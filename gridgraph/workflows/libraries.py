@@ -33,16 +33,19 @@ def anndata_libraries(ckpt: Checkpoint, adata, options: Optional[Mapping] = None
 
 
 def annotate_libraries(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, adata, options=None,
-                       each: Optional[Callable] = None, log=None):
+                       each: Optional[Callable] = None, log=None, check: Optional[Callable] = None):
     """``adata`` annotated with the predictions of each of its libraries
     (:func:`~gridgraph.io.writers.anndata.add_predictions`; ``uns["gridgraph"]["library_ids"]``
-    lists them); ``each(library, (section, f, f + g))`` is called as each is predicted."""
+    lists them); ``check(section)`` is called as each is read (before it is predicted) and
+    ``each(library, (section, f, f + g))`` as each is predicted."""
     from ..io.writers.anndata import add_predictions
 
     key, libraries = anndata_libraries(ckpt, adata, options)
     info, annotated = provenance(model, ckpt), adata
     for library in libraries or [None]:
         section = read_as_trained(ckpt, "anndata", {"path": adata, "library_id": library}, options, log=log)
+        if check is not None:
+            check(section)
         probabilities = predict_probabilities(model, ckpt, section)
         if each is not None:
             each(library, probabilities)
@@ -55,9 +58,10 @@ def annotate_libraries(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, a
 
 def predict_libraries(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, adata, out_dir,
                       options: Optional[Mapping] = None, figures: bool = True, qupath: bool = False,
-                      log=None) -> dict:
+                      log=None, check: Optional[Callable] = None) -> dict:
     """Every library of ``adata``: ``out_dir/<library>/`` with :func:`predict_section`'s files
-    (no AnnData), and ``out_dir/predictions.h5ad``, the whole file annotated. Returns
+    (no AnnData), and ``out_dir/predictions.h5ad``, the whole file annotated (``log``, ``check``:
+    as :func:`annotate_libraries`'s). Returns
     ``{"h5ad": path, "<library>/<file>": path, ...}``."""
     from ..io.writers.anndata import write_h5ad
 
@@ -67,7 +71,7 @@ def predict_libraries(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, ad
         done[library] = predict_section(model, ckpt, probabilities[0], out_dir / safe_name(str(library)),
                                         figures=figures, qupath=qupath, probabilities=probabilities)
 
-    annotated = annotate_libraries(model, ckpt, adata, options, each=each, log=log)
+    annotated = annotate_libraries(model, ckpt, adata, options, each=each, log=log, check=check)
     with OutputSet(out_dir, ["predictions.h5ad"]) as tmp:
         write_h5ad(annotated, tmp / "predictions.h5ad")
     return {"h5ad": out_dir / "predictions.h5ad",
