@@ -188,3 +188,21 @@ def test_an_image_flag_a_reader_does_not_take_is_refused(tiny_checkpoint, tmp_pa
                  "--out", str(out)])
     assert code == 2 and one_line(capsys) == f"gridgraph: error: {message}"
     assert not out.exists()
+
+
+def test_the_note_without_an_image_and_fullres_where_there_is_none(hd16, tmp_path):
+    from gridgraph.workflows.reading import level_note
+
+    ckpt_path, _ = hd16
+    ckpt = Checkpoint.load(ckpt_path)
+    bare = write_visium_hd(tmp_path / "bare" / "outs", bins=(16,), levels=())
+    notes = []
+    section = read_as_trained(ckpt, "visium_hd", {"path": bare}, log=notes.append)
+    assert section.image is None and notes == [
+        "section outs: read without an image, picked automatically (the model was trained on the hires image, "
+        "which this input lacks; --image-level chooses)"]
+    assert level_note(section, {"asked": "hires"}) is None and level_note(section, {}) is None
+    with pytest.raises(ValueError) as err:
+        read_as_trained(ckpt, "anndata", {"path": str(tmp_path / "x.h5ad"), "library_id": None}, level="fullres")
+    assert str(err.value) == ("--image-level fullres: the anndata reader has no full-resolution image (its "
+                              "levels: lowres, hires)")

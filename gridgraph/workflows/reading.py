@@ -8,6 +8,7 @@ the reader's automatic choice. :func:`level_note` says, in one line, which level
 """
 from __future__ import annotations
 
+import os
 from typing import Mapping, Optional
 
 from ..checkpoint import Checkpoint
@@ -107,8 +108,12 @@ def input_options(ckpt: Checkpoint, reader: str, paths: Mapping, given: Optional
         if level != "fullres" and full:
             raise ValueError(f"--image-level {level} and --fullres-image: give one image")
         if level == "fullres" and not full and "fullres" not in held():
+            if "fullres_image" not in source.inputs:
+                raise ValueError(f"--image-level fullres: the {reader} reader has no full-resolution image "
+                                 "(its levels: lowres, hires)")
+            where = paths["path"] if isinstance(paths["path"], (str, os.PathLike)) else "the input"
             raise ValueError(f"--image-level fullres needs the full-resolution image (--fullres-image); "
-                             f"{paths['path']} has none of its own")
+                             f"{where} has none of its own")
         if level != "fullres" or not full or "fullres_image" not in source.input_params:
             given["image"] = level  # else the full-resolution image is the reader's image itself
         return trained, given, {"asked": level}
@@ -129,13 +134,13 @@ def level_note(section, choice: Mapping) -> Optional[str]:
     """One line saying which image level ``section`` was read at, when predict chose it (the
     training level, or the reader's automatic pick); ``None`` when it was asked for or the reader
     has one image."""
-    read = (section.meta or {}).get("image_kind") or "no image"
+    kind = (section.meta or {}).get("image_kind")
+    read = f"read at the {kind} image" if kind else "read without an image"
     if "trained" in choice:
-        return f"section {section.name}: read at the {read} image, the level the model was trained on"
+        return f"section {section.name}: {read}, the level the model was trained on"
     if "fallback" not in choice:
         return None
     want = choice["fallback"]
     why = (f"the model was trained on the {want} image, which this input lacks" if want
            else "the model's training level is not recorded")
-    return (f"section {section.name}: read at the {read} image, picked automatically ({why}; --image-level "
-            "chooses)")
+    return f"section {section.name}: {read}, picked automatically ({why}; --image-level chooses)"
