@@ -20,6 +20,7 @@ from ..model import GridGraphNet
 from ..patches.plan import SectionPatchPlan
 from ..patches.window import Window
 from .figures import prediction_figure
+from .predict_expression import expression_anndata, write_predicted_expression
 from .sections import prepare, rebuild_graph, unify_classes
 
 __all__ = ["predict_probabilities", "trained_window", "read_as_trained", "predict_anndata", "predict_section",
@@ -31,7 +32,7 @@ def predict_probabilities(model: GridGraphNet, ckpt: Checkpoint, section) -> tup
     checkpoint was trained."""
     cfg, classes = ckpt.config, ckpt.classes
     section = rebuild_graph(section, cfg.graph)
-    if section.classes and section.labels.ge(0).any():
+    if section.classes and section.labels.ge(0).any() and not model.regression:
         section = unify_classes([section], classes)[0]
     if not image_only(cfg.f.name, cfg.f.kwargs):  # feature inputs: read whole
         patches = trained_window(ckpt, section) if needs_image(cfg.f.name, cfg.f.kwargs) else cfg.patches
@@ -87,6 +88,8 @@ def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=Non
 
     section = read_as_trained(ckpt, "anndata", {"path": adata, "library_id": library_id})
     section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
+    if model.regression:
+        return expression_anndata(model, ckpt, section, f_prob, g_prob, adata, provenance(model, ckpt))
     return add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), ckpt.classes,
                            info=provenance(model, ckpt))
 
@@ -107,6 +110,8 @@ def predict_section(model: GridGraphNet, ckpt: Checkpoint, section, out_dir, fig
 
     classes = ckpt.classes
     section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
+    if model.regression:  # expression: expression.csv (+ predictions.h5ad), see gridgraph.io.writers.expression
+        return write_predicted_expression(model, ckpt, section, f_prob, g_prob, out_dir, adata, provenance(model, ckpt))
     codes = g_prob.argmax(1).numpy()
     files = {"table": "predictions.csv", "loupe": "predictions_loupe.csv"}
     if qupath:

@@ -10,7 +10,7 @@ from ..config import RunConfig, dump_config
 from ..defaults import AUTO, GRAPH_CORRECTOR, GRID_CORRECTOR
 from ..evaluate import format_comparison
 from ..files.atomic import atomic_write
-from ..inference import evaluate_probs
+from ..inference import evaluate_probs, truth
 from ..train import CheckpointManager
 from ..train.run_folder import prepare_run_folder
 from .build import build_run
@@ -68,12 +68,12 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
     for split in ("val", "test"):
         if splits[split]:
             probs[split] = trainer.predict(splits[split], amp=False)  # split over ranks, gathered
-            result[split] = evaluate_probs([st.labels for st in splits[split]], probs[split])
+            result[split] = evaluate_probs([truth(run.model, st) for st in splits[split]], probs[split])
     which = "test" if splits["test"] else "val"
     if main:
         write_json(out / "test_metrics.json", result)
         log(f"\n{which} split, best model:\n" + format_comparison(result[which]))
-        if figures:
+        if figures and not run.model.regression:  # class maps; expression runs have none yet
             training_figures(out, splits, which, probs[which], run.classes)
     dist.barrier()
     return result
