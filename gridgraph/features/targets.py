@@ -91,11 +91,13 @@ def _input_genes(f_state: Mapping) -> set:
 
 
 def fit_target(target: Mapping, train_sections: Sequence, f_state: Optional[Mapping] = None,
-               log: Callable[[str], None] = print) -> dict:
+               log: Callable[[str], None] = print, measured_in: Sequence = ()) -> dict:
     """The target's state from the training sections: ``{"kind", "genes", "target_sum",
     "mean", "std"}`` (``mean``/``std`` per gene over the training nodes with counts; ``None``
     without ``standardize``). Genes that f also reads as inputs (``f_state``, its node-feature
-    state) are refused: the model would be handed its answer."""
+    state) are refused: the model would be handed its answer. ``measured_in``: further sections
+    (the run's validation and test sections) whose counts must hold every ``top_variable`` gene:
+    only their gene names are read, never their values."""
     if not train_sections:
         raise ValueError("the expression target is fitted on the training sections, but none were given")
     parts = [_normalised(st, target) for st in train_sections]
@@ -104,7 +106,8 @@ def fit_target(target: Mapping, train_sections: Sequence, f_state: Optional[Mapp
         genes = [str(g) for g in genes]
         columns = [_gene_columns(source, genes, file_genes) for source, _, file_genes, _ in parts]
     else:
-        common = set(parts[0][2]).intersection(*(set(p[2]) for p in parts[1:]))
+        common = set(parts[0][2]).intersection(*(set(p[2]) for p in parts[1:]),
+                                               *(set(_counts(st, target)[2]) for st in measured_in))
         names = [g for g in parts[0][2] if g in common]
         where = [{g: k for k, g in enumerate(p[2])} for p in parts]
         matrices = [p[3][:, [w[g] for g in names]] for p, w in zip(parts, where)]

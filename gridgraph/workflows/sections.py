@@ -122,7 +122,8 @@ def load_splits_and_features(cfg: RunConfig, splits: Sequence[str] = ("train", "
     width of each feature modality (``in_features``) that the model is built with. With an
     expression target (``cfg.target``) the state's ``"target"`` holds its genes and normalisation
     (:func:`~gridgraph.features.targets.fit_target`, fitted on ``train`` unless ``features`` has
-    it) and each section's ``targets`` its values."""
+    it; ``top_variable`` picks among the genes every split's sections measure) and each
+    section's ``targets`` its values."""
     data = cfg.data
     ids = {split: expand_ids(data, getattr(data, split)) for split in splits}
     loaded = {split: [load_section(data, sid, cfg.graph) for sid in ids[split]]
@@ -136,7 +137,9 @@ def load_splits_and_features(cfg: RunConfig, splits: Sequence[str] = ("train", "
     target = cfg.target.model_dump(mode="json")
     if cfg.target.expression and TARGET_KEY not in features:
         start = sum(len(loaded[s]) for s in splits[: list(splits).index("train")]) if "train" in loaded else 0
-        fitted = fit_target(target, everything[start: start + len(loaded.get("train", []))], features, log=log)
+        n_train = len(loaded.get("train", []))
+        others = everything[:start] + everything[start + n_train:]  # their gene names only
+        fitted = fit_target(target, everything[start: start + n_train], features, log=log, measured_in=others)
         features = {**features, TARGET_KEY: fitted}
     out, at = {}, 0
     for split in splits:
