@@ -19,7 +19,7 @@ from .regression import regression_metrics
 
 __all__ = ["Ridge", "fit_ridge", "select_ridge", "RIDGE_PENALTIES"]
 
-RIDGE_PENALTIES = tuple(10.0 ** k for k in range(-2, 6))
+RIDGE_PENALTIES = tuple(10.0 ** k for k in range(-2, 9))
 
 
 @dataclass(frozen=True)
