@@ -68,8 +68,12 @@ def test_checkpoint_carries_genes_and_scale_into_prediction(tmp_path):
     from gridgraph.workflows.sections import prepare
 
     cfg = expression_config(tmp_path, genes=("gene1", "gene0"), sections=(0, 1, 2, 3), epochs_f=1, epochs_g=1)
-    result = run_training(cfg, log=lambda line: None, figures=False)
+    result = run_training(cfg, log=lambda line: None, figures=True)
     assert set(result["test"]) == {"f", "f+g"} and result["test"]["f"]["num_genes"] == 2
+    from PIL import Image
+
+    with Image.open(tmp_path / "run" / "expression_test.png") as figure:  # 3 genes x (H&E, measured, f, f+g)
+        assert figure.size == (4 * 300, 3 * 300)
     model, ckpt = load_model(tmp_path / "run" / "best.pt")
     state = ckpt.features["target"]
     assert model.regression and ckpt.classes == ["gene1", "gene0"] == state["genes"]
@@ -93,6 +97,22 @@ def test_checkpoint_carries_genes_and_scale_into_prediction(tmp_path):
     np.testing.assert_allclose(written.obsm["gridgraph_expression_f"][1:][::-1], destandardize(f_out.numpy(), state),
                                rtol=1e-4, atol=1e-5)
     assert "gridgraph_expression" not in adata.obsm  # the caller's AnnData is left alone
+
+
+def test_evaluate_expression_checkpoints(tmp_path):
+    from gridgraph.workflows import evaluate_checkpoints, run_training
+
+    cfg = expression_config(tmp_path, sections=(0, 1, 2, 3), epochs_f=1, epochs_g=1)
+    trained = run_training(cfg, log=lambda line: None, figures=False)
+    best, copy = tmp_path / "run" / "best.pt", tmp_path / "copy.pt"
+    copy.write_bytes(best.read_bytes())
+    result = evaluate_checkpoints([best, copy], split="test", log=lambda line: None)
+    alone = result["models"][str(best)]
+    for head in ("f", "f+g"):
+        assert alone[head]["mean_pearson"] == pytest.approx(trained["test"][head]["mean_pearson"], abs=1e-6)
+        ensemble = result[f"ensemble_mean_{head}"]  # two copies of one model: the model itself
+        assert ensemble["mean_pearson"] == pytest.approx(alone[head]["mean_pearson"], abs=1e-6)
+        assert result[f"mean_pearson_over_models_{head}"]["sd"] == 0.0
 
 
 def test_counts_as_input_and_target_of_the_same_genes_is_refused(tmp_path):

@@ -200,3 +200,11 @@ def test_regression_model_refuses_softmax_and_averages_members():
     model = GridGraphNet(gridnet_simple(2), GCNCorrector(2), g_input="logits", regression=True)
     members = torch.tensor([[[1.0, -4.0]], [[3.0, 0.0]]])
     torch.testing.assert_close(model._combine(members), torch.tensor([[2.0, -2.0]]))
+
+
+def test_pick_genes_best_median_worst():
+    from gridgraph.plot import pick_genes
+
+    assert pick_genes([0.1, None, 0.5, -0.2, float("nan"), 0.3, 0.2]) == {"best": 2, "median": 6, "worst": 3}
+    with pytest.raises(ValueError, match="no gene has a correlation"):
+        pick_genes([None, float("nan")])

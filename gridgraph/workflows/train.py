@@ -14,7 +14,7 @@ from ..inference import evaluate_probs, truth
 from ..train import CheckpointManager
 from ..train.run_folder import prepare_run_folder
 from .build import build_run
-from .figures import training_figures
+from .figures import expression_figure, training_figures
 
 __all__ = ["run_training", "write_json"]
 
@@ -73,7 +73,9 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
     if main:
         write_json(out / "test_metrics.json", result)
         log(f"\n{which} split, best model:\n" + format_comparison(result[which]))
-        if figures and not run.model.regression:  # class maps; expression runs have none yet
+        if figures and run.model.regression:  # measured against predicted maps of three genes
+            expression_figure(splits[which][0], probs[which][0], run.classes, out / f"expression_{which}.png")
+        elif figures:
             training_figures(out, splits, which, probs[which], run.classes)
     dist.barrier()
     return result
