@@ -61,6 +61,20 @@ def test_every_regimen_trains_expression(tmp_path, regimen):
     assert best["metrics"]["mean_pearson"] == max(chosen["mean_pearson"], chosen["f_mean_pearson"])
 
 
+def test_cross_fitted_g_on_expression_with_huber(tmp_path):
+    from gridgraph.config import make_config
+    from gridgraph.workflows import build_run
+
+    cfg = expression_config(tmp_path, sections=(0, 1, 2, 3, 4), epochs_f=1, epochs_g=2, cross_fit=2).to_dict()
+    cfg["target"]["loss"] = "huber"
+    run = build_run(make_config(cfg), log=lambda line: None)
+    lines = []
+    trainer = run.trainer(log=lines.append)
+    assert trainer.objective.loss == "huber" and trainer.objective.regression
+    trainer.fit(run.splits["train"], run.splits["val"])
+    assert sum("cross-fit 1: [f 1/1]" in line for line in lines) == 1 and len(trainer.history) == 3
+
+
 def test_checkpoint_carries_genes_and_scale_into_prediction(tmp_path):
     anndata = pytest.importorskip("anndata")
     from gridgraph.io.writers.expression import read_expression_csv

@@ -279,8 +279,10 @@ class Trainer:
                                            "pretrain_epochs": 0})  # they start from the pretrained f
 
         def fit_f(model, sections, val_sections, group):
-            Trainer(model, only_f, self.classes, seed=self.seed + 7919 * (group + 1),
-                    log=lambda line: self.log(f"  cross-fit {group + 1}: {line}")).fit(sections, val_sections)
+            extra = Trainer(model, only_f, self.classes, seed=self.seed + 7919 * (group + 1),
+                            log=lambda line: self.log(f"  cross-fit {group + 1}: {line}"))
+            extra.objective = self.objective  # the run's loss (only_f is a TrainConfig, without the target)
+            extra.fit(sections, val_sections)
 
         return cross_fitted_outputs(self.model, self._f_init, train, val, groups, fit_f, self.t.amp, self.log)
 
