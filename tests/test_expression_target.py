@@ -208,3 +208,15 @@ def test_pick_genes_best_median_worst():
     assert pick_genes([0.1, None, 0.5, -0.2, float("nan"), 0.3, 0.2]) == {"best": 2, "median": 6, "worst": 3}
     with pytest.raises(ValueError, match="no gene has a correlation"):
         pick_genes([None, float("nan")])
+
+
+def test_resume_reads_a_config_without_target_as_labels(tmp_path):
+    from gridgraph.train import CheckpointManager
+    from gridgraph.train.state import TrainingState
+
+    CheckpointManager(tmp_path, {"seed": 0}, ["a"]).save_last({}, TrainingState().to_dict(), None, ["f", "g"])
+    labels = {"seed": 0, "target": make_config({}).target.model_dump(mode="json")}
+    assert CheckpointManager(tmp_path, labels, ["a"]).load_resume(["f", "g"]) is not None
+    expression = {"seed": 0, "target": {**labels["target"], "kind": "expression", "top_variable": 5}}
+    with pytest.raises(ValueError, match="written with target.kind='labels', this run has target.kind='expression'"):
+        CheckpointManager(tmp_path, expression, ["a"]).load_resume(["f", "g"])

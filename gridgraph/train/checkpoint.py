@@ -117,8 +117,9 @@ class CheckpointManager:
         for name in sections:
             ignore = MUTABLE_TRAIN_KEYS if name == "train" else ()
             old, new = _section(ckpt["config"], name, ignore), _section(self.config, name, ignore)
-            if name == "target" and old is None:  # written before targets existed: class labels
-                old = RunConfig().target.model_dump(mode="json")
+            if name == "target":  # a config without one (written before targets existed): class labels
+                labels = RunConfig().target.model_dump(mode="json")
+                old, new = old or labels, new or labels
             if old != new:
                 changed = _first_difference(old, new, name)
                 raise ValueError(f"{path}: written with {changed[0]}={changed[1]!r}, this run has "
