@@ -67,12 +67,20 @@ def test_cross_fitted_g_on_expression_with_huber(tmp_path):
 
     cfg = expression_config(tmp_path, sections=(0, 1, 2, 3, 4), epochs_f=1, epochs_g=2, cross_fit=2).to_dict()
     cfg["target"]["loss"] = "huber"
+    cfg["model"]["g_ensemble"] = 2  # two g's, their values averaged
     run = build_run(make_config(cfg), log=lambda line: None)
     lines = []
     trainer = run.trainer(log=lines.append)
     assert trainer.objective.loss == "huber" and trainer.objective.regression
     trainer.fit(run.splits["train"], run.splits["val"])
     assert sum("cross-fit 1: [f 1/1]" in line for line in lines) == 1 and len(trainer.history) == 3
+    st = run.splits["val"][0]
+    trainer.model.eval()
+    with torch.no_grad():
+        members = trainer.model.g_member_logits(trainer.model.f_outputs(st.patches)[1], st.graph)
+        assert members.shape == (2, st.num_nodes, 2)
+        torch.testing.assert_close(trainer.model.g_outputs(trainer.model.f_outputs(st.patches)[1], st.graph),
+                                   members.mean(0))
 
 
 def test_checkpoint_carries_genes_and_scale_into_prediction(tmp_path):
