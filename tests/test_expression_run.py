@@ -119,6 +119,11 @@ def test_checkpoint_carries_genes_and_scale_into_prediction(tmp_path):
     np.testing.assert_allclose(written.obsm["gridgraph_expression_f"][1:][::-1], destandardize(f_out.numpy(), state),
                                rtol=1e-4, atol=1e-5)
     assert "gridgraph_expression" not in adata.obsm  # the caller's AnnData is left alone
+    from gridgraph.cli import main
+
+    assert main(["predict", str(tmp_path / "run" / "best.pt"), "--synthetic", "3", "--out", str(tmp_path / "cli")]) == 0
+    assert read_expression_csv(tmp_path / "cli" / "expression.csv")[1] == ["gene1", "gene0"]
+    np.testing.assert_allclose(read_expression_csv(tmp_path / "cli" / "expression.csv")[2], values, rtol=1e-5)
 
 
 def test_evaluate_expression_checkpoints(tmp_path):
