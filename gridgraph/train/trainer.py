@@ -114,7 +114,6 @@ class Trainer:
         self.progress = progress and self.main
         self.pin_memory = self.t.pin_memory and self.device.type == "cuda"
         self.augment = PatchAugment(self.t.augment, self.t.color_jitter)
-        # labels (cross-entropy), or for a regressing model its targets (the run's target.loss)
         self.objective = objective_for(model, run.target.loss if run is not None else "mse", self.t.label_smoothing)
         config = run.to_dict() if run is not None else None
         self.files = CheckpointManager(out_dir, config, self.classes, meta) if out_dir is not None else None
@@ -213,8 +212,7 @@ class Trainer:
 
     @property
     def score_key(self) -> str:
-        """The validation metric that picks the best model: ``train.metric``'s, or for a
-        regression (expression) model the mean Pearson r over the genes."""
+        """What picks the best model: ``train.metric``, or for regression the mean Pearson r."""
         return "mean_pearson" if self.objective.regression else Metric(self.t.metric).key
 
     def _record(self, idx: int, plan: StagePlan, epoch: int, loss: float, val: dict, seconds: float,
