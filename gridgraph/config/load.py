@@ -128,7 +128,8 @@ def load_config(path: Union[str, os.PathLike], overrides: Iterable[str] = ()) ->
 #: Where a config holds paths, resolved relative to its file; f's file arguments (backbone
 #: weights, embeddings, gene counts, a fusion's branches' files) are added from what its encoder
 #: declares (:func:`gridgraph.encoders.file_args`).
-PATH_KEYS = (("output",), ("data", "root"), ("train", "init_from"), ("train", "cache_dir"), ("train", "embedding_cache"))
+PATH_KEYS = (("output",), ("data", "root"), ("train", "init_from"), ("train", "cache_dir"), ("train", "embedding_cache"),
+             ("target", "counts"))
 
 
 def _f_file_keys(raw: Mapping) -> list:

@@ -20,6 +20,7 @@ from ..defaults import corrector_for
 from ..embeddings import attach_backbone_embeddings, uses_cached_embeddings
 from ..encoders import with_widths, without_weights
 from ..features import needs_image
+from ..features.targets import target_genes
 from ..model import GridGraphNet, build_model
 from ..train import Trainer, pick_device
 from .platform import platform_record
@@ -41,7 +42,8 @@ def resolve_config(cfg: RunConfig, sections: Sequence) -> RunConfig:
 
 def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
                       features: Optional[dict] = None) -> GridGraphNet:
-    """The :class:`GridGraphNet` a config describes (``f``, ``g``, ``model``, ``train.chunk_size``).
+    """The :class:`GridGraphNet` a config describes (``f``, ``g``, ``model``, ``train.chunk_size``;
+    with an expression ``target``, ``num_classes`` is the number of genes and the model regresses).
 
     ``pretrained=False`` skips the arguments f declares as weights (``weights``, timm's
     ``pretrained``; the weights come from a checkpoint). ``features``: the node-feature state
@@ -60,7 +62,8 @@ def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
                        corrector_kwargs=dict(cfg.g.kwargs), chunk_size=cfg.train.chunk_size,
                        checkpoint=cfg.train.checkpoint, g_ensemble=cfg.model.g_ensemble,
                        f_ensemble=cfg.model.f_ensemble,
-                       g_zero_init=cfg.model.g_zero_init, f_tta=cfg.model.f_tta, g_tta=cfg.model.g_tta)
+                       g_zero_init=cfg.model.g_zero_init, f_tta=cfg.model.f_tta, g_tta=cfg.model.g_tta,
+                       regression=cfg.target.expression)
 
 
 def _without_weights(f_name: str, f_kwargs: dict) -> dict:
@@ -187,6 +190,8 @@ def build_run(cfg: RunConfig, log: Callable[[str], None] = print, splits: Sequen
         loaded, classes, features = dict(sections_of.splits), sections_of.classes, sections_of.features
     else:
         loaded, classes, features = load_splits_and_features(cfg, splits, log=log)
+    if cfg.target.expression:  # the model's outputs are the target genes, which checkpoints name as "classes"
+        classes = target_genes(features)
     if cfg.g.name == AUTO:
         cfg = resolve_config(cfg, loaded["train"])
         log(f"g: auto -> {cfg.g.name} {cfg.g.kwargs} (layout {loaded['train'][0].graph.layout})")

@@ -22,6 +22,7 @@ from ..patches.plan import SectionPatchPlan
 from ..patches.window import Window
 from .ensemble import Ensemble
 from .figures import prediction_figure
+from .predict_expression import expression_anndata, write_predicted_expression
 from .sections import prepare, rebuild_graph, unify_classes
 
 __all__ = ["predict_probabilities", "trained_window", "read_as_trained", "predict_anndata", "predict_spatialdata",
@@ -41,7 +42,7 @@ def predict_probabilities(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint
 def _model_probabilities(model: GridGraphNet, ckpt: Checkpoint, section) -> tuple:
     cfg, classes = ckpt.config, ckpt.classes
     section = rebuild_graph(section, cfg.graph)
-    if section.classes and section.labels.ge(0).any():
+    if section.classes and section.labels.ge(0).any() and not model.regression:
         section = unify_classes([section], classes)[0]
     if not image_only(cfg.f.name, cfg.f.kwargs):  # feature inputs: read whole
         patches = trained_window(ckpt, section) if needs_image(cfg.f.name, cfg.f.kwargs) else cfg.patches
@@ -112,6 +113,8 @@ def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=Non
 
     section = read_as_trained(ckpt, "anndata", {"path": adata, "library_id": library_id})
     section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
+    if model.regression:
+        return expression_anndata(model, ckpt, section, f_prob, g_prob, adata, provenance(model, ckpt))
     return add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), ckpt.classes,
                            info=provenance(model, ckpt))
 
@@ -154,6 +157,8 @@ def predict_section(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, sect
 
     classes = ckpt.classes
     section, f_prob, g_prob = probabilities or predict_probabilities(model, ckpt, section)
+    if model.regression:  # expression: expression.csv (+ predictions.h5ad), see gridgraph.io.writers.expression
+        return write_predicted_expression(model, ckpt, section, f_prob, g_prob, out_dir, adata, provenance(model, ckpt))
     codes = g_prob.argmax(1).numpy()
     files = {"table": "predictions.csv", "loupe": "predictions_loupe.csv"}
     if qupath:

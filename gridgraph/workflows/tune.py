@@ -20,7 +20,8 @@ from typing import Callable, Optional
 from .. import distributed as dist
 from ..config import RunConfig
 from ..config.space import Choice, IntUniform, LogUniform, SearchSpace, load_space
-from ..names import EnsembleMethod, Metric
+from ..names import EnsembleMethod
+from ..train import score_key
 from .study import (format_trials, quiet_optuna, open_storage, shown_storage, study_lock, trial_folder, trial_rows,
                     write_study_ensemble, write_trials_csv)
 from .train import run_training
@@ -151,7 +152,7 @@ def _run(cfg, trials, ensemble, space, storage, study_name, prune, sampler, meth
     import optuna
 
     base = cfg.to_dict()
-    key = Metric(cfg.train.metric).key
+    key = score_key(cfg.train.metric, cfg.target.expression)
     opened, url = open_storage(storage, out, heartbeat)
     lock = study_lock(out)
     with lock:
