@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from gridgraph.checkpoint import EnsembleFile, load_checkpoint, load_trained
@@ -232,3 +233,26 @@ def test_tune_on_the_command_line(tmp_path, capsys):
         sorted(p.name for p in (tmp_path / "alone").iterdir())  # a trial is a normal run folder
     header = (out / "trials.csv").read_text().splitlines()[0]
     assert header == "trial,state,value,train.lr,g.name,seconds,folder,ensemble"
+
+
+def test_a_study_of_an_expression_target_selects_on_mean_pearson_and_ensembles_values(tmp_path):
+    from gridgraph.io.readers.synthetic import make_section
+    from gridgraph.workflows import predict_probabilities
+    from gridgraph.workflows.ensemble import load_predictor
+
+    from test_expression_run import expression_config
+
+    cfg = expression_config(tmp_path)
+    res = run_study(cfg, trials=2, ensemble=2, **QUIET)
+    trials = _study(Path(cfg.output)).trials
+    for t in trials:  # each trial's value is its kept model's validation mean Pearson r
+        best = load_checkpoint(Path(cfg.output) / "trials" / f"trial_{t.number:04d}" / "best.pt")
+        assert t.value == pytest.approx(best["metrics"]["mean_pearson"], abs=1e-9)
+    model, ckpt = load_predictor(res["ensemble"])
+    assert model.regression and ckpt.classes == ["gene0", "gene1"]
+    section = make_section(layout="hex", shape=(8, 16), n_classes=3, seed=7, expression_genes=2)
+    _, f_values, g_values = predict_probabilities(model, ckpt, section)
+    parts = [predict_probabilities(m, c, section)[2] for m, c in model.members]
+    assert torch.allclose(g_values, (parts[0] + parts[1]) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="method 'vote' is for classes"):
+        load_predictor(res["ensemble"], method="vote")
