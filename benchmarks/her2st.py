@@ -47,13 +47,17 @@ def inputs(args) -> dict:
                                                               "modality_dropout": 0.2}}}
 
 
+def split_data(args, test: str) -> dict:
+    """The data section of a fold: ``test`` held out, the next section (cyclically) validation."""
+    val = SECTIONS[(SECTIONS.index(test) + 1) % len(SECTIONS)]
+    return {"name": "spot_table", "root": args.data, "kwargs": {"label_names": "cluster_names.tsv"},
+            "train": [s for s in SECTIONS if s not in (test, val)], "val": [val], "test": [test]}
+
+
 def config(args, f: dict, test: str, out: Path) -> dict:
-    k = SECTIONS.index(test)
-    val = SECTIONS[(k + 1) % len(SECTIONS)]
     return make_config({
         "seed": args.seed, "output": str(out),
-        "data": {"name": "spot_table", "root": args.data, "kwargs": {"label_names": "cluster_names.tsv"},
-                 "train": [s for s in SECTIONS if s not in (test, val)], "val": [val], "test": [test]},
+        "data": split_data(args, test),
         "patches": {"patch_size": 32, "window_um": 200.0, "window_spots": None, "standardize": True},
         "f": f,
         "g": {"name": "unet"},

@@ -31,6 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, print_table  # noqa: E402
+from her2st import SECTIONS, split_data  # noqa: E402
 
 from gridgraph.config import make_config  # noqa: E402
 from gridgraph.evaluate.regression import regression_metrics  # noqa: E402
@@ -39,18 +40,14 @@ from gridgraph.files.atomic import atomic_write  # noqa: E402
 from gridgraph.inference import node_embeddings  # noqa: E402
 from gridgraph.workflows import build_run  # noqa: E402
 
-SECTIONS = ["C2", "C3", "C4", "C5", "C6"]
 HEADS = ("f", "f+g unet", "f+g gcn", "ridge")
 GCN = {"name": "gcn", "kwargs": {"hidden_channels": 64, "num_layers": 3, "residual": True}}
 
 
 def config(args, test: str, out: Path, g: dict, epochs_f: int) -> dict:
-    k = SECTIONS.index(test)
-    val = SECTIONS[(k + 1) % len(SECTIONS)]
     return make_config({
         "seed": args.seed, "output": str(out),
-        "data": {"name": "spot_table", "root": args.data, "kwargs": {"label_names": "cluster_names.tsv"},
-                 "train": [s for s in SECTIONS if s not in (test, val)], "val": [val], "test": [test]},
+        "data": split_data(args, test),
         "patches": {"patch_size": 32, "window_um": 200.0, "standardize": True},
         "f": {"name": "gridnet_simple"},
         "g": g,

@@ -18,8 +18,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-from ..files.yaml_file import YamlError, load_yaml_text
-from .load import make_config
+from .load import make_config, read_yaml
 from ..evaluate.selection import PAPER_SEARCH_SPACE
 from ..names import Regimen
 from .schema import ConfigError, RunConfig
@@ -210,11 +209,4 @@ def load_space(path: Union[str, Path, None], base: Optional[Mapping] = None) -> 
         regimen = make_config(base).train.regimen
         space = {k: d for k, d in PAPER_SPACE.items() if k != "train.alpha" or regimen == Regimen.AT_ONCE}
         return SearchSpace.from_mapping(space, base, source="the paper's search space")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"search space file not found: {path}")
-    try:
-        data = load_yaml_text(path.read_text(), str(path))
-    except YamlError as err:
-        raise ConfigError(str(err)) from None
-    return SearchSpace.from_mapping(data, base, source=str(path))
+    return SearchSpace.from_mapping(read_yaml(path, "search space file"), base, source=str(path))
