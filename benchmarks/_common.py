@@ -89,6 +89,8 @@ def add_training_args(ap, epochs_f: int, epochs_g: int, window_px: float) -> Non
                     help="g's trained side by side from their own initial weights, probabilities averaged")
     ap.add_argument("--f-tta", action=argparse.BooleanOptionalAction, default=False,
                     help="f's predictions (validation, test, g's inputs) average the 8 flips/turns of each patch")
+    ap.add_argument("--f-ensemble", type=int, default=1,
+                    help="f's trained side by side from their own initial weights, averaged before g (model.f_ensemble)")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--cross-fit", type=int, default=0,
                     help="train g on cross-fitted f outputs from this many groups of training sections (0: off)")

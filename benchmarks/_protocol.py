@@ -35,7 +35,7 @@ def run_protocol(cfg, args, log=print) -> dict:
     """
     t0 = time.perf_counter()
     study = run_study(cfg, args.trials, ensemble=args.ensemble, space=load_space(args.space, cfg.to_dict()),
-                      prune=not args.no_prune, method=args.ensemble_method, log=log)
+                      prune=not args.no_prune, method=args.ensemble_method, log=log, figures=False)
     ev = evaluate_checkpoints([study["ensemble"]], split="test", log=lambda line: None)
     members = list(ev["models"].values())
     out = {"seconds": time.perf_counter() - t0, "trials": len(study["trials"]), "members": study["members"],

@@ -65,7 +65,7 @@ def config(args, root: str, train, val, test=()) -> dict:
         "g": {"name": "gcn", "kwargs": {"hidden_channels": 64, "num_layers": 4, "dropout": 0.1}},
         "model": {"g_input": args.g_input, "g_residual": args.g_residual, "g_ensemble": args.g_ensemble,
                   "g_zero_init": args.g_zero_init,
-                  "f_tta": args.f_tta},
+                  "f_tta": args.f_tta, "f_ensemble": args.f_ensemble},
         "train": {"regimen": "two_stage", "epochs_f": args.epochs_f, "epochs_g": args.epochs_g,
                   "lr": args.lr, "label_smoothing": args.label_smoothing,
                   "pretrain_epochs": args.pretrain_epochs if args.epochs_f else 0, "cross_fit": args.cross_fit,

@@ -47,17 +47,21 @@ def inputs(args) -> dict:
                                                               "modality_dropout": 0.2}}}
 
 
+def split_data(args, test: str) -> dict:
+    """The data section of a fold: ``test`` held out, the next section (cyclically) validation."""
+    val = SECTIONS[(SECTIONS.index(test) + 1) % len(SECTIONS)]
+    return {"name": "spot_table", "root": args.data, "kwargs": {"label_names": "cluster_names.tsv"},
+            "train": [s for s in SECTIONS if s not in (test, val)], "val": [val], "test": [test]}
+
+
 def config(args, f: dict, test: str, out: Path) -> dict:
-    k = SECTIONS.index(test)
-    val = SECTIONS[(k + 1) % len(SECTIONS)]
     return make_config({
         "seed": args.seed, "output": str(out),
-        "data": {"name": "spot_table", "root": args.data, "kwargs": {"label_names": "cluster_names.tsv"},
-                 "train": [s for s in SECTIONS if s not in (test, val)], "val": [val], "test": [test]},
+        "data": split_data(args, test),
         "patches": {"patch_size": 32, "window_um": 200.0, "window_spots": None, "standardize": True},
         "f": f,
         "g": {"name": "unet"},
-        "model": {"g_residual": True, "f_tta": args.f_tta, "g_tta": args.g_tta},
+        "model": {"g_residual": True, "f_tta": args.f_tta, "g_tta": args.g_tta, "f_ensemble": args.f_ensemble},
         "train": {"regimen": "two_stage", "epochs_f": args.epochs_f, "epochs_g": args.epochs_g, "lr": 1e-3,
                   "batch_size": 32, "color_jitter": 0.1, "label_smoothing": args.label_smoothing,
                   "pretrain_epochs": args.pretrain_epochs if args.epochs_f else 0,
@@ -77,6 +81,7 @@ def main(argv=None) -> None:
     ap.add_argument("--f-tta", action=argparse.BooleanOptionalAction, default=False,
                     help="f's predictions average the 8 flips/turns of each patch")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--f-ensemble", type=int, default=1, help="f's averaged before g (model.f_ensemble)")
     ap.add_argument("--augment-sections", action="store_true", help="g sees sections turned and mirrored")
     ap.add_argument("--g-tta", action="store_true", help="g's predictions average the lattice symmetries")
     ap.add_argument("--pretrain-epochs", type=int, default=0, help="self-supervised epochs of f first")

@@ -36,6 +36,7 @@ _FIELDS = {
     "scale": (dict, "a mapping (the physical scale trained at)"),
     "platform": (dict, "a mapping (the layouts and node kinds trained on)"),
     "features": (dict, "a mapping (the node-feature state)"),
+    "f_input": (dict, "a mapping (f's input size and normalisation)"),
     "metrics": (dict, "a mapping of validation metrics"),
     "history": (list, "a list of epoch records"),
     "versions": (dict, "a mapping of package versions"),
@@ -134,6 +135,8 @@ class Checkpoint:
         platform: the graph layouts and node kinds (spots, cells) of the training sections
             (:func:`gridgraph.workflows.platform.platform_record`); empty when unknown.
         features: the node-feature state (gene lists, normalisation, input widths).
+        f_input: a pretrained backbone f's input as trained (``input_size``, ``input_mean``,
+            ``input_std``), which its weights' own config may have said; empty when unknown.
         metrics: validation metrics of the selected epoch.
         history: the epoch records.
         versions: the package versions that wrote it (empty for older files).
@@ -146,6 +149,7 @@ class Checkpoint:
     scale: dict = dataclasses.field(default_factory=dict)
     platform: dict = dataclasses.field(default_factory=dict)
     features: dict = dataclasses.field(default_factory=dict)
+    f_input: dict = dataclasses.field(default_factory=dict)
     metrics: dict = dataclasses.field(default_factory=dict)
     history: list = dataclasses.field(default_factory=list)
     versions: dict = dataclasses.field(default_factory=dict)
@@ -167,8 +171,8 @@ class Checkpoint:
         except (TypeError, AttributeError) as err:
             raise ValueError(f"{source}: field 'config' is not a run config ({err})") from err
         return cls(config=config, classes=list(raw["classes"]), model=raw["model"],
-                   **{k: raw.get(k) or _FIELDS[k][0]() for k in ("scale", "platform", "features", "metrics",
-                                                                   "history", "versions")},
+                   **{k: raw.get(k) or _FIELDS[k][0]() for k in ("scale", "platform", "features", "f_input",
+                                                                   "metrics", "history", "versions")},
                    path=Path(path).resolve())
 
     def replace(self, **changes: Any) -> "Checkpoint":

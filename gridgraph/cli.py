@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import load_config, make_config
+from .config.prediction import reader_options
 from .names import EnsembleMethod
 
 
@@ -62,9 +63,9 @@ INPUT_OPTIONS = ("image", "fullres_image", "alignment", "library_id")
 
 def _flags_taking(option: str) -> list:
     """The input flags whose reader takes the per-input ``option`` (``--nuclei``, ...)."""
-    from .io.readers.registry import READERS, predict_flags
+    from .io.readers.registry import flags_taking
 
-    return [f"--{flag}" for flag, reader in predict_flags().items() if option in READERS.get(reader).inputs]
+    return flags_taking(option)
 
 
 def _add_predict(sub) -> None:
@@ -87,6 +88,12 @@ def _add_predict(sub) -> None:
     for option in INPUT_OPTIONS:
         p.add_argument(f"--{option.replace('_', '-')}",
                        help=f"with {' / '.join(_flags_taking(option)) or 'no input'}: {what[option]}")
+    from .io.readers.registry import flags_with_levels
+
+    p.add_argument("--image-level", choices=("lowres", "hires", "fullres"),
+                   help=f"with {' / '.join(flags_with_levels())}: the image to read (fullres: --fullres-image's "
+                        "or the bundle's; default: the level the model was trained on when the input has it, "
+                        "else the reader's pick; predict says which)")
     p.add_argument("--counts", help="gene counts of the section, for a model that reads expression "
                    "('{section}' stands for the section id; default: the file its config names)")
     p.add_argument("--embeddings", help="precomputed node embeddings of the section, for a model that reads them")
@@ -105,7 +112,9 @@ def _add_predict(sub) -> None:
 
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="change how the trained model runs, e.g. --set model.f_tta=true; only "
-                        f"{', '.join(PREDICT_SETTINGS)} (the rest is the trained model)")
+                        f"{', '.join(PREDICT_SETTINGS)} (the rest is the trained model), and the input "
+                        "reader's options over the trained ones: data.kwargs.KEY=VALUE, e.g. "
+                        "data.kwargs.bin_size_um=8")
 
 
 def _add_tune(sub) -> None:
@@ -125,6 +134,7 @@ def _add_tune(sub) -> None:
     p.add_argument("--sampler", choices=("random", "tpe"), default="random",
                    help="random search (the paper's, default) or Optuna's TPE")
     p.add_argument("--no-prune", action="store_true", help="run every trial to its end")
+    p.add_argument("--no-figures", action="store_true", help="no maps and confusion matrix in the trial folders")
     _add_set(p)
     p.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
 
@@ -172,7 +182,7 @@ def _cmd_tune(args) -> int:
     space = load_space(args.space, cfg.to_dict())  # checked before anything runs
     run_study(cfg, args.trials, ensemble=args.ensemble, space=space, storage=args.storage,
               study_name=args.study_name, prune=not args.no_prune, sampler=args.sampler,
-              method=args.ensemble_method)
+              method=args.ensemble_method, figures=not args.no_figures)
     return 0
 
 
@@ -213,31 +223,21 @@ def _input_flag(args) -> str:
 
 
 def _predict_input(args, ckpt, path: str):
-    """The section ``path`` of predict's input flag, read with the registered reader and the
-    options the model was trained with (when it was trained with the same reader)."""
-    from .io.readers.registry import READERS
-    from .workflows import read_as_trained
+    """``(section, AnnData or None)`` of ``path`` for predict's input flag
+    (:func:`~gridgraph.workflows.predict_input.read_input`; section ``None``: an AnnData of several libraries)."""
+    from .workflows.predict_input import read_input
 
     dest = _input_flag(args)
-    reader = _predict_flags()[dest]
-    source = READERS.get(reader)
-    flag = f"--{dest.replace('_', '-')}"
-    paths = {"path": path}
-    for option in INPUT_OPTIONS:
-        value, name = getattr(args, option), f"--{option.replace('_', '-')}"
-        if value is not None and option not in source.inputs:
-            raise ValueError(f"{name} goes with {' / '.join(_flags_taking(option)) or 'no input'}, not {flag}")
-        if value is None and source.inputs.get(option):
-            raise ValueError(f"{flag} needs {name}")
-        if value is not None:
-            paths[option] = value
-    adata = None
-    if reader == "anndata":
-        from .io.readers.anndata import load_h5ad
+    return read_input(ckpt, _predict_flags()[dest], f"--{dest.replace('_', '-')}", path,
+                      {option: getattr(args, option) for option in INPUT_OPTIONS}, reader_options(args.overrides),
+                      level=args.image_level, log=_note)
 
-        adata = paths["path"] = load_h5ad(paths["path"])
-        paths.setdefault("library_id", None)
-    return read_as_trained(ckpt, reader, paths), adata
+
+def _note(line: str) -> None:
+    from .distributed import is_main
+
+    if is_main():
+        print(f"gridgraph: {line}", file=sys.stderr)
 
 
 def _shows_progress(args) -> bool:
@@ -264,6 +264,13 @@ def _predict_one(args, model, ckpt, path: str, out) -> dict:
     from .workflows import predict_section
 
     section, adata = _predict_input(args, ckpt, path)
+    if section is None:  # several libraries in one AnnData
+        from .workflows.libraries import predict_libraries
+
+        with showing_progress(_shows_progress(args)):
+            return {k: str(v) for k, v in predict_libraries(model, ckpt, adata, out, reader_options(
+                args.overrides), figures=not args.no_figure, qupath=args.qupath, log=_note,
+                check=lambda one: _check_platform(args, ckpt, one)).items()}
     _check_platform(args, ckpt, section)
     with ThreadPoolExecutor(1) as pool, showing_progress(_shows_progress(args)):
         if adata is None and args.anndata:  # imported and built while f runs (f releases the GIL)
@@ -271,7 +278,8 @@ def _predict_one(args, model, ckpt, path: str, out) -> dict:
 
             adata = pool.submit(section_anndata, section)
         paths = predict_section(model, ckpt, section, out, figures=not args.no_figure, adata=adata,
-                                library_id=args.library_id, qupath=args.qupath)
+                                library_id=args.library_id, qupath=args.qupath,
+                                sdata=path if _predict_flags()[_input_flag(args)] == "spatialdata" else None)
     return {k: str(v) for k, v in paths.items()}
 
 

@@ -1,5 +1,9 @@
 """The one inference path: f's and f + g's class probabilities for prepared sections.
 
+For a regression model (``model.regression``: an expression target) the "probabilities" are the
+predicted values themselves (no softmax), scored by
+:func:`~gridgraph.evaluate.regression.regression_metrics` against the sections' ``targets``.
+
 Validation during training, ``gridgraph evaluate``, ``gridgraph predict`` and the benchmarks all
 call :func:`predict_probs`, so a model scores the same wherever it is run.
 """
@@ -14,10 +18,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .evaluate import compute_metrics
+from .evaluate.regression import regression_metrics
 from .patches import SectionTensors
 
 __all__ = ["autocast", "showing_progress", "f_outputs", "g_probs", "predict_probs", "predict_stream",
-           "NonFiniteOutput", "check_finite", "evaluate_probs", "flat_metrics"]
+           "NonFiniteOutput", "check_finite", "evaluate_probs", "flat_metrics", "truth", "score", "node_embeddings"]
 
 _PROGRESS = contextvars.ContextVar("gridgraph_inference_progress", default=False)
 
@@ -44,6 +49,30 @@ def _device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def _activate(model, out: Tensor) -> Tensor:
+    """Class probabilities of logits; a regression model's values unchanged."""
+    return out if getattr(model, "regression", False) else out.softmax(-1)
+
+
+def truth(model, st: SectionTensors) -> Tensor:
+    """What ``model``'s outputs are scored against: the section's ``labels``, or for a regression
+    model its ``targets`` (an error naming the section when it has none)."""
+    if not getattr(model, "regression", False):
+        return st.labels
+    if st.targets is None:
+        raise ValueError(f"section {st.name}: the model predicts expression but the section has no targets "
+                         "(counts read as the run's target)")
+    return st.targets
+
+
+def score(y: Tensor, pred: Tensor) -> dict:
+    """The metrics of predictions ``pred`` against ``y``: class metrics of ``(N,)`` labels, or
+    regression metrics of ``(N, G)`` float targets."""
+    if y.dim() == 2 and y.is_floating_point():
+        return regression_metrics(y, pred)
+    return compute_metrics(y, pred)
+
+
 @torch.no_grad()
 def f_outputs(model, st: SectionTensors, amp: bool = False) -> tuple[Tensor, Tensor]:
     """f in eval mode on one section: its probabilities ``(N, K)`` on the CPU and g's input
@@ -51,14 +80,14 @@ def f_outputs(model, st: SectionTensors, amp: bool = False) -> tuple[Tensor, Ten
     model.eval()
     with autocast(_device(model), amp):
         f_logits, g_in = model.f_outputs(st.patches)
-    return f_logits.float().softmax(-1).cpu(), g_in.float()
+    return _activate(model, f_logits.float()).cpu(), g_in.float()
 
 
 @torch.no_grad()
 def g_probs(model, g_in: Tensor, st: SectionTensors) -> Tensor:
     """g in eval mode on g's input for one section: probabilities ``(N, K)`` on the CPU."""
     model.eval()
-    return model.g_outputs(g_in, st.graph.to(_device(model))).float().softmax(-1).cpu()
+    return _activate(model, model.g_outputs(g_in, st.graph.to(_device(model))).float()).cpu()
 
 
 def predict_probs(model, sections: Sequence[SectionTensors], f_cache: Optional[Sequence] = None,
@@ -101,7 +130,7 @@ def predict_stream(model, chunks: Iterable, graph, amp: bool = False) -> tuple[T
             if f_probs is None:
                 f_probs = torch.full((n, f_logits.shape[1]), float("nan"))
                 g_in = torch.zeros((n, g_part.shape[1]), device=g_part.device)
-            f_probs[idx] = f_logits.float().softmax(-1).cpu()
+            f_probs[idx] = _activate(model, f_logits.float()).cpu()
             g_in[idx.to(g_in.device)] = g_part.float()
             seen[idx] = True
             bar.update(len(patches))
@@ -112,7 +141,7 @@ def predict_stream(model, chunks: Iterable, graph, amp: bool = False) -> tuple[T
     check_finite("f", f_probs)
     check_finite("f's output to g", g_in)
     g_logits = model.g_outputs(g_in, graph.to(device))
-    g_probs = g_logits.float().softmax(-1).cpu()
+    g_probs = _activate(model, g_logits.float()).cpu()
     check_finite("g", g_probs)
     return f_probs, g_probs
 
@@ -134,12 +163,23 @@ def check_finite(head: str, values: Tensor) -> None:
 
 
 def evaluate_probs(labels: Sequence[Tensor], probs: Sequence) -> dict:
-    """Pooled metrics of f alone and of f + g: ``{"f": {...}, "f+g": {...}}``."""
+    """Pooled metrics of f alone and of f + g: ``{"f": {...}, "f+g": {...}}`` (``labels``: each
+    section's labels, or its ``(N, G)`` targets for a regression model; see :func:`score`)."""
     y = torch.cat(list(labels))
     return {
-        "f": compute_metrics(y, torch.cat([p[0] for p in probs])),
-        "f+g": compute_metrics(y, torch.cat([p[1] for p in probs])),
+        "f": score(y, torch.cat([p[0] for p in probs])),
+        "f+g": score(y, torch.cat([p[1] for p in probs])),
     }
+
+
+@torch.no_grad()
+def node_embeddings(model, st: SectionTensors, amp: bool = False) -> Tensor:
+    """f's embedding ``(N, D)`` of every node of a section, float32 CPU, in eval mode (e.g. for a
+    ridge baseline, :func:`~gridgraph.evaluate.ridge.fit_ridge`); chunked as f's passes are."""
+    model.eval()
+    with autocast(_device(model), amp):
+        _, emb = model._encode(model._logits_and_embedding, st.patches, _device(model))
+    return emb.float().cpu()
 
 
 def flat_metrics(result: dict) -> dict:

@@ -54,3 +54,39 @@ def changed(cfg: RunConfig, **sections) -> RunConfig:
 
 def state_equal(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+HD_MPP = 0.5  # µm per full-resolution pixel of write_visium_hd's bundles
+
+
+def write_visium_hd(outs: Path, bins=(8, 16), side_um: int = 96, levels=("hires", "lowres"),
+                    hires: float = 0.5, lowres: float = 0.25) -> Path:
+    """A Space Ranger ``outs`` folder with ``binned_outputs/square_XXXum`` of each bin size over one
+    ``side_um`` µm square of tissue (full resolution ``HD_MPP`` µm per pixel, 20 px margin), its
+    images at ``levels`` (colour bands across the columns: three tissue classes), and
+    ``labels_XXXum.csv`` (Loupe: ``Barcode,region``) per bin size; returns ``outs``."""
+    import pandas as pd
+
+    full = int(side_um / HD_MPP) + 40
+    band = np.repeat(np.array([[200, 60, 60], [60, 200, 60], [60, 60, 200]], np.uint8),
+                     -(-full // 3), axis=0)[:full]
+    picture = np.broadcast_to(band[None, :, :], (full, full, 3)).copy()
+    for b in bins:
+        spatial = outs / "binned_outputs" / f"square_{b:03d}um" / "spatial"
+        spatial.mkdir(parents=True)
+        n = side_um // b
+        r, c = np.divmod(np.arange(n * n), n)
+        x, y = 20 + (c + 0.5) * b / HD_MPP, 20 + (r + 0.5) * b / HD_MPP
+        barcodes = [f"s_{b:03d}um_{i:05d}_{j:05d}-1" for i, j in zip(r, c)]
+        pd.DataFrame({"barcode": barcodes, "in_tissue": 1, "array_row": r, "array_col": c,
+                      "pxl_row_in_fullres": y, "pxl_col_in_fullres": x}).to_parquet(spatial / "tissue_positions.parquet")
+        (spatial / "scalefactors_json.json").write_text(json.dumps({
+            "microns_per_pixel": HD_MPP, "bin_size_um": b, "tissue_hires_scalef": hires,
+            "tissue_lowres_scalef": lowres, "spot_diameter_fullres": b / HD_MPP}))
+        for level in levels:
+            scale = hires if level == "hires" else lowres
+            Image.fromarray(picture).resize((int(full * scale),) * 2).save(spatial / f"tissue_{level}_image.png")
+        regions = np.array(["red", "green", "blue"])[np.minimum((x * 3 // full).astype(int), 2)]
+        (outs / f"labels_{b:03d}um.csv").write_text(
+            "Barcode,region\n" + "".join(f"{bc},{lab}\n" for bc, lab in zip(barcodes, regions)))
+    return outs

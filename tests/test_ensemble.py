@@ -56,6 +56,12 @@ def test_ensemble_file_round_trip_and_misuse(tiny_checkpoint, second, tmp_path):
         save_ensemble(tmp_path / "bad.pt", [tiny_checkpoint], method="median")
     with pytest.raises(ValueError, match=r"other.pt: classes .* differ"):
         load_predictor([tiny_checkpoint, tmp_path / "other.pt"])
+    raw = load_checkpoint(second)
+    raw["config"]["data"]["kwargs"] = {**raw["config"]["data"]["kwargs"], "layout": "cartesian"}
+    save_checkpoint(tmp_path / "reader.pt", raw)
+    with pytest.raises(ValueError, match="reader.pt: trained on reader 'synthetic' .*an ensemble reads each "
+                                         "section once, with one reader's settings"):
+        load_predictor([tiny_checkpoint, tmp_path / "reader.pt"])
 
 
 def test_an_ensemble_predicts_the_mean_of_its_members_on_their_own_settings(tiny_checkpoint, second):

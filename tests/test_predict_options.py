@@ -7,7 +7,7 @@ import torch
 from gridgraph import build_model
 from gridgraph.checkpoint import Checkpoint
 from gridgraph.cli import main
-from gridgraph.config.prediction import PREDICT_SETTINGS, prediction_config
+from gridgraph.config.prediction import PREDICT_SETTINGS, READER_OPTIONS, prediction_config
 from gridgraph.distributed import device_for
 from gridgraph.graph import cartesian_graph
 from gridgraph.inference import predict_stream, showing_progress
@@ -153,7 +153,7 @@ def test_set_f_tta_changes_the_predictions_as_the_python_api_does(tiny_checkpoin
     assert np.abs(predicted(turned)[1] - predicted(plain)[1]).max() > 1e-4
 
 
-ALLOWED = f"(--set may change {', '.join(PREDICT_SETTINGS)})"
+ALLOWED = f"(--set may change {', '.join([*PREDICT_SETTINGS, READER_OPTIONS])})"
 
 
 @pytest.mark.parametrize("override, message", [

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from gridgraph.checkpoint import EnsembleFile, load_checkpoint, load_trained
@@ -21,7 +22,7 @@ from gridgraph.workflows.tune import run_study
 from helpers import tiny_config
 
 optuna = pytest.importorskip("optuna")
-QUIET = dict(log=lambda line: None)
+QUIET = dict(log=lambda line: None, figures=False)
 
 
 def _epochs(folder: Path) -> list:
@@ -137,10 +138,10 @@ def test_an_interrupted_trial_resumes_in_its_own_folder(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_study(cfg, trials=3, ensemble=0, log=interrupt)
+        run_study(cfg, trials=3, ensemble=0, log=interrupt, figures=False)
     assert [t.state.name for t in _study(out).trials] == ["COMPLETE", "FAIL"]
     lines = []
-    run_study(cfg, trials=3, ensemble=0, log=lines.append)
+    run_study(cfg, trials=3, ensemble=0, log=lines.append, figures=False)
     trials = _study(out).trials
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
     assert trials[2].user_attrs == {"folder": 1, "resumes": 1} and trials[2].params == trials[1].params
@@ -161,7 +162,7 @@ def test_a_killed_trial_is_taken_up_after_its_heartbeat_stops(tmp_path):
             if line.startswith("  [0] [g 1/2]"):
                 os.kill(os.getpid(), signal.SIGKILL)
         run_study(make_config(json.load(open({str(tmp_path / 'cfg.json')!r}))), trials=1, ensemble=0,
-                  log=log, heartbeat=(1, 2))
+                  log=log, heartbeat=(1, 2), figures=False)
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent, capture_output=True)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
@@ -170,7 +171,7 @@ def test_a_killed_trial_is_taken_up_after_its_heartbeat_stops(tmp_path):
 
     time.sleep(3)  # past the grace period
     lines = []
-    run_study(cfg, trials=1, ensemble=1, log=lines.append, heartbeat=(1, 2))
+    run_study(cfg, trials=1, ensemble=1, log=lines.append, heartbeat=(1, 2), figures=False)
     trials = _study(out).trials
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
     assert trials[1].user_attrs["folder"] == 0 and any("[1] resuming from" in line for line in lines)
@@ -185,7 +186,7 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     path.write_text(yaml.safe_dump(cfg.to_dict()))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]),
                                                          os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "gridgraph.cli", "tune", str(path), "--trials", "4", "--ensemble", "2"]
+    cmd = [sys.executable, "-m", "gridgraph.cli", "tune", str(path), "--trials", "4", "--ensemble", "2", "--no-figures"]
     workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outputs = [w.communicate(timeout=600) for w in workers]
     for w, (_, err) in zip(workers, outputs):
@@ -197,6 +198,7 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
         assert _epochs(out / "trials" / f"trial_{t.number:04d}") == [("f", 1), ("g", 1), ("g", 2)]
     started = [line for o, _ in outputs for line in o.decode().splitlines() if line.startswith("trial ")
                and "): train.lr=" in line]
+    assert sorted(int(line.split()[1]) for line in started) == [0, 1, 2, 3]
     assert len(started) == 4  # no trial started twice
     assert (out / "ensemble.pt").is_file()
 
@@ -207,3 +209,50 @@ def test_tune_refuses_bad_counts(tmp_path):
         run_study(cfg, trials=0, **QUIET)
     with pytest.raises(ValueError, match="--storage redis://x: expected a database URL"):
         run_study(cfg, trials=1, storage="redis://x", **QUIET)
+
+
+def test_tune_on_the_command_line(tmp_path, capsys):
+    cfg = tiny_config(tmp_path)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr: log_uniform(1e-4, 1e-3)\ng.name: [gcn, sage]\n")
+    assert main(["tune", str(path), "--trials", "2", "--ensemble", "2", "--space", str(space),
+                 "--ensemble-method", "vote", "--no-prune"]) == 0
+    printed = capsys.readouterr().out
+    assert "trial 0 [0/2 finished]" in printed and "trial 1 [1/2 finished]" in printed
+    assert "ensemble.pt: trials" in printed and "(vote)" in printed
+    out = Path(cfg.output)
+    ens = load_trained(out / "ensemble.pt")
+    assert ens.method == "vote" and len(ens.members) == 2
+    assert {m.config.g.name for m in ens.members} <= {"gcn", "sage"}
+    alone = tmp_path / "alone.yaml"
+    alone.write_text(yaml.safe_dump({**cfg.to_dict(), "output": str(tmp_path / "alone")}))
+    assert main(["train", str(alone)]) == 0
+    assert sorted(p.name for p in (out / "trials" / "trial_0000").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "alone").iterdir())  # a trial is a normal run folder
+    header = (out / "trials.csv").read_text().splitlines()[0]
+    assert header == "trial,state,value,train.lr,g.name,seconds,folder,ensemble"
+
+
+def test_a_study_of_an_expression_target_selects_on_mean_pearson_and_ensembles_values(tmp_path):
+    from gridgraph.io.readers.synthetic import make_section
+    from gridgraph.workflows import predict_probabilities
+    from gridgraph.workflows.ensemble import load_predictor
+
+    from test_expression_run import expression_config
+
+    cfg = expression_config(tmp_path)
+    res = run_study(cfg, trials=2, ensemble=2, **QUIET)
+    trials = _study(Path(cfg.output)).trials
+    for t in trials:  # each trial's value is its kept model's validation mean Pearson r
+        best = load_checkpoint(Path(cfg.output) / "trials" / f"trial_{t.number:04d}" / "best.pt")
+        assert t.value == pytest.approx(best["metrics"]["mean_pearson"], abs=1e-9)
+    model, ckpt = load_predictor(res["ensemble"])
+    assert model.regression and ckpt.classes == ["gene0", "gene1"]
+    section = make_section(layout="hex", shape=(8, 16), n_classes=3, seed=7, expression_genes=2)
+    _, f_values, g_values = predict_probabilities(model, ckpt, section)
+    parts = [predict_probabilities(m, c, section)[2] for m, c in model.members]
+    assert torch.allclose(g_values, (parts[0] + parts[1]) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="method 'vote' is for classes"):
+        load_predictor(res["ensemble"], method="vote")

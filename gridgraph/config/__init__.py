@@ -2,8 +2,8 @@
 
 A run has the sections ``data`` (reader name + kwargs, the sections of each split), ``graph``
 (optional rebuild of each section's graph), ``patches`` (window and size), ``f`` and ``g``
-(builder name + kwargs), ``model`` (what g reads of f), ``train`` (regimen and its settings), plus
-``seed`` and ``output``. Every value is checked before anything runs or is written: ranges,
+(builder name + kwargs), ``model`` (what g reads of f), ``train`` (regimen and its settings),
+``target`` (class labels, the default, or gene expression), plus ``seed`` and ``output``. Every value is checked before anything runs or is written: ranges,
 types, names against the registries, and builder kwargs against the builders' signatures.
 Errors are :class:`ConfigError` s naming the key, the value and what was expected.
 
@@ -17,7 +17,7 @@ few settings ``gridgraph predict --set`` may change.
 """
 from .load import PATH_KEYS, dump_config, legacy_config, load_config, make_config, parse_override
 from .schema import (ConfigError, DataConfig, GraphConfig, ModelConfig, ModuleConfig, PatchConfig, RunConfig,
-                     TrainConfig)
+                     TargetConfig, TrainConfig)
 
 __all__ = [
     "ConfigError",
@@ -28,6 +28,7 @@ __all__ = [
     "ModuleConfig",
     "ModelConfig",
     "TrainConfig",
+    "TargetConfig",
     "make_config",
     "load_config",
     "parse_override",

@@ -13,7 +13,7 @@ from ..files.yaml_file import YamlError, load_yaml_text
 from .legacy import legacy_config, respell, respell_key
 from .schema import ConfigError, RunConfig
 
-__all__ = ["make_config", "load_config", "parse_override", "dump_config", "PATH_KEYS", "legacy_config"]
+__all__ = ["make_config", "load_config", "read_yaml", "parse_override", "dump_config", "PATH_KEYS", "legacy_config"]
 
 
 def _describe(err: dict) -> str:
@@ -102,6 +102,18 @@ def _resolve(value: Optional[str], folder: Path) -> Optional[str]:
     return str((folder / value).resolve())
 
 
+def read_yaml(path: Union[str, os.PathLike], what: str) -> Any:
+    """The YAML content of the file ``path`` (``what`` names it in errors: ``"config file"``);
+    a missing file is a :class:`FileNotFoundError`, a malformed one a :class:`ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return load_yaml_text(path.read_bytes(), str(path))
+    except YamlError as err:
+        raise ConfigError(str(err)) from None
+
+
 def load_config(path: Union[str, os.PathLike], overrides: Iterable[str] = ()) -> RunConfig:
     """Read a YAML config file, then apply ``key=value`` overrides.
 
@@ -110,12 +122,7 @@ def load_config(path: Union[str, os.PathLike], overrides: Iterable[str] = ()) ->
     the file's folder; relative paths given as overrides resolve against the working directory.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    try:
-        raw = load_yaml_text(path.read_bytes(), str(path))
-    except YamlError as err:
-        raise ConfigError(str(err)) from None
+    raw = read_yaml(path, "config file")
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -128,7 +135,8 @@ def load_config(path: Union[str, os.PathLike], overrides: Iterable[str] = ()) ->
 #: Where a config holds paths, resolved relative to its file; f's file arguments (backbone
 #: weights, embeddings, gene counts, a fusion's branches' files) are added from what its encoder
 #: declares (:func:`gridgraph.encoders.file_args`).
-PATH_KEYS = (("output",), ("data", "root"), ("train", "init_from"), ("train", "cache_dir"), ("train", "embedding_cache"))
+PATH_KEYS = (("output",), ("data", "root"), ("train", "init_from"), ("train", "cache_dir"), ("train", "embedding_cache"),
+             ("target", "counts"))
 
 
 def _f_file_keys(raw: Mapping) -> list:

@@ -4,7 +4,7 @@ See :mod:`gridgraph.config` for the sections; values are range-checked here.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Mapping, Optional, Union
+from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic import model_validator
@@ -14,7 +14,7 @@ from ..defaults import AUTO
 from ..names import GInput, Metric, Regimen
 
 __all__ = ["AUTO", "ConfigError", "RunConfig", "DataConfig", "GraphConfig", "PatchConfig", "ModuleConfig",
-           "ModelConfig", "TrainConfig"]
+           "ModelConfig", "TrainConfig", "TargetConfig"]
 
 
 
@@ -207,6 +207,53 @@ class TrainConfig(_Section):
         return self
 
 
+class TargetConfig(_Section):
+    """What f and g predict: ``kind: labels`` (the sections' classes, the default) or ``kind:
+    expression``: one value per gene, the counts normalised per spot total and log1p'd (as f's
+    expression inputs are), optionally standardised per gene (``standardize``; mean and SD of
+    the training sections, stored in the checkpoint). Genes: ``genes`` (a list), else the
+    ``top_variable`` most variable genes of the training sections. Counts: ``counts`` (a file
+    per section, ``{section}`` standing for its id, with ``id_format`` naming its rows as for
+    f's expression inputs), else the counts a reader attached to the section
+    (``meta["counts"]``, e.g. the synthetic reader's ``expression_genes``). ``loss``: a
+    regression loss by name (:data:`gridgraph.model.losses.LOSSES`: ``mse``, ``huber``,
+    ``l1``, ``smooth_l1``); ``target_sum``: the per-spot total counts are scaled to."""
+
+    kind: Literal["labels", "expression"] = "labels"
+    genes: Optional[list[StrictStr]] = None
+    top_variable: Optional[StrictInt] = Field(default=None, gt=0)
+    standardize: StrictBool = True
+    loss: StrictStr = "mse"
+    counts: Optional[StrictStr] = None
+    id_format: Optional[StrictStr] = None
+    target_sum: PositiveNumber = 1e4
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TargetConfig":
+        from ..model.losses import LOSSES
+
+        if self.kind == "labels":
+            given = [k for k in ("genes", "top_variable", "counts", "id_format") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"{given[0]}: only used by kind expression (kind is labels)")
+            return self
+        if (self.genes is None) == (self.top_variable is None):
+            raise ValueError("kind expression: give exactly one of genes (a list) or top_variable (a number)")
+        if self.genes is not None:
+            if not self.genes:
+                raise ValueError("genes: the list is empty")
+            repeated = sorted({g for g in self.genes if self.genes.count(g) > 1})
+            if repeated:
+                raise ValueError(f"genes: {repeated[0]!r} is listed twice")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss: unknown regression loss {self.loss!r}; known: {', '.join(LOSSES)}")
+        return self
+
+    @property
+    def expression(self) -> bool:
+        return self.kind == "expression"
+
+
 class RunConfig(_Section):
     """A whole run; every section has defaults (a small synthetic run)."""
 
@@ -219,6 +266,7 @@ class RunConfig(_Section):
     g: ModuleConfig = ModuleConfig(name=defaults.CORRECTOR)
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    target: TargetConfig = TargetConfig()
 
     @model_validator(mode="after")
     def _names_and_kwargs(self) -> "RunConfig":
@@ -242,6 +290,11 @@ class RunConfig(_Section):
             if name not in registry:
                 raise ValueError(f"{where}.name: unknown {registry.kind} {name!r}; known: {', '.join(registry.names())}")
             registry.check_kwargs(name, kwargs, f"{where}.kwargs")
+        if self.target.expression and self.model.g_input == GInput.SOFTMAX:
+            raise ValueError("target.kind expression: g cannot read class probabilities of f's gene values; set "
+                             "model.g_input to logits (f's predicted values) or features (f's embedding)")
+        if self.target.expression and self.train.label_smoothing:
+            raise ValueError("train.label_smoothing: smooths class labels; target.kind is expression")
         return self
 
     def to_dict(self) -> dict:

@@ -18,8 +18,8 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
-from ..files.yaml_file import YamlError, load_yaml_text
-from .load import make_config
+from .load import make_config, read_yaml
+from ..evaluate.selection import PAPER_SEARCH_SPACE
 from ..names import Regimen
 from .schema import ConfigError, RunConfig
 
@@ -199,8 +199,14 @@ def _yaml(value: Any) -> str:
     return str(value)
 
 
-#: The GridNet paper's random search: ``log10(lr) ~ U(-4, -3)`` and ``alpha ~ U(0, 0.1)``.
-PAPER_SPACE = {"train.lr": LogUniform(1e-4, 1e-3), "train.alpha": Uniform(0.0, 0.1)}
+def _from_selection(spec: tuple) -> Distribution:
+    kind, low, high = spec
+    return LogUniform(10.0 ** low, 10.0 ** high) if kind == "log10_uniform" else Uniform(float(low), float(high))
+
+
+#: The GridNet paper's random search (:data:`gridgraph.evaluate.PAPER_SEARCH_SPACE`) as config keys:
+#: ``log10(train.lr) ~ U(-4, -3)`` and ``train.alpha ~ U(0, 0.1)``.
+PAPER_SPACE = {f"train.{name}": _from_selection(spec) for name, spec in PAPER_SEARCH_SPACE.items()}
 
 
 def load_space(path: Union[str, Path, None], base: Optional[Mapping] = None) -> SearchSpace:
@@ -210,11 +216,4 @@ def load_space(path: Union[str, Path, None], base: Optional[Mapping] = None) -> 
         regimen = make_config(base).train.regimen
         space = {k: d for k, d in PAPER_SPACE.items() if k != "train.alpha" or regimen == Regimen.AT_ONCE}
         return SearchSpace.from_mapping(space, base, source="the paper's search space")
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"search space file not found: {path}")
-    try:
-        data = load_yaml_text(path.read_bytes(), str(path))
-    except YamlError as err:
-        raise ConfigError(str(err)) from None
-    return SearchSpace.from_mapping(data, base, source=str(path))
+    return SearchSpace.from_mapping(read_yaml(path, "search space file"), base, source=str(path))

@@ -247,40 +247,59 @@ def _unknown(kind: str, name: str, known: Sequence[str]) -> ValueError:
 
 def timm_encoder(num_classes: int, model_name: str, weights: Optional[PathLike] = None,
                  freeze: bool = False, pretrained: bool = False,
-                 input_size: Optional[int] = None, **model_kwargs: Any) -> BackboneEncoder:
+                 input_size: Optional[int] = None, input_mean: Optional[Sequence[float]] = None,
+                 input_std: Optional[Sequence[float]] = None, **model_kwargs: Any) -> BackboneEncoder:
     """Any timm model as f (needs the ``timm`` package: ``pip install 'gridgraph[timm]'``).
 
     Args:
         num_classes: K.
-        model_name: a timm name, e.g. ``"resnet50"``, ``"vit_small_patch16_224.augreg_in21k"``.
+        model_name: a timm name, e.g. ``"resnet50"``, ``"vit_small_patch16_224.augreg_in21k"``;
+            ``"local-dir:FOLDER"`` (timm's ``save_for_hf`` layout: its weights are loaded) or
+            ``"hf-hub:ORG/NAME"`` from the local Hugging Face cache only
+            (:mod:`~gridgraph.encoders.timm_source`).
         weights: a local file (``.pt``/``.pth`` state dict or ``.safetensors``), default none.
         freeze: linear probe: only the classifier trains (default ``False``).
         pretrained: let timm download its pretrained weights (default ``False``: never).
         input_size: override the side the model runs at (default: ``img_size`` when given in
-            ``model_kwargs``, else the model's pretrained config).
+            ``model_kwargs``, else the weights' own config, else the model's timm config).
+        input_mean, input_std: the normalisation (0..1 units) when the weights' own config
+            (``config.json`` of the folder or beside ``weights``) does not say it.
         **model_kwargs: passed to ``timm.create_model`` (e.g. ``drop_path_rate``, ``img_size``).
 
-    Input size, mean and std come from ``timm.data.resolve_data_config`` of the model.
+    Mean and std: the weights' own config, else ``input_mean``/``input_std``, else timm's
+    ``resolve_data_config`` of the model where that describes the weights (timm's pretrained
+    ones, or none); a frozen backbone with weights of no known normalisation is refused.
     """
+    from .timm_source import resolve_normalisation, resolve_timm_name, weights_config
+
     try:
         import timm
     except ImportError:
         raise ImportError("encoder 'timm' needs the timm package: pip install 'gridgraph[timm]'") from None
     if pretrained and weights is not None:
         raise ValueError("pass either pretrained=True (download) or weights=<local file>, not both")
-    if not timm.is_model(model_name):
+    name, folder = resolve_timm_name(model_name)
+    if folder is None and not timm.is_model(model_name):
         raise _unknown("timm", model_name, timm.list_models())
-    backbone = timm.create_model(model_name, pretrained=bool(pretrained), num_classes=0, **model_kwargs)
+    if folder is not None and weights is not None:
+        raise ValueError(f"f: {model_name} brings its weights; weights={weights} too: give one")
+    backbone = timm.create_model(name, pretrained=bool(pretrained) or folder is not None, num_classes=0,
+                                 **model_kwargs)
     cfg = timm.data.resolve_data_config({}, model=backbone)
+    own = weights_config(folder, weights)
     if input_size is None:
-        input_size = _side(model_kwargs.get("img_size", cfg["input_size"]))
+        input_size = _side(model_kwargs.get("img_size", (own or cfg)["input_size"]))
+    source = _source("timm", model_name, model_kwargs)
+    mean, std, _ = resolve_normalisation(source, own, input_mean, input_std, cfg,
+                                         timm_knows=bool(pretrained) or "pretrained_cfg_overlay" in model_kwargs
+                                         or weights is None and folder is None,
+                                         frozen=freeze)
     dim = getattr(backbone, "head_hidden_size", None) or backbone.num_features
     if weights is not None:
         head = backbone.pretrained_cfg.get("classifier") or ()
         heads = [head] if isinstance(head, str) else list(head)
         load_backbone_weights(backbone, weights, heads + ["head", "fc", "classifier"])
-    return BackboneEncoder(backbone, dim, num_classes, input_size, cfg["mean"], cfg["std"],
-                           freeze=freeze, source=_source("timm", model_name, model_kwargs))
+    return BackboneEncoder(backbone, dim, num_classes, input_size, mean, std, freeze=freeze, source=source)
 
 
 # torchvision models whose defaults need care: no auxiliary heads (their outputs are unused by f).

@@ -95,9 +95,12 @@ def format_comparison(results: Mapping[str, Mapping[str, float]], digits: int = 
     """Text table of :func:`compare_models`: one column per model, one row per metric."""
     names = list(results)
     keys = ("accuracy", "macro_auroc", "macro_f1", "weighted_f1")
+    if "mean_pearson" in results[names[0]]:  # regression (expression) metrics
+        keys = ("mean_pearson", "median_pearson", "mean_spearman", "genes_r_above_0.3", "genes_significant", "mse")
+    label = max(12, max(len(k) for k in keys) + 1)
     width = max(max(len(n) for n in names), digits + 3) + 2
-    lines = [f"{'':<12}" + "".join(f"{n:>{width}}" for n in names)]
+    lines = [f"{'':<{label}}" + "".join(f"{n:>{width}}" for n in names)]
     for key in keys:
         cells = "".join(f"{_fmt(results[n][key], digits):>{width}}" for n in names)
-        lines.append(f"{key:<12}{cells}")
+        lines.append(f"{key:<{label}}{cells}")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from .readers.spot_table import read_class_names, read_spot_table
 from .readers.st_tsv import read_st_tsv
 from .tables.frames import read_frame
 from .readers.visium_hd import hd_bin_folder, read_visium_hd
+from .readers.visium_hd_cells import read_visium_hd_cells
 from .readers.xenium import read_alignment, read_xenium
 from .writers.tables import read_loupe_csv, read_predictions, write_loupe_csv, write_predictions
 
@@ -32,7 +33,7 @@ __all__ = [
     "read_class_names",
     "read_nuclei_csv",
     "read_anndata",
-    "read_visium_hd",
+    "read_visium_hd", "read_visium_hd_cells",
     "hd_bin_folder",
     "read_xenium",
     "read_alignment",

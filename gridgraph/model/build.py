@@ -28,6 +28,7 @@ def build_model(
     g_zero_init: bool = defaults.G_ZERO_INIT,
     g_residual: bool = defaults.G_RESIDUAL,
     layout: Optional[str] = None,
+    regression: bool = False,
     **kwargs: Any,
 ) -> GridGraphNet:
     """Build a :class:`GridGraphNet` from names (for configs).
@@ -51,6 +52,8 @@ def build_model(
         g_residual: g corrects f's log-probabilities instead of predicting the logits outright.
         layout: the sections' graph layout (``"hex"``, ``"cartesian"``, ``"irregular"``), needed
             by ``corrector="auto"`` only.
+        regression: f and g output one value per target (``num_classes`` genes) instead of
+            class logits (see :class:`GridGraphNet`'s ``regression``).
         g_zero_init: with ``g_residual=True``, zero g's output layer so that f + g starts
             exactly at f (default ``True``; a warning if g does not name its output layer).
         **kwargs: :class:`GridGraphNet` options (``chunk_size``, ``checkpoint``, ``transform``;
@@ -65,6 +68,9 @@ def build_model(
         corrector, corrector_kwargs = chosen["name"], {**chosen["kwargs"], **(corrector_kwargs or {})}
     f = build_encoder(encoder, num_classes, **(encoder_kwargs or {}))
     if int(f_ensemble) > 1:
+        if regression:
+            raise ValueError("model.f_ensemble > 1 averages f's class probabilities: it is for class targets, "
+                             "not an expression target")
         f = _f_ensemble(f, lambda: build_encoder(encoder, num_classes, **(encoder_kwargs or {})), int(f_ensemble),
                         g_input)
     if "transform" not in kwargs and isinstance(f.members[0] if isinstance(f, EncoderEnsemble) else f, FeatureMLP):
@@ -79,7 +85,7 @@ def build_model(
     if g_residual and g_zero_init and not zero_output_layer(g):
         warnings.warn(f"corrector {corrector!r} does not name its output layer (Corrector.output_layer): "
                       "the residual g starts from random weights, not from f", stacklevel=2)
-    return GridGraphNet(f, g, g_input=g_input, g_residual=g_residual, **kwargs)
+    return GridGraphNet(f, g, g_input=g_input, g_residual=g_residual, regression=regression, **kwargs)
 
 
 def _f_ensemble(first, build, size: int, g_input: str) -> EncoderEnsemble:

@@ -68,6 +68,11 @@ class GridGraphNet(nn.Module):
             turned and mirrored, nodes in the same order); for a g trained on sections seen under
             random symmetries (``train.augment_sections``). Irregular graphs are unchanged.
 
+        regression: f and g output one value per target (e.g. per gene: expression) instead of
+            class logits: a residual g corrects f's values (``g_input="logits"``) or f's head on
+            its embedding (``"features"``), and ensembles and test-time augmentation average the
+            values themselves. The "logits" and "probabilities" below are then these values.
+
     g may be a :class:`~gridgraph.correctors.CorrectorEnsemble` (``(M, N, K)`` member logits):
     :meth:`g_member_logits` gives each member's logits (trained with the sum of their losses),
     :meth:`g_outputs` their combination (the mean of their probabilities).
@@ -97,11 +102,15 @@ class GridGraphNet(nn.Module):
         g_residual: bool = defaults.G_RESIDUAL,
         f_tta: bool = False,
         g_tta: bool = False,
+        regression: bool = False,
     ):
         super().__init__()
         if g_input not in GInput.values():
             raise ValueError(f"g_input must be {choices(GInput)}, got {g_input!r}")
         g_input = GInput(g_input).value  # stored as a plain string
+        if regression and g_input == GInput.SOFTMAX:
+            raise ValueError("regression: g reads f's predicted values (g_input='logits') or its embedding "
+                             "('features'), not a softmax of them")
         width = self._f_width(f, g_input)
         g_in = getattr(g, "in_channels", None)
         if width is not None and g_in is not None and int(width) != int(g_in):
@@ -118,6 +127,7 @@ class GridGraphNet(nn.Module):
         self.g_residual = bool(g_residual)
         self.f_tta = bool(f_tta)
         self.g_tta = bool(g_tta)
+        self.regression = bool(regression)
         self.register_buffer("use_g", torch.tensor(True))
         self.register_load_state_dict_pre_hook(_default_use_g)
 
@@ -209,8 +219,8 @@ class GridGraphNet(nn.Module):
             embedding = sum(self._encode(self._logits_and_embedding, patches, device, self._turned(k))[1]
                             for k in range(8)) / 8
             return self._f_term(embedding), embedding
-        f_logits = combine_members(torch.stack([self._encode(self.f, patches, transform=self._turned(k))
-                                                for k in range(8)]))
+        f_logits = self._combine(torch.stack([self._encode(self.f, patches, transform=self._turned(k))
+                                              for k in range(8)]))
         return f_logits, f_logits.softmax(-1) if self.g_input == GInput.SOFTMAX else f_logits
 
     def g_outputs(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
@@ -220,12 +230,16 @@ class GridGraphNet(nn.Module):
                 and graph.layout != Layout.IRREGULAR:
             views = [self._g_once(g_in, lattice_symmetry(graph, k // 2, flip=bool(k % 2)))
                      for k in range(num_symmetries(graph.layout))]
-            return combine_members(torch.stack(views))
+            return self._combine(torch.stack(views))
         return self._g_once(g_in, graph)
+
+    def _combine(self, members: Tensor) -> Tensor:
+        """``(M, N, K)`` -> ``(N, K)``: the mean probability's logits, or for regression the mean value."""
+        return members.float().mean(0) if self.regression else combine_members(members)
 
     def _g_once(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
         out = self.g_member_logits(g_in, graph)
-        return out[0] if out.shape[0] == 1 else combine_members(out)
+        return out[0] if out.shape[0] == 1 else self._combine(out)
 
     def g_member_logits(self, g_in: Tensor, graph: SpotGraph) -> Tensor:
         """``(M, N, K)``: the logits of each of g's ``M`` members (``M = 1`` for a single g);
@@ -257,6 +271,7 @@ class GridGraphNet(nn.Module):
         return (
             f"g_input={self.g_input!r}, g_residual={self.g_residual}, f_tta={self.f_tta}, "
             f"g_tta={self.g_tta}, chunk_size={self.chunk_size}, checkpoint={self.checkpoint}"
+            + (", regression=True" if self.regression else "")
         )
 
 

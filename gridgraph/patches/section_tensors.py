@@ -20,8 +20,9 @@ class SectionTensors:
     """What training and inference need of one section.
 
     ``patches`` ``(N, 3, P, P)`` uint8 in node order, ``graph`` the section's
-    :class:`SpotGraph`, ``labels`` ``(N,)`` long (``-1``: unlabeled), and optionally the
-    :class:`Section` it came from (for figures).
+    :class:`SpotGraph`, ``labels`` ``(N,)`` long (``-1``: unlabeled), optionally the
+    :class:`Section` it came from (for figures) and, for a continuous target (gene expression),
+    ``targets`` ``(N, G)`` float32 (a row of NaN: a node without counts).
     """
 
     name: str
@@ -29,6 +30,7 @@ class SectionTensors:
     graph: SpotGraph
     labels: torch.Tensor
     section: Optional[Section] = None
+    targets: Optional[torch.Tensor] = None
 
     @property
     def num_nodes(self) -> int:

@@ -1,4 +1,5 @@
-"""Figures: label maps, misclassification maps, confusion and class-adjacency matrices.
+"""Figures: label maps, misclassification maps, confusion and class-adjacency matrices, and
+measured against predicted expression maps.
 
 Everything is drawn on :class:`matplotlib.figure.Figure` objects rendered with the Agg canvas, so
 importing or using this module never touches pyplot or changes the user's backend. Every function
@@ -10,6 +11,7 @@ so maps are drawn with the y axis inverted, matching the section image.
 """
 from ..colors import class_colors
 from .common import UNLABELED_COLOR, save_figure
+from .expression import pick_genes, plot_expression_maps
 from .maps import plot_label_map, plot_label_maps, plot_misclassification, plot_predictions
 from .matrices import plot_class_adjacency, plot_confusion_matrix
 from .nodes import RASTER_MIN_NODES
@@ -23,6 +25,8 @@ __all__ = [
     "plot_misclassification",
     "plot_confusion_matrix",
     "plot_class_adjacency",
+    "pick_genes",
+    "plot_expression_maps",
     "UNLABELED_COLOR",
     "RASTER_MIN_NODES",
 ]

@@ -14,7 +14,7 @@ from .optim import joint_optimizer, make_adam
 from .pretrain import pretrain_f
 from .regimen import StagePlan, make_optimizer, plan_stages
 from .state import TrainingState
-from .trainer import Trainer, pick_device
+from .trainer import Trainer, pick_device, score_key
 
 __all__ = [
     "Trainer",
@@ -30,6 +30,7 @@ __all__ = [
     "section_epoch",
     "masked_cross_entropy",
     "pick_device",
+    "score_key",
     "joint_optimizer",
     "make_adam",
     "pretrain_f",

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..config import legacy_config
+from ..config import RunConfig, legacy_config
 from ..files.atomic import atomic_write
 
 __all__ = ["CheckpointManager", "MODEL_SECTIONS"]
 
-MODEL_SECTIONS = ("f", "g", "model", "patches", "graph")
+MODEL_SECTIONS = ("f", "g", "model", "patches", "graph", "target")
 RESUME_SECTIONS = MODEL_SECTIONS + ("data", "seed", "train")
 # train settings a resumed run may change (they do not alter what was already trained)
 MUTABLE_TRAIN_KEYS = ("progress", "device", "cache_dir", "embedding_cache", "epochs_f", "epochs_g", "epochs_joint",
@@ -117,6 +117,9 @@ class CheckpointManager:
         for name in sections:
             ignore = MUTABLE_TRAIN_KEYS if name == "train" else ()
             old, new = _section(ckpt["config"], name, ignore), _section(self.config, name, ignore)
+            if name == "target":  # a config without one (written before targets existed): class labels
+                labels = RunConfig().target.model_dump(mode="json")
+                old, new = old or labels, new or labels
             if old != new:
                 changed = _first_difference(old, new, name)
                 raise ValueError(f"{path}: written with {changed[0]}={changed[1]!r}, this run has "

@@ -15,7 +15,6 @@ import contextlib
 from typing import Callable, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..distributed import Replica, step_plan, sum_over_ranks
@@ -23,22 +22,9 @@ from ..encoders import encode
 from ..encoders.encode import preserve_batchnorm_stats
 from ..inference import autocast
 from ..patches import SectionTensors, random_color_jitter, random_dihedral
+from .objective import Objective, masked_cross_entropy
 
 __all__ = ["masked_cross_entropy", "PatchAugment", "patch_epoch", "section_epoch", "item_seeds", "seeded_item"]
-
-
-def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean cross-entropy over labeled nodes (label ``-1`` ignored); 0 if none is labeled.
-
-    ``logits`` ``(N, K)``, or ``(M, N, K)`` for the members of an ensemble: the sum of the
-    members' losses (each member's gradient is exactly its own loss's).
-    ``label_smoothing``: as :func:`torch.nn.functional.cross_entropy`'s.
-    """
-    if not (labels >= 0).any():
-        return logits.sum() * 0.0
-    if logits.dim() == 3:
-        return torch.stack([masked_cross_entropy(m, labels, label_smoothing) for m in logits]).sum()
-    return F.cross_entropy(logits.float(), labels, ignore_index=-1, label_smoothing=label_smoothing)
 
 
 class PatchAugment:
@@ -72,16 +58,17 @@ def seeded_item(seed: int) -> Iterator[torch.Generator]:
     yield torch.Generator().manual_seed(seed)
 
 
-def _labeled_nodes(sections: Sequence[SectionTensors]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(section index, node index)`` of every labeled node, sections in order."""
-    labeled = [torch.nonzero(st.labels >= 0)[:, 0] for st in sections]
+def _labeled_nodes(sections: Sequence[SectionTensors], objective: Objective) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(section index, node index)`` of every labeled node (with a target), sections in order."""
+    labeled = [torch.nonzero(objective.known(objective.truth(st)))[:, 0] for st in sections]
     sec = torch.cat([torch.full((len(n),), i) for i, n in enumerate(labeled)])
     return sec, torch.cat(labeled)
 
 
-def _batch(sections, sec: torch.Tensor, node: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``(patches, labels)`` of the picked nodes, grouped by section (in section order)."""
-    parts = [(sections[i].patches[node[sec == i]], sections[i].labels[node[sec == i]]) for i in sec.unique().tolist()]
+def _batch(sections, sec: torch.Tensor, node: torch.Tensor, objective: Objective) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(patches, labels)`` (or targets) of the picked nodes, grouped by section (in section order)."""
+    parts = [(sections[i].patches[node[sec == i]], objective.truth(sections[i])[node[sec == i]])
+             for i in sec.unique().tolist()]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
@@ -91,7 +78,8 @@ def _pin(x: torch.Tensor, device: torch.device, pin: bool) -> torch.Tensor:
 
 def patch_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch.Generator, *,
                 batch_size: int, augment: PatchAugment, amp: bool = False, progress: bool = False,
-                replica: Replica = None, pin_memory: bool = False, label_smoothing: float = 0.0) -> float:
+                replica: Replica = None, pin_memory: bool = False, label_smoothing: float = 0.0,
+                objective: Objective = None) -> float:
     """One epoch of f alone over shuffled minibatches of labeled patches; the mean loss (over
     all ranks' patches).
 
@@ -100,19 +88,21 @@ def patch_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch
     and each rank trains f on its contiguous part; the loss is scaled so that DDP's average is
     the mean over the whole minibatch. ``replica``: the model as :class:`~gridgraph.distributed.Replica`
     (default: ``model`` alone). ``pin_memory``: page-locked host patches for asynchronous copies
-    to a GPU. ``label_smoothing``: of the cross-entropy.
+    to a GPU. ``label_smoothing``: of the cross-entropy. ``objective``: what is fitted (default
+    the labels, cross-entropy with ``label_smoothing``; see :class:`~.objective.Objective`).
     """
+    objective = objective or Objective(label_smoothing=label_smoothing)
     replica = replica or Replica(model)
     model.train()
     device = next(model.parameters()).device
-    sec, node = _labeled_nodes(sections)
+    sec, node = _labeled_nodes(sections, objective)
     order = torch.randperm(len(node), generator=gen)
     steps = step_plan(len(node), batch_size, replica.rank, replica.world)
     seeds = item_seeds(len(steps), gen)
     total, count = 0.0, 0
     for step in tqdm(steps, desc="f", leave=False, disable=not progress):
         pick = order[step.start: step.start + step.size]
-        x, y = _batch(sections, sec[pick], node[pick])
+        x, y = _batch(sections, sec[pick], node[pick], objective)
         with seeded_item(seeds[step.index]) as item_gen:
             x = augment(x, item_gen)
         lo, hi = step.mine.start - step.start, step.mine.stop - step.start
@@ -128,7 +118,7 @@ def patch_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch
 
         with contextlib.nullcontext() if real else preserve_batchnorm_stats(model):
             logits = replica(run)
-            loss = masked_cross_entropy(logits, ys, label_smoothing)
+            loss = objective(logits, ys)
         scale = (hi - lo) * replica.world / step.size if real else 0.0
         optimizer.zero_grad(set_to_none=True)
         (loss * scale if scale != 1.0 else loss).backward()
@@ -143,7 +133,7 @@ def patch_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch
 def section_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: torch.Generator,
                   forward: Callable[..., torch.Tensor], *, accumulate: int = 1,
                   progress: bool = False, replica: Replica = None,
-                  label_smoothing: float = 0.0) -> tuple[float, int]:
+                  label_smoothing: float = 0.0, objective: Objective = None) -> tuple[float, int]:
     """One epoch over whole sections in random order, one optimizer step every ``accumulate``
     sections per rank (``accumulate * world`` sections per step) and at the end.
 
@@ -152,8 +142,9 @@ def section_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: tor
     ``m`` it is handed (the DDP-wrapped call when distributed) and the section's own generator.
     Each step averages the loss of its own sections (the last, shorter step too); gradients are
     all-reduced once per step (``no_sync`` before). Returns ``(mean loss over all sections,
-    optimizer steps)``.
+    optimizer steps)``. ``objective``: as :func:`patch_epoch`'s.
     """
+    objective = objective or Objective(label_smoothing=label_smoothing)
     replica = replica or Replica(model)
     model.train()
     device = next(model.parameters()).device
@@ -175,7 +166,7 @@ def section_epoch(model, sections: Sequence[SectionTensors], optimizer, gen: tor
                 with seeded_item(seeds[pos]) as item_gen, \
                         contextlib.nullcontext() if real else preserve_batchnorm_stats(model):
                     logits = replica(lambda m: forward(m, k, st, item_gen))
-                loss = masked_cross_entropy(logits, st.labels.to(device), label_smoothing)
+                loss = objective(logits, objective.truth(st).to(device))
                 (loss * (replica.world / step.size if real else 0.0)).backward()
             if real:
                 total += loss.item() / (logits.shape[0] if logits.dim() == 3 else 1)  # per member

@@ -32,19 +32,25 @@ import torch
 from .. import distributed as dist
 from ..config import RunConfig, TrainConfig
 from ..graph.symmetry import RandomLatticeSymmetry
-from ..evaluate import compute_metrics
-from ..inference import autocast, evaluate_probs, f_outputs, flat_metrics, predict_probs
+from ..inference import autocast, evaluate_probs, f_outputs, flat_metrics, predict_probs, score, truth
 from ..names import Metric, Stage
 from ..patches import SectionTensors
 from .checkpoint import MODEL_SECTIONS, CheckpointManager, load_checkpoint
 from .cross_fit import cross_fit_groups, cross_fitted_outputs
 from .f_cache import FOutputCache
 from .loops import PatchAugment, patch_epoch, section_epoch
+from .objective import objective_for
 from .pretrain import pretrain_f
 from .regimen import StagePlan, make_optimizer, plan_stages
 from .state import TrainingState
 
-__all__ = ["Trainer", "pick_device"]
+__all__ = ["Trainer", "pick_device", "score_key"]
+
+
+def score_key(metric: str, regression: bool = False) -> str:
+    """The validation metric that picks the best model: ``train.metric``'s, or for regression
+    (an expression target) the mean Pearson r over genes."""
+    return "mean_pearson" if regression else Metric(metric).key
 
 
 def pick_device(name="auto", setting: str = "train.device") -> torch.device:
@@ -121,6 +127,7 @@ class Trainer:
         self.progress = progress and self.main
         self.pin_memory = self.t.pin_memory and self.device.type == "cuda"
         self.augment = PatchAugment(self.t.augment, self.t.color_jitter)
+        self.objective = objective_for(model, run.target.loss if run is not None else "mse", self.t.label_smoothing)
         config = run.to_dict() if run is not None else None
         self.files = CheckpointManager(out_dir, config, self.classes, meta) if out_dir is not None else None
         self.on_epoch = on_epoch
@@ -145,10 +152,10 @@ class Trainer:
             mine = dist.shard_positions(len(sections), self.rank, self.world)
             local = {k: f_outputs(self.model, sections[k], self.t.amp)[0] for k in mine}
             f_probs = torch.cat(dist.gather_indexed(local, len(sections)))
-            y = torch.cat([st.labels for st in sections])
-            return {f"f_{k}": v for k, v in compute_metrics(y, f_probs).items()}
+            y = torch.cat([truth(self.model, st) for st in sections])
+            return {f"f_{k}": v for k, v in score(y, f_probs).items()}
         probs = self.predict(sections, f_cache=f_cache)
-        return flat_metrics(evaluate_probs([st.labels for st in sections], probs))
+        return flat_metrics(evaluate_probs([truth(self.model, st) for st in sections], probs))
 
     def predict(self, sections: Sequence[SectionTensors], f_cache: Optional[Sequence] = None,
                 amp: Optional[bool] = None) -> list:
@@ -189,11 +196,12 @@ class Trainer:
             loss = patch_epoch(self.model, train, optimizer, gen, batch_size=self.t.batch_size,
                                augment=self.augment, amp=self.t.amp, progress=self.progress,
                                replica=replica, pin_memory=self.pin_memory,
-                               label_smoothing=self.t.label_smoothing)
+                               label_smoothing=self.t.label_smoothing, objective=self.objective)
         else:
             loss, steps = section_epoch(self.model, train, optimizer, gen, self._g_forward(plan, caches[0]),
                                         accumulate=self.t.accumulate, progress=self.progress,
-                                        replica=replica, label_smoothing=self.t.label_smoothing)
+                                        replica=replica, label_smoothing=self.t.label_smoothing,
+                                        objective=self.objective)
             self.steps_taken += steps
         dist.average_buffers(self.model)  # batch-norm statistics: the same model on every rank
         seconds = time.perf_counter() - t0
@@ -216,10 +224,14 @@ class Trainer:
             patches = sum(st.num_nodes for st in train)
         return f"{patches / seconds:.1f} patches/s, {sections}"
 
+    @property
+    def score_key(self) -> str:
+        return score_key(self.t.metric, self.objective.regression)
+
     def _record(self, idx: int, plan: StagePlan, epoch: int, loss: float, val: dict, seconds: float,
                 speed: str = "") -> float:
         """Log and keep the epoch; returns the score it is a candidate with (f + g, or f alone)."""
-        key = Metric(self.t.metric).key
+        key = self.score_key
         score = val[f"f_{key}"] if plan.stage == Stage.F else val[key]
         self.state.history.append({"stage": str(plan.stage), "epoch": epoch + 1, "train_loss": loss,
                                    "seconds": seconds, **val})
@@ -282,8 +294,10 @@ class Trainer:
                                            "pretrain_epochs": 0})  # they start from the pretrained f
 
         def fit_f(model, sections, val_sections, group):
-            Trainer(model, only_f, self.classes, seed=self.seed + 7919 * (group + 1),
-                    log=lambda line: self.log(f"  cross-fit {group + 1}: {line}")).fit(sections, val_sections)
+            extra = Trainer(model, only_f, self.classes, seed=self.seed + 7919 * (group + 1),
+                            log=lambda line: self.log(f"  cross-fit {group + 1}: {line}"))
+            extra.objective = self.objective  # the run's loss (only_f is a TrainConfig, without the target)
+            extra.fit(sections, val_sections)
 
         return cross_fitted_outputs(self.model, self._f_init, train, val, groups, fit_f, self.t.amp, self.log)
 
@@ -358,7 +372,7 @@ class Trainer:
 
     def _log_choice(self) -> None:
         """Say which model was kept: f + g, or f alone when g lowered the validation score."""
-        best, key = self.state.best, Metric(self.t.metric).key
+        best, key = self.state.best, self.score_key
         m = best["metrics"]
         g_score = m.get("g_off", m)[key]
         which = "f + g" if best.get("use_g", True) else "f alone (g switched off: it lowered the score)"

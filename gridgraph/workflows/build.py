@@ -20,6 +20,7 @@ from ..defaults import corrector_for
 from ..embeddings import attach_backbone_embeddings, uses_cached_embeddings
 from ..encoders import with_widths, without_weights
 from ..features import needs_image
+from ..features.targets import target_genes
 from ..model import GridGraphNet, build_model
 from ..train import Trainer, pick_device
 from .platform import platform_record
@@ -41,7 +42,8 @@ def resolve_config(cfg: RunConfig, sections: Sequence) -> RunConfig:
 
 def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
                       features: Optional[dict] = None) -> GridGraphNet:
-    """The :class:`GridGraphNet` a config describes (``f``, ``g``, ``model``, ``train.chunk_size``).
+    """The :class:`GridGraphNet` a config describes (``f``, ``g``, ``model``, ``train.chunk_size``;
+    with an expression ``target``, ``num_classes`` is the number of genes and the model regresses).
 
     ``pretrained=False`` skips the arguments f declares as weights (``weights``, timm's
     ``pretrained``; the weights come from a checkpoint). ``features``: the node-feature state
@@ -60,7 +62,8 @@ def model_from_config(cfg: RunConfig, num_classes: int, pretrained: bool = True,
                        corrector_kwargs=dict(cfg.g.kwargs), chunk_size=cfg.train.chunk_size,
                        checkpoint=cfg.train.checkpoint, g_ensemble=cfg.model.g_ensemble,
                        f_ensemble=cfg.model.f_ensemble,
-                       g_zero_init=cfg.model.g_zero_init, f_tta=cfg.model.f_tta, g_tta=cfg.model.g_tta)
+                       g_zero_init=cfg.model.g_zero_init, f_tta=cfg.model.f_tta, g_tta=cfg.model.g_tta,
+                       regression=cfg.target.expression)
 
 
 def _without_weights(f_name: str, f_kwargs: dict) -> dict:
@@ -90,6 +93,29 @@ def with_prediction_settings(ckpt: Checkpoint, overrides: Sequence[str] = ()) ->
     return ckpt.replace(config=prediction_config(ckpt.config, overrides)) if overrides else ckpt
 
 
+def f_input_record(model) -> dict:
+    """A backbone f's input as built (``input_size``, ``input_mean``, ``input_std``: what its weights'
+    own config may have said), for checkpoints, which rebuild f without its weights file; ``{}``
+    for other f's."""
+    from ..encoders.backbone import BackboneEncoder
+
+    f = getattr(model, "f", None)
+    if not isinstance(f, BackboneEncoder):
+        return {}
+    return {"input_size": f.input_size, "input_mean": list(f.input_mean), "input_std": list(f.input_std)}
+
+
+def apply_f_input(model, record: dict) -> None:
+    """Give a rebuilt backbone f the input it was trained with (:func:`f_input_record`)."""
+    from ..encoders.backbone import BackboneEncoder
+
+    f = getattr(model, "f", None)
+    if record and isinstance(f, BackboneEncoder):
+        f.input_size = int(record["input_size"])
+        f.input_mean = tuple(float(v) for v in record["input_mean"])
+        f.input_std = tuple(float(v) for v in record["input_std"])
+
+
 def model_for(ckpt: Checkpoint, source=None) -> GridGraphNet:
     """The model (in eval mode, on the CPU) a loaded checkpoint describes, with its weights;
     errors name ``source`` (default the checkpoint's path)."""
@@ -102,6 +128,7 @@ def model_for(ckpt: Checkpoint, source=None) -> GridGraphNet:
         raise ValueError(f"out of memory building the model described in {path} (f {ckpt.config.f.name} "
                          f"{dict(ckpt.config.f.kwargs)}, g {ckpt.config.g.name} {dict(ckpt.config.g.kwargs)}, "
                          f"{len(ckpt.classes)} classes): {str(err).splitlines()[0][:200]}") from err
+    apply_f_input(model, ckpt.f_input)
     try:
         model.load_state_dict(ckpt.model)
     except RuntimeError as err:
@@ -135,7 +162,9 @@ class Run:
     @property
     def meta(self) -> dict:
         """What every checkpoint of the run stores besides config, classes and weights."""
-        return {"scale": self.scale, "features": self.features, "platform": self.platform}
+        f_input = f_input_record(self.model)  # a backbone f's input, which its weights' config may say
+        return {"scale": self.scale, "features": self.features, "platform": self.platform,
+                **({"f_input": f_input} if f_input else {})}
 
     def trainer(self, out_dir=None, log: Callable[[str], None] = print,
                 on_epoch: Optional[Callable[[int, float], None]] = None) -> Trainer:
@@ -161,6 +190,8 @@ def build_run(cfg: RunConfig, log: Callable[[str], None] = print, splits: Sequen
         loaded, classes, features = dict(sections_of.splits), sections_of.classes, sections_of.features
     else:
         loaded, classes, features = load_splits_and_features(cfg, splits, log=log)
+    if cfg.target.expression:  # the model's outputs are the target genes, which checkpoints name as "classes"
+        classes = target_genes(features)
     if cfg.g.name == AUTO:
         cfg = resolve_config(cfg, loaded["train"])
         log(f"g: auto -> {cfg.g.name} {cfg.g.kwargs} (layout {loaded['train'][0].graph.layout})")

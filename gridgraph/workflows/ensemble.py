@@ -58,6 +58,11 @@ class Ensemble:
         self.path = Path(path).resolve() if path is not None else None
         self.sources = [str(s) for s in sources] if sources else [str(c.path) for _, c in self.members]
         first_name, first = self.sources[0], self.members[0][1]
+        kinds = {bool(getattr(m, "regression", False)) for m, _ in self.members}
+        if len(kinds) > 1:
+            raise ValueError("an ensemble's members must all predict classes or all predict expression")
+        if self.regression and method == "vote":
+            raise ValueError("an ensemble of expression models averages their values: method 'vote' is for classes")
         for name, (_, ckpt) in zip(self.sources[1:], self.members[1:]):
             if ckpt.classes != first.classes:
                 raise ValueError(f"{name}: classes {ckpt.classes} differ from {first_name}'s {first.classes}: "
@@ -73,6 +78,11 @@ class Ensemble:
     @property
     def classes(self) -> list:
         return self.members[0][1].classes
+
+    @property
+    def regression(self) -> bool:
+        """True for members that predict expression (values are averaged, not voted)."""
+        return bool(getattr(self.members[0][0], "regression", False))
 
     @property
     def checkpoints(self) -> list:

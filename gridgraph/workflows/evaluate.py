@@ -10,7 +10,8 @@ import torch
 from ..checkpoint import Checkpoint
 from ..config import DataConfig
 from ..evaluate import accuracy, compute_metrics, ensemble, mean_std
-from ..inference import evaluate_probs, predict_probs
+from ..evaluate.regression import regression_metrics
+from ..inference import evaluate_probs, predict_probs, truth
 from ..patches import SectionTensors
 from .build import model_for
 from .ensemble import member_checkpoints
@@ -31,7 +32,8 @@ def _sections_for(ckpt: Checkpoint, data: Optional[DataConfig], split: str, cach
                       cfg.patches.model_dump(mode="json"), cfg.f.model_dump(mode="json"), ckpt.classes,
                       ckpt.features], sort_keys=True)
     if key not in cache:
-        cache[key] = load_splits(cfg, splits=(split,), classes=ckpt.classes, features=ckpt.features)[0][split]
+        classes = None if cfg.target.expression else ckpt.classes  # an expression model's "classes" are genes
+        cache[key] = load_splits(cfg, splits=(split,), classes=classes, features=ckpt.features)[0][split]
     return cache[key]
 
 
@@ -43,8 +45,9 @@ def _same_nodes(sections: Sequence[SectionTensors], reference: Sequence[SectionT
 
 def evaluate_checkpoints(paths: Sequence, data: Optional[DataConfig] = None, split: str = "test",
                          log: Callable[[str], None] = print) -> dict:
-    """Each checkpoint's metrics on ``split`` plus the mean-softmax and majority-vote ensembles;
-    an ``ensemble.pt`` among ``paths`` counts as its members.
+    """Each checkpoint's metrics on ``split`` plus the mean-softmax and majority-vote ensembles
+    (expression models: the regression metrics, and the ensemble of their mean values); an
+    ``ensemble.pt`` among ``paths`` counts as its members.
 
     Each checkpoint reads the sections with its own graph and patch settings; ``data`` replaces
     the data settings of all of them (default: each checkpoint's own). ``split`` is one of
@@ -66,23 +69,28 @@ def evaluate_checkpoints(paths: Sequence, data: Optional[DataConfig] = None, spl
         if not sections:
             raise ValueError(f"data split {split!r} lists no sections")
         if reference is None:
-            reference, y = sections, torch.cat([st.labels for st in sections])
+            reference, y = sections, torch.cat([truth(model, st) for st in sections])
         _same_nodes(sections, reference, p)
         probs = predict_probs(model, sections)
-        per_model[str(p)] = evaluate_probs([st.labels for st in sections], probs)
+        per_model[str(p)] = evaluate_probs([truth(model, st) for st in sections], probs)
         for head, i in (("f", 0), ("f+g", 1)):
             stacked[head].append(torch.cat([q[i] for q in probs]).numpy())
     result = {"classes": classes, "split": split, "models": per_model}
     if len(loaded) > 1:
-        result.update(_ensembles(y, stacked, per_model))
+        result.update(_ensembles(y, stacked, per_model, regression=bool(loaded[0][0].regression)))
     if ens is not None:
         result["predict_method"] = ens.method  # how predict combines this ensemble file
     return result
 
 
-def _ensembles(y, stacked: dict, per_model: dict) -> dict:
+def _ensembles(y, stacked: dict, per_model: dict, regression: bool = False) -> dict:
     out = {}
     for head in ("f", "f+g"):
+        if regression:  # expression: the mean of the models' values, no vote
+            out[f"ensemble_mean_{head}"] = regression_metrics(y, np.stack(stacked[head]).mean(0))
+            spread = mean_std([m[head]["mean_pearson"] for m in per_model.values()])
+            out[f"mean_pearson_over_models_{head}"] = {"mean": spread.mean, "sd": spread.std}
+            continue
         stack = np.stack(stacked[head])
         for method in ("mean", "vote"):
             labels, scores = ensemble(stack, method=method)

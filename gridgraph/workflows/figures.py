@@ -8,7 +8,7 @@ import torch
 from ..evaluate import confusion_matrix
 from ..patches import SectionTensors
 
-__all__ = ["section_figures", "training_figures", "prediction_figure"]
+__all__ = ["section_figures", "training_figures", "prediction_figure", "expression_figure"]
 
 
 def section_figures(st: SectionTensors, probs, classes, out_dir: Path, prefix: str = "") -> list:
@@ -54,3 +54,16 @@ def prediction_figure(section, f_prob, g_prob, classes, path, uses_g: bool = Tru
     if section.labels.ge(0).any():
         panels = {"true": section.labels.numpy(), **panels}
     plot_label_maps(section.graph, panels, classes, image=section.image, path=path)
+
+
+def expression_figure(st: SectionTensors, probs, genes, path) -> Path:
+    """Measured against f's and f + g's predicted (standardised) expression of one section's
+    best, median and worst predicted gene (by f + g's Pearson r), beside its H&E."""
+    from ..evaluate.regression import regression_metrics
+    from ..plot import pick_genes, plot_expression_maps
+
+    f_values, g_values = probs
+    rows = pick_genes(regression_metrics(st.targets, g_values, per_gene=True)["pearson"])
+    image = st.section.image if st.section is not None else None
+    plot_expression_maps(st.graph, st.targets, {"f": f_values, "f+g": g_values}, genes, rows, image=image, path=path)
+    return Path(path)

@@ -14,9 +14,11 @@ from typing import Optional, Sequence
 from ..checkpoint import Checkpoint
 from ..patches.window import SPOT_PITCH_UM, node_pitch_px
 
-__all__ = ["node_kind", "platform_record", "platform_mismatch"]
+__all__ = ["IMAGE_LEVELS", "node_kind", "platform_record", "platform_mismatch"]
 
 SPOTS, CELLS = "spots", "cells or bins"
+#: The image levels of Space Ranger outputs (Visium, Visium HD), as the readers' ``meta["image_kind"]``.
+IMAGE_LEVELS = ("lowres", "hires", "fullres")
 _LAYOUT_WORDS = {"hex": "hex-grid", "cartesian": "square-grid", "irregular": "irregular"}
 
 
@@ -33,13 +35,16 @@ def node_kind(section) -> Optional[str]:
 def platform_record(sections: Sequence) -> dict:
     """What a checkpoint records of its training sections (:class:`~gridgraph.patches.SectionTensors`
     that keep their section, or :class:`~gridgraph.io.Section` s): ``{"layouts": [...], "nodes":
-    [...]}``, the graph layouts as the model saw them and the node kinds that are known."""
+    [...]}``, the graph layouts as the model saw them and the node kinds that are known, and
+    ``"image_levels"``, the image levels read (``hires``, ``lowres``, ``fullres``) where the readers say."""
     sections = [getattr(s, "section", s) for s in sections]
     sections = [s for s in sections if s is not None]
     if not sections:
         return {}
     kinds = {node_kind(s) for s in sections} - {None}
-    return {"layouts": sorted({str(s.graph.layout) for s in sections}), "nodes": sorted(kinds)}
+    levels = {(s.meta or {}).get("image_kind") for s in sections} & set(IMAGE_LEVELS)
+    record = {"layouts": sorted({str(s.graph.layout) for s in sections}), "nodes": sorted(kinds)}
+    return {**record, "image_levels": sorted(levels)} if levels else record
 
 
 def _describe(layouts: Sequence[str], nodes: Sequence[str]) -> str:

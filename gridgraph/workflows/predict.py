@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Union
+from typing import Callable, Mapping, Optional, Union
 
 from ..checkpoint import Checkpoint
 from ..config import PatchConfig
@@ -22,10 +22,11 @@ from ..patches.plan import SectionPatchPlan
 from ..patches.window import Window
 from .ensemble import Ensemble
 from .figures import prediction_figure
+from .predict_expression import expression_anndata, write_predicted_expression
 from .sections import prepare, rebuild_graph, unify_classes
 
-__all__ = ["predict_probabilities", "trained_window", "read_as_trained", "predict_anndata", "predict_section",
-           "provenance"]
+__all__ = ["predict_probabilities", "trained_window", "read_as_trained", "predict_anndata", "predict_spatialdata",
+           "predict_section", "provenance"]
 
 
 def predict_probabilities(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, section) -> tuple:
@@ -48,7 +49,7 @@ def _model_probabilities(model: GridGraphNet, ckpt: Checkpoint, section) -> tupl
 def _probabilities_of(model: GridGraphNet, ckpt: Checkpoint, section) -> tuple:
     cfg, classes = ckpt.config, ckpt.classes
     section = rebuild_graph(section, cfg.graph)
-    if section.classes and section.labels.ge(0).any():
+    if section.classes and section.labels.ge(0).any() and not model.regression:
         section = unify_classes([section], classes)[0]
     if not image_only(cfg.f.name, cfg.f.kwargs):  # feature inputs: read whole
         patches = trained_window(ckpt, section) if needs_image(cfg.f.name, cfg.f.kwargs) else cfg.patches
@@ -90,15 +91,26 @@ def provenance(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint) -> dict:
                                  validation=ckpt.metric_summary())
 
 
-def read_as_trained(ckpt: Checkpoint, reader: str, paths: dict):
+def read_as_trained(ckpt: Checkpoint, reader: str, paths: dict, options: Optional[Mapping] = None,
+                    level: Optional[str] = None, log: Optional[Callable[[str], None]] = None):
     """A new section read by the registered ``reader`` from explicit files (``paths``), with the
-    reader options the model was trained with when it was trained with the same reader."""
+    reader options the model was trained with when it was trained with the same reader, and
+    ``options`` (``--set data.kwargs.KEY=VALUE``) over them; at the image ``level`` asked for, else
+    the level the model was trained on when the input has it, else the reader's own choice
+    (:func:`~gridgraph.workflows.reading.input_options`). ``log`` gets one line saying which
+    level was read when predict chose it."""
     from ..io.readers.registry import READERS
+    from .reading import input_options, level_note
 
-    data, f = ckpt.config.data, ckpt.config.f
+    f = ckpt.config.f
+    trained, given, choice = input_options(ckpt, reader, paths, options, level)
     # an f that reads patches: the image decodes while the reader parses tables and builds the graph
     with prefetching() if needs_image(f.name, f.kwargs) else contextlib.nullcontext():
-        return READERS.get(reader).from_paths(paths, data.kwargs if data.name == reader else {})
+        section = READERS.get(reader).from_paths(paths, trained, given)
+    note = level_note(section, choice)
+    if note and log is not None:
+        log(note)
+    return section
 
 
 def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=None):
@@ -110,12 +122,31 @@ def predict_anndata(model: GridGraphNet, ckpt: Checkpoint, adata, library_id=Non
 
     section = read_as_trained(ckpt, "anndata", {"path": adata, "library_id": library_id})
     section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
+    if model.regression:
+        return expression_anndata(model, ckpt, section, f_prob, g_prob, adata, provenance(model, ckpt))
     return add_predictions(adata, section.barcodes, f_prob.numpy(), g_prob.numpy(), ckpt.classes,
                            info=provenance(model, ckpt))
 
 
+def predict_spatialdata(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, sdata, table_name: str = "gridgraph",
+                        options: Optional[Mapping] = None, overwrite: bool = False):
+    """A SpatialData object (or ``.zarr`` path) -> the same with gridgraph's predictions as the
+    table ``table_name`` annotating the shapes or points they were read from (categorical class,
+    f alone, probabilities, confidence, provenance: :func:`~gridgraph.io.writers.spatialdata.predictions_table`),
+    written into the store when it is backed by one; read as the checkpoint was trained, with the
+    reader ``options`` (``table``, ``shapes``, ``image``, ...) over the trained ones."""
+    from ..io.writers.spatialdata import write_spatialdata_predictions
+
+    section = read_as_trained(ckpt, "spatialdata", {"path": sdata}, options)
+    section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
+    return write_spatialdata_predictions(sdata, section, f_prob.numpy(), g_prob.numpy() if bool(model.use_g) else None,
+                                         ckpt.classes, info=provenance(model, ckpt), table_name=table_name,
+                                         overwrite=overwrite)
+
+
 def predict_section(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, section, out_dir, figures: bool = True,
-                    adata=None, library_id=None, qupath: bool = False) -> dict:
+                    adata=None, library_id=None, qupath: bool = False, probabilities=None,
+                    sdata=None) -> dict:
     """Predict one raw :class:`~gridgraph.io.Section` with a loaded checkpoint (or an
     :class:`~gridgraph.workflows.ensemble.Ensemble`: the same files) and write, as one
     set (all or none), ``predictions.csv`` (id, label, class probabilities),
@@ -124,13 +155,19 @@ def predict_section(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, sect
     ``predictions.geojson`` (QuPath: spots, bins or cells in full-resolution pixels with their
     class and probabilities; asked for, since it takes about 40 s and 400 MB per 10^6 nodes);
     with ``adata`` (the AnnData the section was read from, or a
-    :class:`concurrent.futures.Future` of it) also ``predictions.h5ad``. Returns the paths."""
+    :class:`concurrent.futures.Future` of it) also ``predictions.h5ad``; ``probabilities``: the
+    ``(section, f, f + g)`` of :func:`predict_probabilities` when already computed; with ``sdata``
+    (the SpatialData, or ``.zarr`` path, the section was read from by
+    :func:`~gridgraph.io.read_spatialdata`) also the table ``gridgraph`` annotating its shapes or
+    points, written into the store (replacing an earlier one; ``"zarr"`` in the paths). Returns the paths."""
     from ..io import write_loupe_csv, write_predictions
     from ..io.writers.anndata import add_predictions, write_h5ad
     from ..io.writers.exports import section_cell_groups, section_geojson
 
     classes = ckpt.classes
-    section, f_prob, g_prob = predict_probabilities(model, ckpt, section)
+    section, f_prob, g_prob = probabilities or predict_probabilities(model, ckpt, section)
+    if model.regression:  # expression: expression.csv (+ predictions.h5ad), see gridgraph.io.writers.expression
+        return write_predicted_expression(model, ckpt, section, f_prob, g_prob, out_dir, adata, provenance(model, ckpt))
     codes = g_prob.argmax(1).numpy()
     files = {"table": "predictions.csv", "loupe": "predictions_loupe.csv"}
     if qupath:
@@ -164,4 +201,11 @@ def predict_section(model: Union[GridGraphNet, Ensemble], ckpt: Checkpoint, sect
                                         library_id=library_id if "library_id" in adata.obs else None)
             write_h5ad(annotated, tmp / files["h5ad"])
         written.result()
-    return {key: Path(out_dir) / name for key, name in files.items()}
+    paths = {key: Path(out_dir) / name for key, name in files.items()}
+    if sdata is not None:
+        from ..io.writers.spatialdata import write_spatialdata_predictions
+
+        write_spatialdata_predictions(sdata, section, f_prob.numpy(), g_prob.numpy() if bool(model.use_g) else None,
+                                      classes, info=provenance(model, ckpt), overwrite=True)
+        paths["zarr"] = Path(str(sdata)) / "tables" / "gridgraph" if isinstance(sdata, (str, Path)) else None
+    return {key: value for key, value in paths.items() if value is not None}

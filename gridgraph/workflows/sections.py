@@ -9,6 +9,7 @@ import torch
 
 from ..config import DataConfig, GraphConfig, ModuleConfig, PatchConfig, RunConfig
 from ..features import fit_features, image_only, in_features, needs_image, section_inputs
+from ..features.targets import TARGET_KEY, fit_target, section_targets
 from ..graph import GraphSpec
 from ..io import Section
 from ..io.readers.registry import READERS
@@ -118,7 +119,11 @@ def load_splits_and_features(cfg: RunConfig, splits: Sequence[str] = ("train", "
                              log=lambda line: None) -> tuple[dict, list, dict]:
     """:func:`load_splits` and the node-feature state of f's inputs: fitted on the ``train``
     split (:func:`~gridgraph.features.fit_features`) unless ``features`` is given, with the
-    width of each feature modality (``in_features``) that the model is built with."""
+    width of each feature modality (``in_features``) that the model is built with. With an
+    expression target (``cfg.target``) the state's ``"target"`` holds its genes and normalisation
+    (:func:`~gridgraph.features.targets.fit_target`, fitted on ``train`` unless ``features`` has
+    it; ``top_variable`` picks among the genes every split's sections measure) and each
+    section's ``targets`` its values."""
     data = cfg.data
     ids = {split: expand_ids(data, getattr(data, split)) for split in splits}
     loaded = {split: [load_section(data, sid, cfg.graph) for sid in ids[split]]
@@ -129,10 +134,20 @@ def load_splits_and_features(cfg: RunConfig, splits: Sequence[str] = ("train", "
         start = sum(len(loaded[s]) for s in splits[: list(splits).index("train")]) if "train" in loaded else 0
         fit_on = everything[start: start + len(loaded.get("train", []))]
         features = fit_features(cfg.f.name, cfg.f.kwargs, fit_on, log=log)
+    target = cfg.target.model_dump(mode="json")
+    if cfg.target.expression and TARGET_KEY not in features:
+        start = sum(len(loaded[s]) for s in splits[: list(splits).index("train")]) if "train" in loaded else 0
+        n_train = len(loaded.get("train", []))
+        others = everything[:start] + everything[start + n_train:]  # their gene names only
+        fitted = fit_target(target, everything[start: start + n_train], features, log=log, measured_in=others)
+        features = {**features, TARGET_KEY: fitted}
     out, at = {}, 0
     for split in splits:
         n = len(loaded[split])
         out[split] = [prepare(s, cfg.patches, f=cfg.f, features=features) for s in everything[at: at + n]]
+        if cfg.target.expression:
+            out[split] = [replace(st, targets=section_targets(s, target, features[TARGET_KEY]))
+                          for st, s in zip(out[split], everything[at: at + n])]
         at += n
     widths = {st.name: in_features(st.patches) for split in splits for st in out[split]}
     if len({tuple(sorted(w.items())) for w in widths.values()}) > 1:

@@ -10,11 +10,11 @@ from ..config import RunConfig, dump_config
 from ..defaults import AUTO, GRAPH_CORRECTOR, GRID_CORRECTOR
 from ..evaluate import format_comparison
 from ..files.atomic import atomic_write
-from ..inference import evaluate_probs
+from ..inference import evaluate_probs, truth
 from ..train import CheckpointManager
 from ..train.run_folder import prepare_run_folder
 from .build import build_run
-from .figures import training_figures
+from .figures import expression_figure, training_figures
 
 __all__ = ["run_training", "write_json"]
 
@@ -70,12 +70,14 @@ def run_training(cfg: RunConfig, resume: bool = True, log: Callable[[str], None]
     for split in ("val", "test"):
         if splits[split]:
             probs[split] = trainer.predict(splits[split], amp=False)  # split over ranks, gathered
-            result[split] = evaluate_probs([st.labels for st in splits[split]], probs[split])
+            result[split] = evaluate_probs([truth(run.model, st) for st in splits[split]], probs[split])
     which = "test" if splits["test"] else "val"
     if main:
         write_json(out / "test_metrics.json", result)
         log(f"\n{which} split, best model:\n" + format_comparison(result[which]))
-        if figures:
+        if figures and run.model.regression:  # measured against predicted maps of three genes
+            expression_figure(splits[which][0], probs[which][0], run.classes, out / f"expression_{which}.png")
+        elif figures:
             training_figures(out, splits, which, probs[which], run.classes)
     dist.barrier()
     return result

@@ -20,7 +20,8 @@ from typing import Callable, Optional
 from .. import distributed as dist
 from ..config import RunConfig
 from ..config.space import Choice, IntUniform, LogUniform, SearchSpace, load_space
-from ..names import EnsembleMethod, Metric
+from ..names import EnsembleMethod
+from ..train import score_key
 from .study import (format_trials, quiet_optuna, open_storage, shown_storage, study_lock, trial_folder, trial_rows,
                     write_study_ensemble, write_trials_csv)
 from .train import run_training
@@ -102,7 +103,7 @@ def _plan(study, trials: int, heartbeats: bool):
 def run_study(cfg: RunConfig, trials: int, ensemble: int = 5, space: Optional[SearchSpace] = None,
               storage: Optional[str] = None, study_name: str = "gridgraph", prune: bool = True,
               sampler: str = "random", method: str = "mean", log: Callable[[str], None] = print,
-              heartbeat: tuple = (20, 60)) -> dict:
+              heartbeat: tuple = (20, 60), figures: bool = True) -> dict:
     """Run (or resume, or join) the study of ``cfg`` until it has ``trials`` finished trials.
 
     Args:
@@ -117,6 +118,7 @@ def run_study(cfg: RunConfig, trials: int, ensemble: int = 5, space: Optional[Se
         method: how ``ensemble.pt`` combines its members (``mean`` or ``vote``).
         heartbeat: ``(interval, grace)`` seconds after which a database-stored trial whose process
             died is taken up by the next worker.
+        figures: each trial's folder gets the figures ``gridgraph train`` draws.
 
     Returns ``{"trials": rows, "ensemble": path or None, "members": trial numbers, "storage": url}``;
     the ensemble and the table are written when the study is done (by its last worker).
@@ -134,11 +136,23 @@ def run_study(cfg: RunConfig, trials: int, ensemble: int = 5, space: Optional[Se
         raise ValueError(f"ensemble method must be one of {', '.join(EnsembleMethod.values())}, got {method!r}")
     _sampler(sampler, 0)
     out = Path(cfg.output)
+    space = space or load_space(None, cfg.to_dict())
     out.mkdir(parents=True, exist_ok=True)
-    base = cfg.to_dict()
-    space = space or load_space(None, base)
-    key = Metric(cfg.train.metric).key
+    verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # gridgraph logs each trial itself
+    try:
+        return _run(cfg, trials, ensemble, space, storage, study_name, prune, sampler, method, log, heartbeat, out,
+                    figures)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _run(cfg, trials, ensemble, space, storage, study_name, prune, sampler, method, log, heartbeat, out,
+         figures) -> dict:
+    import optuna
+
+    base = cfg.to_dict()
+    key = score_key(cfg.train.metric, cfg.target.expression)
     opened, url = open_storage(storage, out, heartbeat)
     lock = study_lock(out)
     with lock:
@@ -153,7 +167,9 @@ def run_study(cfg: RunConfig, trials: int, ensemble: int = 5, space: Optional[Se
         values = {k: _suggest(trial, k, d) for k, d in space.params.items()}
         run_cfg = space.config({**base, "output": str(trial_folder(out, folder))}, values)
         shown = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
-        log(f"trial {trial.number} ({trial_folder(out, folder).relative_to(out)}): {shown}"
+        finished = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                                optuna.trial.TrialState.PRUNED)))
+        log(f"trial {trial.number} [{finished}/{trials} finished] ({trial_folder(out, folder).relative_to(out)}): {shown}"
             + (f" (resuming trial {trial.user_attrs['resumes']})" if "resumes" in trial.user_attrs else ""))
 
         def on_epoch(step: int, score: float) -> None:
@@ -164,7 +180,7 @@ def run_study(cfg: RunConfig, trials: int, ensemble: int = 5, space: Optional[Se
 
         t0 = time.perf_counter()
         try:
-            result = run_training(run_cfg, resume=True, figures=False, log=lambda line: log(f"  [{trial.number}] {line}"),
+            result = run_training(run_cfg, resume=True, figures=figures, log=lambda line: log(f"  [{trial.number}] {line}"),
                                   on_epoch=on_epoch)
         except optuna.TrialPruned as err:
             log(f"trial {trial.number} pruned: {err}")

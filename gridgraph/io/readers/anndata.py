@@ -12,6 +12,7 @@ from ..section import Section
 from .spaceranger import VISIUM_MAX_COL, VISIUM_MAX_ROW, VISIUM_RANGE, VISIUM_SPOT_UM, visium_graph
 from ..tables import check_array_index, check_inside, check_unique, is_positive_number, require_file
 from ..labels import labels_from_obs
+from .libraries import library_key_of
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -132,7 +133,9 @@ def read_anndata(
             or a :class:`~gridgraph.graph.GraphSpec` / its plain form (``"cartesian"``,
             ``{"name": "knn", "kwargs": {"k": 8}}``, ...).
         library_key: the ``obs`` column naming each observation's library (default
-            ``"library_id"``, scanpy's; squidpy and others also use ``"library"``, ``"sample"``).
+            ``"library_id"``, scanpy's; squidpy and others also use ``"library"``, ``"sample"``);
+            when ``obs`` has no such column but ``uns['spatial']`` holds several libraries, the one
+            column whose values are those libraries (:func:`~gridgraph.io.readers.libraries.library_key_of`).
 
     Rows with ``obs['in_tissue'] == 0`` are dropped. A path that is not an h5ad file, a scale
     factor that is not a finite positive number and ``obs`` array indices beyond the largest
@@ -149,6 +152,7 @@ def read_anndata(
     if "spatial" not in adata.obsm:
         raise ValueError(f"{source}: obsm['spatial'] is absent; expected (N, 2) pixel coordinates (x, y)")
     library_id, lib = _library(adata, library_id, library_key, source)
+    library_key = library_key_of(adata, library_key, source)
     obs = adata.obs
     keep = np.ones(adata.n_obs, dtype=bool)
     if library_id is not None and library_key in obs:

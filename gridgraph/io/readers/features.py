@@ -188,7 +188,9 @@ def _read_counts_table(path: Path, what: str):
         raise ValueError(f"{path}: gene column {str(text[0])!r}: expected numeric counts ({what})")
     values = frame.to_numpy(dtype=np.float32)
     if not np.isfinite(values).all():
-        raise ValueError(f"{path}: empty, NaN or infinite counts; expected raw counts >= 0 ({what})")
+        row, col = np.argwhere(~np.isfinite(values))[0]
+        raise ValueError(f"{path}: empty, NaN or infinite counts (gene {str(frame.columns[col])!r}, spot "
+                         f"{str(frame.index[row])!r}); expected raw counts >= 0 ({what})")
     if (values < 0).any():
         raise ValueError(f"{path}: negative counts; expected raw counts >= 0 ({what})")
     from scipy import sparse

@@ -15,14 +15,15 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from ...registry import Registry
 from .nuclei import read_nuclei_csv
 from ..section import Section
-from .spaceranger import read_spaceranger
+from .spaceranger import image_levels as spaceranger_levels, read_spaceranger
 from .spot_table import read_spot_table
 from .st_tsv import read_st_tsv
-from .visium_hd import read_visium_hd
+from .visium_hd import image_levels as visium_hd_levels, read_visium_hd
+from .visium_hd_cells import cell_levels, read_visium_hd_cells
 from .xenium import read_xenium
 from ..tables import natural_sorted
 
-__all__ = ["READERS", "SectionSource", "predict_flags"]
+__all__ = ["READERS", "SectionSource", "predict_flags", "flags_taking", "flags_with_levels"]
 
 READERS = Registry("reader")
 
@@ -45,13 +46,20 @@ class SectionSource:
         help: what the flag's path is, for ``gridgraph predict --help``.
         inputs: the further predict options this reader takes, ``{option: required}`` (options
             are ``image``, ``fullres_image``, ``alignment``, ``library_id``).
+        input_params: the reader parameter of an input option when it is not the option's own name
+            (Visium HD: ``{"fullres_image": "image"}``).
+        levels: for readers with several image levels, ``(path, options) -> [level, ...]``, the
+            levels (``lowres``, ``hires``) a section's files hold.
     """
 
     def __init__(self, reader: Callable[..., Section], path_params: Sequence[str] = ("path",),
                  suffixes: Optional[Mapping[str, str]] = None, path_options: Sequence[str] = (),
                  keep_values: Optional[Mapping[str, Sequence]] = None, flag: Optional[str] = None,
-                 help: str = "", inputs: Optional[Mapping[str, bool]] = None):
+                 help: str = "", inputs: Optional[Mapping[str, bool]] = None,
+                 input_params: Optional[Mapping[str, str]] = None, levels: Optional[Callable] = None):
         self.reader = reader
+        self.input_params = dict(input_params or {})
+        self.levels = levels
         self.flag = flag
         self.help = help
         self.inputs = dict(inputs or {})
@@ -100,14 +108,28 @@ class SectionSource:
             return self.reader(**files, name=str(section_id), **opts)
         return self.reader(Path(root) / str(section_id), **opts)
 
-    def from_paths(self, paths: Mapping[str, Any], options: Mapping) -> Section:
-        """Read one section from explicit files (``{"path": ..., "image": ...}``) with the
-        training run's ``options`` less those that name its files."""
-        opts = {k: v for k, v in options.items() if not k.endswith("_suffix") and (
+    def option_names(self) -> Optional[list]:
+        """The reader options ``data.kwargs`` may hold; ``None`` when it takes any (``**options``)."""
+        params = self.__signature__.parameters.values()
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return None
+        return [p.name for p in params]
+
+    def carried(self, options: Mapping) -> dict:
+        """The training run's ``options`` that carry over to another section: less those that
+        name its files."""
+        return {k: v for k, v in options.items() if not k.endswith("_suffix") and (
             k not in self.path_options or v in self.keep_values.get(k, ()))}
-        paths = dict(paths)
+
+    def from_paths(self, paths: Mapping[str, Any], options: Mapping, given: Optional[Mapping] = None) -> Section:
+        """Read one section from explicit files (``{"path": ..., "image": ...}``) with the
+        training run's ``options`` less those that name its files (:meth:`carried`), and the
+        options ``given`` at predict time over them."""
+        opts = {**self.carried(options), **(given or {})}
+        paths = {self.input_params.get(k, k): v for k, v in paths.items()}
         if "path" in paths and self.path_params[0] != "path":
             paths[self.path_params[0]] = paths.pop("path")
+        opts = {k: v for k, v in opts.items() if k not in paths}
         return self.reader(**paths, **opts)
 
     def __repr__(self) -> str:
@@ -138,8 +160,8 @@ class _SyntheticSource(SectionSource):
     def __call__(self, root, section_id, **options) -> Section:
         return _synthetic(section_id, **options)
 
-    def from_paths(self, paths, options) -> Section:
-        return _synthetic(paths["path"], **options)
+    def from_paths(self, paths, options, given=None) -> Section:
+        return _synthetic(paths["path"], **{**options, **(given or {})})
 
 
 class _AnnDataSource(SectionSource):
@@ -148,10 +170,11 @@ class _AnnDataSource(SectionSource):
 
     def __init__(self):
         from .anndata import read_anndata
+        from .libraries import anndata_levels
 
         super().__init__(read_anndata, path_params=("adata", "library_id"), flag="h5ad",
                          help="AnnData file (scanpy/squidpy layout); also writes predictions.h5ad",
-                         inputs={"library_id": False})
+                         inputs={"library_id": False}, levels=anndata_levels)
         params = list(self.__signature__.parameters.values())
         params.append(inspect.Parameter("file", inspect.Parameter.KEYWORD_ONLY, default=None))
         self.__signature__ = self.__signature__.replace(parameters=params)
@@ -164,8 +187,8 @@ class _AnnDataSource(SectionSource):
         section = self.reader(Path(root) / f"{section_id}.h5ad", **options)
         return replace(section, name=str(section_id))
 
-    def from_paths(self, paths, options) -> Section:
-        opts = {k: v for k, v in options.items() if k != "file"}
+    def from_paths(self, paths, options, given=None) -> Section:
+        opts = {k: v for k, v in {**options, **(given or {})}.items() if k not in ("file", "library_id")}
         return self.reader(paths["path"], library_id=paths.get("library_id"), **opts)
 
 
@@ -175,11 +198,14 @@ class _SpatialDataSource(SectionSource):
     def __init__(self):
         from .spatialdata import read_spatialdata
 
-        super().__init__(read_spatialdata, path_params=("sdata",))
+        super().__init__(read_spatialdata, path_params=("sdata",), flag="zarr",
+                         help="SpatialData .zarr store (as spatialdata-io writes it; needs the spatialdata "
+                              "extra); the predictions are also written into it as the table 'gridgraph'")
 
-    def from_paths(self, paths, options) -> Section:
+    def from_paths(self, paths, options, given=None) -> Section:
         paths = dict(paths)
-        return self.reader(paths.pop("path"), **paths, **dict(options))
+        opts = {k: v for k, v in {**options, **(given or {})}.items() if k not in paths}
+        return self.reader(paths.pop("path"), **paths, **opts)
 
 
 READERS.register("synthetic", _SyntheticSource())
@@ -188,7 +214,8 @@ READERS.register("anndata", _AnnDataSource())
 READERS.register("spaceranger", SectionSource(
     read_spaceranger, path_options=("labels", "image", "fullres_image"),
     keep_values={"image": ("auto", "hires", "lowres", "fullres")},
-    help="Space Ranger spatial/ folder or its parent", inputs={"fullres_image": False}))
+    help="Space Ranger spatial/ folder or its parent", inputs={"fullres_image": False},
+    levels=spaceranger_levels))
 READERS.register("nuclei", SectionSource(
     read_nuclei_csv, path_params=("path", "image", "name"),
     suffixes={"path": "_nuclei.csv", "image": ".png"},
@@ -199,10 +226,17 @@ READERS.register("spot_table", SectionSource(
     help="per-spot table; needs --image", inputs={"image": True}))
 READERS.register("visium_hd", SectionSource(
     read_visium_hd, path_options=("labels", "image"),
-    keep_values={"image": ("auto", "hires", "lowres", None)},
-    help="Visium HD square_XXXum folder (or binned_outputs / outs)"))
+    keep_values={"image": ("auto", "hires", "lowres", "fullres", None)},
+    help="Visium HD square_XXXum folder (or binned_outputs / outs)", inputs={"fullres_image": False},
+    input_params={"fullres_image": "image"}, levels=visium_hd_levels))
+READERS.register("visium_hd_cells", SectionSource(
+    read_visium_hd_cells, path_options=("labels", "image"),
+    keep_values={"image": ("auto", "hires", "lowres", "fullres", None)},
+    help="Visium HD cells: Space Ranger 4 outs (or its segmented_outputs)", inputs={"fullres_image": False},
+    input_params={"fullres_image": "image"}, levels=cell_levels))
 READERS.register("xenium", SectionSource(
     read_xenium, path_options=("labels", "image", "alignment"),
+    keep_values={"image": ("auto", "he", "morphology", None)},
     help="Xenium output folder; --image (+ --alignment) for an H&E image",
     inputs={"image": False, "alignment": False}))
 READERS.register("st_tsv", SectionSource(
@@ -216,3 +250,14 @@ def predict_flags() -> dict:
     spelled with dashes: ``st-tsv`` -> ``--st-tsv``)."""
     return {(READERS.get(name).flag or name).replace("_", "-"): name for name in READERS.names()}
 
+
+
+def flags_taking(option: str) -> list:
+    """``gridgraph predict``'s input flags whose reader takes the per-input ``option`` (``image``,
+    ``fullres_image``, ``alignment``, ``library_id``): ``["--nuclei", ...]``."""
+    return [f"--{flag}" for flag, reader in predict_flags().items() if option in READERS.get(reader).inputs]
+
+
+def flags_with_levels() -> list:
+    """``gridgraph predict``'s input flags whose reader has several image levels (``--image-level``)."""
+    return [f"--{flag}" for flag, reader in predict_flags().items() if READERS.get(reader).levels is not None]

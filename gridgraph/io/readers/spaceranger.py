@@ -54,6 +54,12 @@ def _positions_file(spatial: Path) -> Path:
     )
 
 
+def image_levels(path: PathLike, options: Optional[Mapping] = None) -> list:
+    """The image levels (``hires``, ``lowres``) whose PNG the Space Ranger folder ``path`` holds."""
+    spatial = _spatial_dir(path)
+    return [level for level in ("hires", "lowres") if (spatial / f"tissue_{level}_image.png").is_file()]
+
+
 def visium_graph(array_row: np.ndarray, array_col: np.ndarray, pos: np.ndarray):
     """:func:`~gridgraph.graph.hex_graph` on the full-slide dense shape when the spots fit it,
     so that every section of a standard 6.5 mm slide shares one ``grid_shape``."""

@@ -72,6 +72,16 @@ def _pick(names: Sequence[str], wanted: Optional[str], what: str, source: str, p
     return names[0]
 
 
+def _input_tables(sdata) -> list:
+    """The tables to read when none is named: all but gridgraph's own predictions (a table whose
+    ``uns["gridgraph"]`` holds the classes, as :func:`~gridgraph.io.writers.spatialdata.predictions_table`
+    writes it), unless those are all there is."""
+    names = list(sdata.tables)
+    theirs = [n for n in names if not (hasattr(sdata.tables[n].uns.get("gridgraph"), "get")
+                                       and "classes" in sdata.tables[n].uns["gridgraph"])]
+    return theirs or names
+
+
 def _table_keys(tbl, name: str, source: str) -> tuple:
     from spatialdata.models import TableModel
 
@@ -291,7 +301,7 @@ def read_spatialdata(sdata, table: Optional[str] = None, image: Optional[str] = 
         raise ValueError(f"read_spatialdata: image_level must be an integer >= 0 (0: full resolution), "
                          f"got {image_level!r}")
     sdata, source = load_spatialdata(sdata)
-    table = _pick(list(sdata.tables), table, "table", source, "table")
+    table = _pick(list(sdata.tables) if table is not None else _input_tables(sdata), table, "table", source, "table")
     tbl = sdata.tables[table]
     regions, region_key, instance_key = _table_keys(tbl, table, source)
     element_name, kind, element, region = _element(sdata, regions, shapes, table, instance_key, source)

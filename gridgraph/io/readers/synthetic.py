@@ -103,6 +103,7 @@ def make_section(
     n_points: int = 1500,
     k: int = 6,
     name: Optional[str] = None,
+    expression_genes: int = 0,
 ) -> Section:
     """A synthetic tissue section with an RGB image and banded class labels.
 
@@ -117,6 +118,9 @@ def make_section(
         unlabeled_fraction: share of nodes left unlabeled (label -1).
         n_points: number of candidate points for the irregular layout (those in tissue are kept).
         k: neighbours for the irregular layout's kNN graph.
+        expression_genes: > 0 adds gene counts (``meta["counts"]``: ``{"genes", "matrix"}``, the
+            ``(N, genes + 1)`` counts in node order) that are a known function of the image and of
+            the neighbours (see :func:`synthetic_expression`); 0 (default) changes nothing.
 
     Only spots inside the elliptical tissue become nodes. ``spot_diameter_px`` is ``spacing_px``
     (the patch window of one spot pitch) and ``spot_diameter_um`` is 100.
@@ -160,6 +164,7 @@ def make_section(
     drop = rng.random(len(labels)) < unlabeled_fraction
     labels = np.where(drop, -1, labels)
     image = _render(tissue, rng, width, height, n_classes, s, ambiguity)
+    meta = {"seed": seed, "ambiguity": ambiguity}
 
     if layout == Layout.HEX:
         array_row, array_col = array_row[inside], array_col[inside]
@@ -169,6 +174,8 @@ def make_section(
         graph = cartesian_graph(array_row, array_col, pos=pos)
     else:
         graph = knn_graph(pos, k=k)
+    if expression_genes:
+        image, meta["counts"], meta["texture"] = synthetic_expression(image, pos, graph, s, expression_genes, seed)
     name = name or f"synthetic-{layout}-{seed}"
     return Section(
         graph=graph,
@@ -181,8 +188,47 @@ def make_section(
         array_row=array_row,
         array_col=array_col,
         name=name,
-        meta={"seed": seed, "ambiguity": ambiguity},
+        meta=meta,
     )
+
+
+def synthetic_expression(image: np.ndarray, pos: np.ndarray, graph, spacing: float, genes: int,
+                         seed: int) -> tuple:
+    """Gene counts that the image explains in part and the neighbourhood in part.
+
+    Every node gets a texture ``t`` ~ U(0, 1), drawn into the image as a dark disc of radius
+    0.3 spot pitches at the node (inside its own one-pitch window, outside its neighbours');
+    ``m`` is the mean ``t`` of its graph neighbours. Gene ``j``'s rate is
+    ``50 * exp(a_j * (t - 1/2) + b_j * (m - 1/2))``: gene 0 follows the node's own image
+    (``a = 2, b = 0``: f can learn it), gene 1 its neighbours' alone (``a = 0, b = 2``: only g,
+    seeing f's values of the neighbours, can), further genes mix both at random. A last gene,
+    ``filler``, holds ~5000 counts per node so that the per-node totals hardly vary. Counts are
+    Poisson. Returns ``(image with the discs, {"genes", "matrix"}, t)``; the node layout and
+    labels are untouched and the draws come from their own generator (``seed``).
+    """
+    from scipy import sparse
+
+    rng = np.random.default_rng([int(seed), 27])
+    n = len(pos)
+    t = rng.random(n)
+    src, dst = graph.edge_index.numpy()
+    degree = np.bincount(src, minlength=n)
+    m = np.where(degree > 0, np.bincount(src, weights=t[dst], minlength=n) / np.maximum(degree, 1), 0.5)
+    a = np.concatenate([[2.0, 0.0], rng.uniform(0.5, 2.0, max(genes - 2, 0))])[:genes]
+    b = np.concatenate([[0.0, 2.0], rng.uniform(0.5, 2.0, max(genes - 2, 0))])[:genes]
+    rate = 50.0 * np.exp(np.outer(t - 0.5, a) + np.outer(m - 0.5, b))
+    counts = rng.poisson(np.concatenate([rate, np.full((n, 1), 5000.0)], axis=1)).astype(np.float32)
+    out = image.astype(np.float32)
+    radius = 0.3 * spacing
+    ys, xs = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+    for (x, y), ti in zip(pos, t):
+        x0, x1 = int(max(x - radius - 1, 0)), int(min(x + radius + 2, image.shape[1]))
+        y0, y1 = int(max(y - radius - 1, 0)), int(min(y + radius + 2, image.shape[0]))
+        disc = (xs[y0:y1, x0:x1] - x) ** 2 + (ys[y0:y1, x0:x1] - y) ** 2 <= radius**2
+        block = out[y0:y1, x0:x1]
+        block[disc] = (1 - 0.8 * ti) * block[disc] + 0.8 * ti * np.array([40.0, 20.0, 60.0])
+    names = [f"gene{j}" for j in range(genes)] + ["filler"]
+    return out.round().clip(0, 255).astype(np.uint8), {"genes": names, "matrix": sparse.csr_matrix(counts)}, t
 
 
 def make_dataset(n_sections: int = 4, layout: str = Layout.HEX.value, seed: int = 0, **kwargs) -> list:

@@ -23,8 +23,9 @@ from ..section import Section
 from .spaceranger import _check_label_match, _label_mapping, _select_image
 from ..tables import PathLike, check_inside, is_positive_number, require_file
 from ..images.open import image_source
+from .bundle_files import microscope_image
 
-__all__ = ["read_visium_hd", "hd_bin_folder", "HD_CAPTURE_UM"]
+__all__ = ["read_visium_hd", "hd_bin_folder", "image_levels", "HD_CAPTURE_UM"]
 
 #: Side of a Visium HD capture area, µm (array indices beyond 1.25x of it are refused as corrupted).
 HD_CAPTURE_UM = 6500.0
@@ -53,6 +54,27 @@ def hd_bin_folder(path: PathLike, bin_size_um: int) -> Path:
     found = sorted(p.name for p in base.glob("square_*um") if p.is_dir())
     raise ValueError(f"{path}: no {name} folder for bin_size_um={bin_size_um}; "
                      f"found {found or 'none'} (the bin sizes available)")
+
+
+def image_levels(path: PathLike, options: Optional[Mapping] = None) -> list:
+    """The image levels (``hires``, ``lowres``) whose PNG the bin folder of ``path`` holds, for the
+    options' ``bin_size_um`` (default 8), and ``fullres`` when its ``outs`` has one microscope image."""
+    folder = hd_bin_folder(path, (options or {}).get("bin_size_um", 8))
+    levels = _pngs(folder)
+    try:
+        full = microscope_image(_outs(folder), required=False)
+    except ValueError:  # several: not a level one can pick without naming it
+        full = None
+    return levels + (["fullres"] if full is not None else [])
+
+
+def _pngs(folder: Path) -> list:
+    return [level for level in ("hires", "lowres") if (folder / "spatial" / f"tissue_{level}_image.png").is_file()]
+
+
+def _outs(folder: Path) -> Optional[Path]:
+    """The ``outs`` folder above a ``binned_outputs/square_XXXum`` folder (``None`` when it is not there)."""
+    return folder.parent.parent if folder.parent.name == "binned_outputs" else None
 
 
 def _factors(sf_path: Path, bin_size_um: int) -> dict:
@@ -128,8 +150,10 @@ def read_visium_hd(path: PathLike, bin_size_um: int = 8, image: Union[str, PathL
         path: the ``square_XXXum`` folder, its ``binned_outputs`` parent or the ``outs`` folder.
         bin_size_um: 2, 8 or 16 (default 8): the folder ``square_{bin:03d}um``; its scale
             factors' ``bin_size_um`` must agree.
-        image: ``"auto"`` (default: hires, else lowres, else none), ``"hires"``, ``"lowres"``, a
-            full-resolution image path (positions stay in full-resolution pixels), or ``None``
+        image: ``"auto"`` (default: hires, else lowres, else the microscope image, else none),
+            ``"hires"``, ``"lowres"``, ``"fullres"`` (the full-resolution microscope image of the
+            ``outs`` folder: ``microscope_image/<file>`` of Space Ranger 4, else ``*tissue_image.*``),
+            a full-resolution image path (positions stay in full-resolution pixels), or ``None``
             (no image; full-resolution pixels).
         labels: ``None``, a mapping barcode -> class name, or a Loupe CSV path (as
             :func:`~gridgraph.io.read_spaceranger` reads them); ``classes`` fixes the order.
@@ -149,6 +173,10 @@ def read_visium_hd(path: PathLike, bin_size_um: int = 8, image: Union[str, PathL
     spatial = folder / "spatial"
     factors = _factors(spatial / "scalefactors_json.json", int(bin_size_um))
     pos_path = require_file(spatial / _POSITIONS, "Visium HD positions table")
+    word = image if isinstance(image, str) else None  # else a path or an array
+    if word == "fullres" or (word == "auto" and not _pngs(folder)
+                             and microscope_image(_outs(folder), required=False) is not None):
+        image = microscope_image(_outs(folder))
     choice = image if image in ("auto", "hires", "lowres", None) else "fullres"
     img, scale, kind = _select_image(spatial, choice, None if choice != "fullres" else image, factors,
                                      spatial / "scalefactors_json.json")  # first: it may decode meanwhile

@@ -20,6 +20,7 @@ from ..images.image import ImageLike, image_size
 from ..section import Section
 from ..tables import PathLike, check_inside, is_positive_number, require_file
 from ..images.open import image_source, open_image
+from .bundle_files import he_alignment, xenium_he_image, xenium_morphology_image
 
 __all__ = ["read_xenium", "read_alignment", "CELL_DIAMETER_UM"]
 
@@ -69,7 +70,7 @@ def read_alignment(path: PathLike) -> np.ndarray:
     return matrix
 
 
-def read_xenium(path: PathLike, image: Optional[ImageLike] = None, alignment: Optional[PathLike] = None,
+def read_xenium(path: PathLike, image: Union[str, ImageLike, None] = "auto", alignment: Optional[PathLike] = None,
                 pixel_size_um: Optional[float] = None, labels: Union[None, PathLike, Mapping] = None,
                 classes: Optional[Sequence[str]] = None, graph: GraphSpecLike = "knn",
                 name: Optional[str] = None) -> Section:
@@ -78,7 +79,11 @@ def read_xenium(path: PathLike, image: Optional[ImageLike] = None, alignment: Op
     Args:
         path: the Xenium output folder (``cells.parquet``, else ``cells.csv.gz`` / ``cells.csv``).
         image: an image registered to the cells: with ``alignment`` an H&E image, without it the
-            morphology image (Xenium pixels); ``None`` (default): positions in Xenium pixels.
+            morphology image (Xenium pixels); ``"he"``: the bundle's ``*he_image.ome.tif`` with its
+            alignment CSV beside it; ``"morphology"``: the bundle's ``morphology_focus`` image;
+            ``"auto"`` (default): the bundle's H&E image when it has one, else none; ``None``: no
+            image, positions in Xenium pixels (:mod:`~gridgraph.io.readers.bundle_files` says what
+            is looked for).
         alignment: the alignment CSV of ``image`` (H&E pixels -> Xenium pixels, as Xenium
             Explorer exports it); its inverse puts the cells into the image's pixels.
         pixel_size_um: µm per Xenium pixel (default ``experiment.xenium``'s ``pixel_size``,
@@ -101,6 +106,7 @@ def read_xenium(path: PathLike, image: Optional[ImageLike] = None, alignment: Op
     """
     folder = Path(path)
     cells = _cells_file(folder)
+    image, alignment, kind = _bundle_image(folder, image, alignment)
     img = open_image(image, "Xenium image")  # first: it may decode while the table is read
     frame = read_frame(cells, ["cell_id", "x_centroid", "y_centroid"], "Xenium cell table", text=("cell_id",))
     if len(frame) == 0:
@@ -121,7 +127,21 @@ def read_xenium(path: PathLike, image: Optional[ImageLike] = None, alignment: Op
     return Section(graph=section_graph, labels=codes, classes=class_names, barcodes=ids, image=img,
                    spot_diameter_px=CELL_DIAMETER_UM / mpp, spot_diameter_um=CELL_DIAMETER_UM,
                    name=name or folder.name, meta={"source": str(folder), "cells": str(cells),
-                                                   "microns_per_pixel": mpp})
+                                                   "microns_per_pixel": mpp, "image_kind": kind,
+                                                   "alignment": None if alignment is None else str(alignment)})
+
+
+def _bundle_image(folder: Path, image, alignment) -> tuple:
+    """``(image, alignment, kind)``: ``image``'s choice (``"auto"``, ``"he"``, ``"morphology"``) found
+    in the bundle; ``kind`` ``"he"``, ``"morphology"``, ``"image"`` (given) or ``None``."""
+    if isinstance(image, str) and image in ("auto", "he", "morphology"):
+        if image == "morphology":
+            return xenium_morphology_image(folder), alignment, "morphology"
+        found = xenium_he_image(folder, required=image == "he")
+        if found is None:
+            return None, alignment, None
+        return found, alignment if alignment is not None else he_alignment(found), "he"
+    return image, alignment, None if image is None else "image"
 
 
 def _to_image_pixels(um: np.ndarray, mpp: float, alignment: Optional[PathLike]) -> tuple[np.ndarray, float]:
