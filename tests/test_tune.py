@@ -209,6 +209,7 @@ def test_tune_refuses_bad_counts(tmp_path):
         run_study(cfg, trials=0, **QUIET)
     with pytest.raises(ValueError, match="--storage redis://x: expected a database URL"):
         run_study(cfg, trials=1, storage="redis://x", **QUIET)
+    assert not Path(cfg.output).exists()  # nothing written
 
 
 def test_tune_on_the_command_line(tmp_path, capsys):

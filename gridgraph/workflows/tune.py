@@ -137,7 +137,6 @@ def run_study(cfg: RunConfig, trials: int, ensemble: int = 5, space: Optional[Se
     _sampler(sampler, 0)
     out = Path(cfg.output)
     space = space or load_space(None, cfg.to_dict())
-    out.mkdir(parents=True, exist_ok=True)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # gridgraph logs each trial itself
     try:
@@ -153,7 +152,10 @@ def _run(cfg, trials, ensemble, space, storage, study_name, prune, sampler, meth
 
     base = cfg.to_dict()
     key = score_key(cfg.train.metric, cfg.target.expression)
-    opened, url = open_storage(storage, out, heartbeat)
+    if storage is None:  # the default SQLite file lives in the output folder
+        out.mkdir(parents=True, exist_ok=True)
+    opened, url = open_storage(storage, out, heartbeat)  # a bad --storage leaves no folder behind
+    out.mkdir(parents=True, exist_ok=True)
     lock = study_lock(out)
     with lock:
         study = _load_study(cfg, space, opened, study_name, prune)
