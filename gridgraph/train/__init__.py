@@ -14,7 +14,8 @@ from .optim import joint_optimizer, make_adam
 from .pretrain import pretrain_f
 from .regimen import StagePlan, make_optimizer, plan_stages
 from .state import TrainingState
-from .trainer import Trainer, pick_device, score_key
+from .objective import score_key
+from .trainer import Trainer, pick_device
 
 __all__ = [
     "Trainer",

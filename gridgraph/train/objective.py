@@ -12,9 +12,16 @@ import torch
 import torch.nn.functional as F
 
 from ..model.losses import known_rows, masked_regression_loss
+from ..names import Metric
 from ..patches import SectionTensors
 
-__all__ = ["Objective", "masked_cross_entropy", "objective_for"]
+__all__ = ["Objective", "masked_cross_entropy", "objective_for", "score_key"]
+
+
+def score_key(metric: str, regression: bool = False) -> str:
+    """The validation metric that picks the best model: ``train.metric``'s, or for regression
+    (an expression target) the mean Pearson r over genes."""
+    return "mean_pearson" if regression else Metric(metric).key
 
 
 def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:

@@ -33,24 +33,18 @@ from .. import distributed as dist
 from ..config import RunConfig, TrainConfig
 from ..graph.symmetry import RandomLatticeSymmetry
 from ..inference import autocast, evaluate_probs, f_outputs, flat_metrics, predict_probs, score, truth
-from ..names import Metric, Stage
+from ..names import Stage
 from ..patches import SectionTensors
 from .checkpoint import MODEL_SECTIONS, CheckpointManager, load_checkpoint
 from .cross_fit import cross_fit_groups, cross_fitted_outputs
 from .f_cache import FOutputCache
 from .loops import PatchAugment, patch_epoch, section_epoch
-from .objective import objective_for
+from .objective import objective_for, score_key
 from .pretrain import pretrain_f
 from .regimen import StagePlan, make_optimizer, plan_stages
 from .state import TrainingState
 
-__all__ = ["Trainer", "pick_device", "score_key"]
-
-
-def score_key(metric: str, regression: bool = False) -> str:
-    """The validation metric that picks the best model: ``train.metric``'s, or for regression
-    (an expression target) the mean Pearson r over genes."""
-    return "mean_pearson" if regression else Metric(metric).key
+__all__ = ["Trainer", "pick_device"]
 
 
 def pick_device(name="auto", setting: str = "train.device") -> torch.device:
