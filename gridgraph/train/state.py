@@ -1,15 +1,30 @@
 """What a run has done so far: history, best models, where it stopped; saved in ``last.pt``."""
 from __future__ import annotations
 
-import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 import torch
 
+from ..encoders import BackboneEncoder
 from ..names import Stage
 
-__all__ = ["TrainingState"]
+__all__ = ["TrainingState", "snapshot"]
+
+
+def _frozen_prefixes(module: torch.nn.Module) -> tuple:
+    """State-dict prefixes of the frozen backbones inside ``module`` (never trained in any stage)."""
+    return tuple(f"{name}.backbone." if name else "backbone." for name, m in module.named_modules()
+                 if isinstance(m, BackboneEncoder) and m.frozen)
+
+
+def snapshot(module: torch.nn.Module) -> dict:
+    """A copy of ``module``'s state dict that later training cannot change. A frozen backbone's
+    tensors are not copied but shared with the module (they never change), so ``last.pt``, which
+    holds the model and its best states, stores each frozen backbone once, not three times."""
+    frozen = _frozen_prefixes(module)
+    return {k: v if frozen and k.startswith(frozen) else v.detach().clone()
+            for k, v in module.state_dict().items()}
 
 
 @dataclass
@@ -40,10 +55,10 @@ class TrainingState:
                  "metrics": metrics, "use_g": bool(use_g)}
         if stage == Stage.F:
             if self.best_f is None or score > self.best_f["metric"]:
-                self.best_f = {**entry, "state": copy.deepcopy(model.f.state_dict())}
+                self.best_f = {**entry, "state": snapshot(model.f)}
                 return True
         elif self.best is None or score > self.best["metric"]:
-            state = copy.deepcopy(model.state_dict())
+            state = snapshot(model)
             if "use_g" in state:
                 state["use_g"] = torch.tensor(bool(use_g))
             if not use_g:  # the kept model's "f + g" is f: its metrics are f's
@@ -57,7 +72,9 @@ class TrainingState:
         return self.best is not None and (self.best["stage_index"], self.best["epoch"]) == (stage_index, epoch)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a plain dict for ``last.pt``: not copied (``dataclasses.asdict`` would
+        deep-copy the best states' tensors and undo :func:`snapshot`'s sharing)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "TrainingState":
