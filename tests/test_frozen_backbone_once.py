@@ -46,3 +46,4 @@ def test_last_pt_holds_a_frozen_backbone_once_and_resumes(tmp_path):
     more = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs_g": 2})})
     run_training(more, figures=False, log=lines.append)  # resumes from last.pt
     assert any("resuming from" in line for line in lines)
+    assert (run / "last.pt").stat().st_size < (run / "best.pt").stat().st_size + backbone_bytes // 2  # still once

@@ -71,6 +71,16 @@ class TrainingState:
     def is_best(self, stage_index: int, epoch: int) -> bool:
         return self.best is not None and (self.best["stage_index"], self.best["epoch"]) == (stage_index, epoch)
 
+    def share_frozen(self, model: torch.nn.Module) -> "TrainingState":
+        """After resuming: the best states' frozen-backbone tensors are the live model's again
+        (equal values, read from ``last.pt``), so the next ``last.pt`` stores them once."""
+        for best, module in ((self.best, model), (self.best_f, getattr(model, "f", None))):
+            frozen = _frozen_prefixes(module) if best is not None and module is not None else ()
+            if frozen:
+                live = module.state_dict()
+                best["state"].update({k: live[k] for k in best["state"] if k.startswith(frozen) and k in live})
+        return self
+
     def to_dict(self) -> dict:
         """The fields as a plain dict for ``last.pt``: not copied (``dataclasses.asdict`` would
         deep-copy the best states' tensors and undo :func:`snapshot`'s sharing)."""

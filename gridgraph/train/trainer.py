@@ -301,7 +301,7 @@ class Trainer:
         ckpt = self.files.load_resume(self.stages, self.device) if resume and self.files else None
         if ckpt is not None:
             self.model.load_state_dict(ckpt["model"])
-            self.state = TrainingState.from_checkpoint(ckpt)
+            self.state = TrainingState.from_checkpoint(ckpt).share_frozen(self.model)
             idx, epoch = self.state.stage_index, self.state.epoch + 1
             self.log(f"resuming from {self.files.last} after {self.stages[idx]} epoch {epoch}")
             return idx, epoch, ckpt["optimizer"] if epoch > 0 else None
