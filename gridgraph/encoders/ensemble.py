@@ -6,6 +6,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from ..correctors.ensemble import combine_members
+
 __all__ = ["EncoderEnsemble"]
 
 
@@ -43,8 +45,7 @@ class EncoderEnsemble(nn.Module):
         return torch.stack([f(x) for f in self.members])
 
     def forward(self, x: Tensor) -> Tensor:
-        log_probs = self.member_logits(x).float().log_softmax(-1)
-        return torch.logsumexp(log_probs, dim=0) - log_probs.new_tensor(float(len(self))).log()
+        return combine_members(self.member_logits(x))
 
     def extra_repr(self) -> str:
         return f"size={len(self.members)}"
