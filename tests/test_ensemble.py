@@ -12,7 +12,7 @@ from gridgraph.checkpoint import EnsembleFile, load_checkpoint, load_trained, sa
 from gridgraph.cli import main
 from gridgraph.io.readers.synthetic import make_section
 from gridgraph.workflows import evaluate_checkpoints, load_model, predict_probabilities, run_training
-from gridgraph.workflows.ensemble import Ensemble, combine_members, load_predictor
+from gridgraph.workflows.ensemble import Ensemble, combine_probabilities, load_predictor
 
 from helpers import tiny_config
 
@@ -30,12 +30,12 @@ def second(tmp_path_factory) -> Path:
 def test_mean_is_the_members_mean_and_vote_breaks_ties_by_it():
     a = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]])
     b = torch.tensor([[0.2, 0.7, 0.1], [0.1, 0.3, 0.6]])
-    assert torch.equal(combine_members([a, b]), ((a.double() + b.double()) / 2).float())
-    votes = combine_members([a, b], "vote")  # one vote each for 0 and 1 (mean 0.4 < 0.5), for 1 and 2 (0.4 < 0.45)
+    assert torch.equal(combine_probabilities([a, b]), ((a.double() + b.double()) / 2).float())
+    votes = combine_probabilities([a, b], "vote")  # one vote each for 0 and 1 (mean 0.4 < 0.5), for 1 and 2 (0.4 < 0.45)
     assert votes.argmax(1).tolist() == [1, 2]
     assert torch.allclose(votes, torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]]), atol=1e-7, rtol=0)
     c = torch.tensor([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1]])
-    assert torch.equal(combine_members([a, b, c], "vote"), torch.tensor([[1 / 3, 2 / 3, 0.0], [0.0, 2 / 3, 1 / 3]]))
+    assert torch.equal(combine_probabilities([a, b, c], "vote"), torch.tensor([[1 / 3, 2 / 3, 0.0], [0.0, 2 / 3, 1 / 3]]))
 
 
 def test_ensemble_file_round_trip_and_misuse(tiny_checkpoint, second, tmp_path):

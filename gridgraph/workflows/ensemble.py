@@ -24,7 +24,7 @@ from ..model import GridGraphNet
 from ..train import pick_device
 from .build import model_for, with_prediction_settings
 
-__all__ = ["Ensemble", "combine_members", "load_predictor", "member_checkpoints"]
+__all__ = ["Ensemble", "combine_probabilities", "load_predictor", "member_checkpoints"]
 
 
 def _kinds(ckpt: Checkpoint) -> list:
@@ -108,8 +108,8 @@ class Ensemble:
         return self
 
     def combine(self, probs: Sequence) -> torch.Tensor:
-        """The members' probabilities combined by the ensemble's method (:func:`combine_members`)."""
-        return combine_members(probs, self.method)
+        """The members' probabilities combined by the ensemble's method (:func:`combine_probabilities`)."""
+        return combine_probabilities(probs, self.method)
 
     def provenance(self) -> dict:
         """What :func:`~gridgraph.io.writers.predictions.prediction_provenance` records of an ensemble."""
@@ -124,7 +124,7 @@ class Ensemble:
                                      trained_with=dict(cks[0].versions))
 
 
-def combine_members(probs: Sequence, method: str = "mean") -> torch.Tensor:
+def combine_probabilities(probs: Sequence, method: str = "mean") -> torch.Tensor:
     """``M x (N, K)`` member probabilities -> the ensemble's ``(N, K)`` float32 scores, whose
     argmax is the ensemble's label: ``mean`` their mean; ``vote`` the fractions of votes, where
     in a tied row the winner (:func:`~gridgraph.evaluate.majority_vote`) is raised by one ulp."""
