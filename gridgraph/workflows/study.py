@@ -124,7 +124,7 @@ def trial_rows(trials: Sequence, keys: Sequence[str], members: Sequence[int] = (
                      "value": t.value if t.value is not None else (
                          max(t.intermediate_values.values()) if t.intermediate_values else None),
                      **{k: t.params.get(k) for k in keys}, "seconds": seconds,
-                     "folder": f"trials/trial_{t.user_attrs.get('folder', t.number):04d}",
+                     "folder": str(trial_folder(Path(), t.user_attrs.get("folder", t.number))),
                      "ensemble": t.number in set(members)})
     return rows
 
@@ -155,8 +155,7 @@ def format_trials(rows: list, metric: str) -> str:
     best epoch's)."""
     if not rows:
         return "(no trials)"
-    header = [("value" if k == "value" else k) for k in rows[0]]
-    header = [f"val {metric}" if h == "value" else h for h in header]
+    header = [f"val {metric}" if k == "value" else k for k in rows[0]]
     cells = [[_cell(v) for v in r.values()] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
